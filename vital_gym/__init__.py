@@ -1,0 +1,28 @@
+"""vital-gym: inverse synthesis on the Vital synthesizer.
+
+Importing the package registers ``VitalMatch-v0`` (Gymnasium 1.x has no entry-point plugins), so both
+``import vital_gym; gym.make("VitalMatch-v0")`` and ``gym.make("vital_gym:VitalMatch-v0")`` work.
+"""
+
+from gymnasium.envs.registration import register, registry
+
+from vital_gym.params import ParameterSpace, available_spaces
+from vital_gym.preset import Preset, PresetCodec, PresetError
+from vital_gym.render import RenderConfig, Renderer
+from vital_gym.rewards import RewardConfig
+
+__version__ = "0.1.0"
+
+if "VitalMatch-v0" not in registry:
+    register(id="VitalMatch-v0", entry_point="vital_gym.envs.vital_match:VitalMatchEnv")
+
+__all__ = [
+    "ParameterSpace",
+    "Preset",
+    "PresetCodec",
+    "PresetError",
+    "RenderConfig",
+    "Renderer",
+    "RewardConfig",
+    "available_spaces",
+]

@@ -1,0 +1,605 @@
+"""Parameter spaces over Vital's controls, built from Vita's own control details.
+
+A space is a list of :class:`Parameter` read from ``configs/params/<name>.yaml``. Ranges, defaults,
+option names and discreteness come from ``vita.Synth.get_control_details``; the YAML only chooses which
+controls are in the space, may narrow a range, and sets sampling priors.
+
+Normalisation. Vital stores every control as the *knob* value: the GUI slider is linear in it, and the
+value scale only maps it to the displayed unit (an envelope time in seconds is ``value**4``, a volume in
+dB is ``sqrt(value) - 80``, an LFO rate in Hz is ``2**value``). So ``(value - min) / (max - min)`` is the
+knob position, equal to Vita's own ``get_normalized()``, and a uniform sample in it is a random turn of
+the knob, not a uniform draw of seconds or Hz. :meth:`Parameter.display` gives the physical unit.
+
+Two representations:
+
+* the **parameter vector** ``x`` in ``[0, 1]^P``, one entry per parameter (discrete values as
+  ``index / (n - 1)``): the compact, model-friendly form stored in datasets;
+* the **action** ``a`` in ``[-1, 1]^D`` used by the environment: a continuous, integer or on/off
+  parameter takes one dimension; a categorical parameter with k options takes k dimensions decoded by
+  argmax, so a classifier's logits map straight onto it. :attr:`ParameterSpace.layout` names every
+  slice and group so agents can build one head per group.
+
+Modulation slots are parameters too: ``mod_<i>_source`` (categorical: ``none`` or a Vital modulation
+source), ``mod_<i>_destination`` (categorical over the configured destinations) and ``mod_<i>_amount``
+(continuous in [-1, 1]).
+"""
+
+from __future__ import annotations
+
+import enum
+import functools
+import hashlib
+import json
+import math
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+import numpy as np
+import yaml
+
+CONFIG_DIR = Path(os.environ.get("VITAL_GYM_CONFIG_DIR", Path(__file__).resolve().parents[1] / "configs"))
+
+NO_SOURCE = "none"
+
+# Modulation sources whose value is drawn at random on each note: a preset routing them renders
+# differently every time, so they are left out of a space's sources unless the YAML names them.
+RANDOM_SOURCES = ("random", "random_1", "random_2", "random_3", "random_4")
+
+# LFO shapes that a space can choose as a categorical "shape preset" (Vital stores an LFO's shape as a
+# line: x, y pairs with y = 0 at the top, a power per point for curvature, and a smoothing flag).
+LFO_SHAPES: dict[str, dict[str, Any]] = {
+    "Triangle": {"points": [0.0, 1.0, 0.5, 0.0, 1.0, 1.0], "powers": [0.0, 0.0, 0.0], "smooth": False},
+    "Sine": {"points": [0.0, 1.0, 0.5, 0.0, 1.0, 1.0], "powers": [0.0, 0.0, 0.0], "smooth": True},
+    "Saw Up": {"points": [0.0, 1.0, 1.0, 0.0, 1.0, 1.0], "powers": [0.0, 0.0, 0.0], "smooth": False},
+    "Saw Down": {"points": [0.0, 0.0, 1.0, 1.0, 1.0, 0.0], "powers": [0.0, 0.0, 0.0], "smooth": False},
+    "Square": {
+        "points": [0.0, 0.0, 0.5, 0.0, 0.5, 1.0, 1.0, 1.0],
+        "powers": [0.0, 0.0, 0.0, 0.0],
+        "smooth": False,
+    },
+}
+_LFO_SHAPE_NAME = re.compile(r"^lfo_(\d+)_shape$")
+_MOD_PARAM = re.compile(r"^mod_(\d+)_(source|destination|amount)$")
+
+
+class Kind(str, enum.Enum):
+    CONTINUOUS = "continuous"
+    INTEGER = "integer"
+    CATEGORICAL = "categorical"
+    TOGGLE = "toggle"
+
+
+@dataclass(frozen=True)
+class ControlInfo:
+    """A snapshot of ``vita``'s details for one control (picklable, unlike Vita's object)."""
+
+    name: str
+    min: float
+    max: float
+    default: float
+    is_discrete: bool
+    scale: str
+    options: tuple[str, ...]
+    display_multiply: float
+    post_offset: float
+    units: str
+    display_name: str
+
+
+@functools.cache
+def control_catalog() -> Mapping[str, ControlInfo]:
+    """Details of every Vital control, read once from Vita (772 controls in vita 0.1.0)."""
+    import vita
+
+    synth = vita.Synth()
+    catalog = {}
+    for name in synth.get_controls():
+        d = synth.get_control_details(name)
+        catalog[name] = ControlInfo(
+            name=name,
+            min=float(d.min),
+            max=float(d.max),
+            default=float(d.default_value),
+            is_discrete=bool(d.is_discrete),
+            scale=str(d.scale).rsplit(".", 1)[-1],
+            options=tuple(d.options),
+            display_multiply=float(d.display_multiply),
+            post_offset=float(d.post_offset),
+            units=str(d.display_units).strip(),
+            display_name=str(d.display_name),
+        )
+    return catalog
+
+
+@functools.cache
+def modulation_sources() -> tuple[str, ...]:
+    import vita
+
+    return tuple(vita.get_modulation_sources())
+
+
+@functools.cache
+def modulation_destinations() -> tuple[str, ...]:
+    import vita
+
+    return tuple(vita.get_modulation_destinations())
+
+
+@dataclass(frozen=True)
+class Parameter:
+    """One dimension of a space.
+
+    ``low``/``high`` are in Vital's stored (knob) units for controls; for categorical and integer
+    parameters ``options`` lists the allowed values' names, one per integer step from ``low``.
+    ``prior_low``/``prior_high`` bound random draws in normalised units; ``p_on`` is the chance a
+    toggle is drawn on.
+    """
+
+    name: str
+    kind: Kind
+    low: float
+    high: float
+    default: float
+    group: str
+    options: tuple[str, ...] = ()
+    scale: str = "Linear"
+    display_multiply: float = 1.0
+    post_offset: float = 0.0
+    units: str = ""
+    prior_low: float = 0.0
+    prior_high: float = 1.0
+    p_on: float = 0.5
+
+    @property
+    def is_discrete(self) -> bool:
+        return self.kind is not Kind.CONTINUOUS
+
+    @property
+    def n_values(self) -> int:
+        """Number of distinct values of a discrete parameter."""
+        return int(round(self.high - self.low)) + 1
+
+    @property
+    def width(self) -> int:
+        """Dimensions this parameter takes in the action vector."""
+        return self.n_values if self.kind is Kind.CATEGORICAL else 1
+
+    @property
+    def is_control(self) -> bool:
+        """False for parameters that are not Vital controls (modulation slots, LFO shapes)."""
+        return not (_MOD_PARAM.match(self.name) or _LFO_SHAPE_NAME.match(self.name))
+
+    def clip(self, value: float) -> float:
+        """Clamp to the range and snap discrete values to their integer grid."""
+        v = min(max(float(value), self.low), self.high)
+        return float(round(v)) if self.is_discrete else v
+
+    def normalize(self, value: float) -> float:
+        if self.high == self.low:
+            return 0.0
+        return (self.clip(value) - self.low) / (self.high - self.low)
+
+    def denormalize(self, x: float) -> float:
+        x = min(max(float(x), 0.0), 1.0)
+        return self.clip(self.low + x * (self.high - self.low))
+
+    def display(self, value: float) -> float:
+        """The value in the unit Vital's GUI shows (seconds, Hz, dB, semitones...)."""
+        v = float(value)
+        if self.scale == "Quadratic":
+            scaled = v * v
+        elif self.scale == "Cubic":
+            scaled = v * v * v
+        elif self.scale == "Quartic":
+            scaled = v**4
+        elif self.scale == "SquareRoot":
+            scaled = math.sqrt(max(v, 0.0))
+        elif self.scale == "Exponential":
+            scaled = 2.0**v
+        else:
+            scaled = v
+        return scaled * self.display_multiply + self.post_offset
+
+    def option_name(self, value: float) -> str:
+        index = int(round(self.clip(value) - self.low))
+        return self.options[index] if index < len(self.options) else str(int(self.clip(value)))
+
+
+@dataclass(frozen=True)
+class ActionSlice:
+    name: str
+    kind: Kind
+    start: int
+    stop: int
+    group: str
+
+    @property
+    def slice(self) -> slice:
+        return slice(self.start, self.stop)
+
+
+def _group_of(name: str) -> str:
+    m = _MOD_PARAM.match(name)
+    if m:
+        return f"modulation_{m.group(1)}"
+    for prefix in ("osc_1", "osc_2", "osc_3", "filter_1", "filter_2", "filter_fx", "sample"):
+        if name.startswith(prefix + "_"):
+            return prefix
+    for prefix, group in (("env_", "envelopes"), ("lfo_", "lfos"), ("random_", "lfos")):
+        if name.startswith(prefix):
+            return group
+    effects = ("chorus", "compressor", "delay", "distortion", "eq", "flanger", "phaser", "reverb")
+    if name.split("_")[0] in effects:
+        return "effects"
+    return "global"
+
+
+def _kind_for(info: ControlInfo) -> Kind:
+    if not info.is_discrete:
+        return Kind.CONTINUOUS
+    if info.options == ("Off", "On") or (not info.options and (info.min, info.max) == (0.0, 1.0)):
+        return Kind.TOGGLE
+    if info.options:
+        return Kind.CATEGORICAL
+    return Kind.INTEGER
+
+
+def control_parameter(name: str, overrides: Mapping[str, Any] | None = None) -> Parameter:
+    """A parameter for Vital control ``name``, from Vita's details plus YAML ``overrides``."""
+    catalog = control_catalog()
+    if name not in catalog:
+        raise KeyError(f"'{name}' is not a Vital control (see vital_gym.params.control_catalog())")
+    info = catalog[name]
+    o = dict(overrides or {})
+    low = float(o.pop("low", info.min))
+    high = float(o.pop("high", info.max))
+    if not (info.min <= low < high <= info.max) and not (low == high == info.min == info.max):
+        raise ValueError(f"{name}: range [{low}, {high}] is not inside Vital's [{info.min}, {info.max}]")
+    kind = Kind(o.pop("kind", _kind_for(info).value))
+    options: tuple[str, ...] = ()
+    if kind is Kind.CATEGORICAL:
+        first = int(round(low - info.min))
+        n = int(round(high - low)) + 1
+        listed = list(info.options[first : first + n])
+        options = tuple(listed + [str(int(low) + i) for i in range(len(listed), n)])
+    default = min(max(info.default, low), high)
+    return Parameter(
+        name=name,
+        kind=kind,
+        low=low,
+        high=high,
+        default=default,
+        group=o.pop("group", _group_of(name)),
+        options=options,
+        scale=info.scale,
+        display_multiply=info.display_multiply,
+        post_offset=info.post_offset,
+        units=info.units,
+        **_prior_fields(name, o),
+    )
+
+
+def _prior_fields(name: str, o: dict[str, Any]) -> dict[str, float]:
+    prior = dict(o.pop("prior", {}) or {})
+    if o:
+        raise ValueError(f"{name}: unknown keys {sorted(o)}")
+    fields_ = {
+        "prior_low": float(prior.pop("low", 0.0)),
+        "prior_high": float(prior.pop("high", 1.0)),
+        "p_on": float(prior.pop("p_on", 0.5)),
+    }
+    if prior:
+        raise ValueError(f"{name}: unknown prior keys {sorted(prior)}")
+    if not 0.0 <= fields_["prior_low"] <= fields_["prior_high"] <= 1.0:
+        raise ValueError(f"{name}: prior low/high must satisfy 0 <= low <= high <= 1 (normalised units)")
+    if not 0.0 <= fields_["p_on"] <= 1.0:
+        raise ValueError(f"{name}: prior p_on must be in [0, 1]")
+    return fields_
+
+
+def lfo_shape_parameter(name: str, overrides: Mapping[str, Any] | None = None) -> Parameter:
+    shapes = tuple(LFO_SHAPES)
+    o = dict(overrides or {})
+    return Parameter(
+        name=name,
+        kind=Kind.CATEGORICAL,
+        low=0.0,
+        high=float(len(shapes) - 1),
+        default=0.0,
+        group="lfos",
+        options=shapes,
+        **_prior_fields(name, o),
+    )
+
+
+def modulation_parameters(slot: int, sources: Sequence[str], destinations: Sequence[str]) -> list[Parameter]:
+    src = (NO_SOURCE, *sources)
+    group = f"modulation_{slot}"
+    return [
+        Parameter(f"mod_{slot}_source", Kind.CATEGORICAL, 0.0, float(len(src) - 1), 0.0, group, src),
+        Parameter(
+            f"mod_{slot}_destination",
+            Kind.CATEGORICAL,
+            0.0,
+            float(len(destinations) - 1),
+            0.0,
+            group,
+            tuple(destinations),
+        ),
+        Parameter(f"mod_{slot}_amount", Kind.CONTINUOUS, -1.0, 1.0, 0.0, group),
+    ]
+
+
+@dataclass(frozen=True)
+class ModulationConfig:
+    slots: int = 0
+    sources: tuple[str, ...] = ()
+    destinations: tuple[str, ...] = ()
+    p_connected: float = 0.3
+
+
+@dataclass(frozen=True)
+class ParameterSpace:
+    """An ordered set of parameters, with the base preset that fixes everything outside it."""
+
+    name: str
+    parameters: tuple[Parameter, ...]
+    modulation: ModulationConfig = field(default_factory=ModulationConfig)
+    base_preset: Path | None = None
+    description: str = ""
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def load(cls, name_or_path: str | Path) -> "ParameterSpace":
+        """Load ``configs/params/<name>.yaml`` or a YAML file path."""
+        path = Path(name_or_path)
+        if path.suffix not in (".yaml", ".yml"):
+            path = CONFIG_DIR / "params" / f"{name_or_path}.yaml"
+        if not path.is_file():
+            available = sorted(p.stem for p in (CONFIG_DIR / "params").glob("*.yaml"))
+            raise FileNotFoundError(f"parameter space '{name_or_path}' not found ({path}); available: {available}")
+        with path.open() as f:
+            spec = yaml.safe_load(f)
+        if not isinstance(spec, dict):
+            raise ValueError(f"{path}: a parameter space file must be a YAML mapping")
+        return cls.from_dict(spec, origin=path)
+
+    @classmethod
+    def from_dict(cls, spec: Mapping[str, Any], origin: Path | None = None) -> "ParameterSpace":
+        where = str(origin or "<dict>")
+        spec = dict(spec)
+        catalog = control_catalog()
+        priors: dict[str, Any] = dict(spec.get("priors") or {})
+        params: list[Parameter] = []
+
+        entries: list[tuple[str, dict[str, Any]]] = []
+        for entry in spec.get("parameters") or []:
+            if isinstance(entry, str):
+                entries.append((entry, {}))
+            elif isinstance(entry, dict) and "name" in entry:
+                e = dict(entry)
+                entries.append((e.pop("name"), e))
+            else:
+                raise ValueError(f"{where}: parameter entry {entry!r} must be a name or a mapping with 'name'")
+        if "include_all_except" in spec:
+            patterns = [re.compile(p) for p in spec["include_all_except"]]
+            listed = {n for n, _ in entries}
+            entries += [
+                (n, {}) for n in catalog if n not in listed and not any(p.search(n) for p in patterns)
+            ]
+        seen = set()
+        for name, overrides in entries:
+            if name in seen:
+                raise ValueError(f"{where}: parameter '{name}' listed twice")
+            seen.add(name)
+            if name in priors:
+                overrides = {**overrides, "prior": priors.pop(name)}
+            try:
+                if _LFO_SHAPE_NAME.match(name):
+                    params.append(lfo_shape_parameter(name, overrides))
+                else:
+                    params.append(control_parameter(name, overrides))
+            except (KeyError, ValueError) as e:
+                raise ValueError(f"{where}: {e}") from None
+        if priors:
+            raise ValueError(f"{where}: priors for parameters not in the space: {sorted(priors)}")
+
+        mod = dict(spec.get("modulation") or {})
+        slots = int(mod.get("slots", 0))
+        sources_spec = mod.get("sources", "all")
+        all_sources = modulation_sources()
+        if sources_spec == "all":
+            sources = tuple(s for s in all_sources if s not in RANDOM_SOURCES)
+        else:
+            sources = tuple(sources_spec)
+        bad = [s for s in sources if s not in all_sources]
+        if bad:
+            raise ValueError(f"{where}: unknown modulation sources {bad}; Vital has {list(all_sources)}")
+        dest_spec = mod.get("destinations", [])
+        all_dest = modulation_destinations()
+        if dest_spec == "all":
+            excluded = [re.compile(p) for p in mod.get("exclude_destinations", [])]
+            destinations = tuple(d for d in all_dest if not any(p.search(d) for p in excluded))
+        else:
+            destinations = tuple(dest_spec)
+        bad = [d for d in destinations if d not in all_dest]
+        if bad:
+            raise ValueError(f"{where}: unknown modulation destinations {bad}")
+        if slots and (not sources or not destinations):
+            raise ValueError(f"{where}: modulation slots need at least one source and one destination")
+        if slots > 64:
+            raise ValueError(f"{where}: Vital has 64 modulation slots; {slots} asked")
+        modulation = ModulationConfig(slots, sources, destinations, float(mod.get("p_connected", 0.3)))
+        for i in range(1, slots + 1):
+            params += modulation_parameters(i, sources, destinations)
+
+        base = spec.get("base_preset")
+        base_path = None
+        if base:
+            base_path = Path(base)
+            if not base_path.is_absolute() and origin is not None:
+                base_path = (origin.parent / base_path).resolve()
+            if not base_path.is_file():
+                raise FileNotFoundError(f"{where}: base preset {base_path} not found")
+        return cls(
+            name=str(spec.get("name", origin.stem if origin else "space")),
+            parameters=tuple(params),
+            modulation=modulation,
+            base_preset=base_path,
+            description=str(spec.get("description", "")),
+        )
+
+    # ------------------------------------------------------------------ lookups
+    def __len__(self) -> int:
+        return len(self.parameters)
+
+    @functools.cached_property
+    def names(self) -> tuple[str, ...]:
+        return tuple(p.name for p in self.parameters)
+
+    @functools.cached_property
+    def index(self) -> Mapping[str, int]:
+        return {n: i for i, n in enumerate(self.names)}
+
+    def __getitem__(self, name: str) -> Parameter:
+        return self.parameters[self.index[name]]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.index
+
+    @functools.cached_property
+    def layout(self) -> tuple[ActionSlice, ...]:
+        """Where each parameter lives in the action vector."""
+        out, start = [], 0
+        for p in self.parameters:
+            out.append(ActionSlice(p.name, p.kind, start, start + p.width, p.group))
+            start += p.width
+        return tuple(out)
+
+    @property
+    def action_dim(self) -> int:
+        return self.layout[-1].stop if self.layout else 0
+
+    @functools.cached_property
+    def groups(self) -> Mapping[str, tuple[str, ...]]:
+        """Parameter names per group (each oscillator, filter, envelopes, LFOs, effects, global, slot)."""
+        out: dict[str, list[str]] = {}
+        for p in self.parameters:
+            out.setdefault(p.group, []).append(p.name)
+        return {g: tuple(v) for g, v in out.items()}
+
+    @functools.cached_property
+    def fingerprint(self) -> str:
+        """A hash of everything that defines the space (names, kinds, ranges, options, base preset)."""
+        payload = {
+            "parameters": [
+                (p.name, p.kind.value, p.low, p.high, p.options) for p in self.parameters
+            ],
+            "base": self.base_preset.read_bytes().hex() if self.base_preset else None,
+        }
+        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+    # ------------------------------------------------------------------ vectors
+    def defaults(self) -> np.ndarray:
+        """Parameter vector of each parameter's Vital default (modulation slots empty)."""
+        return np.array([p.normalize(p.default) for p in self.parameters], dtype=np.float32)
+
+    def sample(self, rng: np.random.Generator, prior: bool = True) -> np.ndarray:
+        """A random parameter vector: uniform in normalised coordinates, or inside each prior."""
+        x = np.empty(len(self), dtype=np.float32)
+        for i, p in enumerate(self.parameters):
+            if p.kind is Kind.TOGGLE:
+                x[i] = float(rng.random() < (p.p_on if prior else 0.5))
+            elif p.kind is Kind.CONTINUOUS:
+                lo, hi = (p.prior_low, p.prior_high) if prior else (0.0, 1.0)
+                x[i] = rng.uniform(lo, hi)
+            else:
+                n = p.n_values
+                lo, hi = (p.prior_low, p.prior_high) if prior else (0.0, 1.0)
+                first = int(math.ceil(lo * (n - 1) - 1e-9))
+                last = int(math.floor(hi * (n - 1) + 1e-9))
+                x[i] = rng.integers(first, max(first, last) + 1) / max(n - 1, 1)
+        if prior and self.modulation.slots:
+            for slot in range(1, self.modulation.slots + 1):
+                if rng.random() >= self.modulation.p_connected:
+                    x[self.index[f"mod_{slot}_source"]] = 0.0
+        return x
+
+    def quantize(self, x: np.ndarray) -> np.ndarray:
+        """Snap discrete entries of a parameter vector to their grid (and clip to [0, 1])."""
+        x = np.clip(np.asarray(x, dtype=np.float32), 0.0, 1.0)
+        out = x.copy()
+        for i, p in enumerate(self.parameters):
+            if p.is_discrete:
+                out[i] = p.normalize(p.denormalize(x[i]))
+        return out
+
+    def check_vector(self, x: np.ndarray, what: str = "parameter vector") -> np.ndarray:
+        x = np.asarray(x, dtype=np.float32)
+        if x.shape != (len(self),):
+            raise ValueError(f"{what} has shape {x.shape}; space '{self.name}' expects ({len(self)},)")
+        if not np.all(np.isfinite(x)):
+            bad = [self.names[i] for i in np.flatnonzero(~np.isfinite(x))[:5]]
+            raise ValueError(f"{what} has NaN/Inf entries (first: {bad})")
+        return x
+
+    # ------------------------------------------------------------------ actions
+    def action_to_vector(self, action: np.ndarray) -> np.ndarray:
+        """Decode an action in [-1, 1]^D: categorical blocks by argmax, the rest linearly."""
+        a = np.asarray(action, dtype=np.float32)
+        if a.shape != (self.action_dim,):
+            raise ValueError(f"action has shape {a.shape}; space '{self.name}' expects ({self.action_dim},)")
+        if not np.all(np.isfinite(a)):
+            raise ValueError("action has NaN/Inf entries")
+        a = np.clip(a, -1.0, 1.0)
+        x = np.empty(len(self), dtype=np.float32)
+        for i, (p, s) in enumerate(zip(self.parameters, self.layout)):
+            if p.kind is Kind.CATEGORICAL:
+                x[i] = int(np.argmax(a[s.slice])) / max(p.n_values - 1, 1)
+            elif p.kind is Kind.TOGGLE:
+                x[i] = float(a[s.start] > 0.0)
+            else:
+                x[i] = (a[s.start] + 1.0) / 2.0
+        return self.quantize(x)
+
+    def vector_to_action(self, x: np.ndarray) -> np.ndarray:
+        """Encode a parameter vector as an action; categorical blocks become +1 / -1 one-hots."""
+        x = self.check_vector(x)
+        a = np.empty(self.action_dim, dtype=np.float32)
+        for i, (p, s) in enumerate(zip(self.parameters, self.layout)):
+            if p.kind is Kind.CATEGORICAL:
+                block = -np.ones(p.width, dtype=np.float32)
+                block[int(round(x[i] * (p.n_values - 1)))] = 1.0
+                a[s.slice] = block
+            elif p.kind is Kind.TOGGLE:
+                a[s.start] = 1.0 if x[i] >= 0.5 else -1.0
+            else:
+                a[s.start] = 2.0 * float(np.clip(x[i], 0.0, 1.0)) - 1.0
+        return a
+
+    def describe_vector(self, x: np.ndarray) -> dict[str, Any]:
+        """Human-readable values: option names for discrete parameters, display units otherwise."""
+        x = self.check_vector(x)
+        out: dict[str, Any] = {}
+        for xi, p in zip(x, self.parameters):
+            v = p.denormalize(float(xi))
+            if p.kind in (Kind.CATEGORICAL,):
+                out[p.name] = p.option_name(v)
+            elif p.kind is Kind.TOGGLE:
+                out[p.name] = bool(v)
+            elif p.kind is Kind.INTEGER:
+                out[p.name] = int(v)
+            else:
+                out[p.name] = round(p.display(v), 4)
+        return out
+
+
+def available_spaces() -> list[str]:
+    return sorted(p.stem for p in (CONFIG_DIR / "params").glob("*.yaml"))
+
+
+def iter_slots(space: ParameterSpace) -> Iterable[int]:
+    return range(1, space.modulation.slots + 1)
