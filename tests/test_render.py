@@ -1,0 +1,85 @@
+import numpy as np
+import pytest
+
+from vital_gym.preset import init_preset
+from vital_gym.render import RenderConfig, Renderer, check_audio
+
+
+def _preset(**values):
+    p = init_preset()
+    p.settings.update(values)
+    return p
+
+
+LONG_TAIL = {"env_1_release": 2.3, "osc_1_unison_voices": 4.0}
+SILENT = {"osc_1_on": 0.0}
+DELAYED = {"env_1_delay": 1.4142}  # a new note starts after 4 s: only an old tail can sound
+
+
+def test_shapes_follow_the_config(short_render):
+    mono = Renderer(short_render).render(init_preset())
+    assert mono.audio.shape == (1, short_render.num_samples) and mono.audio.dtype == np.float32
+    stereo = Renderer(RenderConfig(note_seconds=0.1, render_seconds=0.2, channels=2, sample_rate=48000)).render(init_preset())
+    assert stereo.audio.shape == (2, 9600)
+
+
+@pytest.mark.parametrize(
+    "field, value", [("midi_note", 200), ("velocity", 0.0), ("render_seconds", -1.0), ("sample_rate", 100), ("channels", 3), ("reset", "never")]
+)
+def test_bad_render_config(field, value):
+    with pytest.raises(ValueError, match=field):
+        RenderConfig(**{field: value})
+
+
+def test_unknown_render_setting():
+    with pytest.raises(ValueError, match="unknown render settings"):
+        RenderConfig.from_dict({"note": 60})
+
+
+def test_fresh_renders_do_not_depend_on_history(short_render):
+    renderer = Renderer(short_render)
+    target = _preset(filter_1_on=1.0, filter_1_cutoff=70.0, env_1_attack=0.6)
+    first = renderer.render(target).audio
+    renderer.render(_preset(**LONG_TAIL))  # a long tail that a reused synth would carry over
+    np.testing.assert_array_equal(renderer.render(target).audio, first)
+
+
+def test_random_phase_is_off_by_default_and_written_into_the_preset(short_render):
+    prepared = Renderer(short_render).prepare(init_preset())
+    assert all(prepared.settings[f"osc_{i}_random_phase"] == 0.0 for i in (1, 2, 3))
+    randomised = Renderer(RenderConfig(note_seconds=0.25, render_seconds=0.5, random_phase=True))
+    a, b = (randomised.render(init_preset()).audio for _ in range(2))
+    assert np.max(np.abs(a - b)) > 1e-3  # Vital's default: a new phase every note
+
+
+@pytest.mark.parametrize("reset, carries_tail", [("none", True), ("flush", False)])
+def test_flush_kills_the_previous_release_tail(reset, carries_tail):
+    renderer = Renderer(RenderConfig(note_seconds=0.2, render_seconds=0.4, reset=reset))
+    renderer.render(_preset(**LONG_TAIL))
+    after = renderer.render(_preset(**LONG_TAIL, **DELAYED))
+    assert after.status.silent is not carries_tail
+
+
+def test_silence_is_reported(renderer):
+    status = renderer.render(_preset(**SILENT)).status
+    assert status.silent and not status.ok and status.describe() == "silent"
+
+
+@pytest.mark.parametrize(
+    "audio, finite, silent, clipped",
+    [
+        (np.zeros((1, 100)), True, True, False),
+        (np.full((1, 100), 0.5), True, False, False),
+        (np.full((1, 100), 1.5), True, False, True),
+        (np.array([[0.5, np.nan]]), False, False, False),
+    ],
+)
+def test_check_audio(audio, finite, silent, clipped):
+    s = check_audio(audio.astype(np.float32))
+    assert (s.finite, s.silent, s.clipped) == (finite, silent, clipped)
+
+
+def test_loud_preset_is_flagged_clipped():
+    loud = _preset(volume=7399.0, osc_1_unison_voices=16.0, osc_1_level=1.0)
+    status = Renderer(RenderConfig(note_seconds=0.2, render_seconds=0.3, channels=2)).render(loud).status
+    assert status.clipped and status.peak > 1.0
