@@ -169,11 +169,11 @@ class ClapEmbedder:
             )
         if checkpoint is None:
             return cls._downloaded(config, device)
+        path = None if checkpoint == "random" else Path(checkpoint).expanduser()
+        if path is not None and not path.is_file():
+            raise ClapUnavailable(f"CLAP checkpoint {path} does not exist")
         model, cfg = cls._build(config)
-        if checkpoint != "random":
-            path = Path(checkpoint).expanduser()
-            if not path.is_file():
-                raise ClapUnavailable(f"CLAP checkpoint {path} does not exist")
+        if path is not None:
             try:
                 state = torch.load(path, map_location="cpu", weights_only=not config.clap_trust_checkpoint)
             except Exception as e:
