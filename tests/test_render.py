@@ -83,3 +83,13 @@ def test_loud_preset_is_flagged_clipped():
     loud = _preset(volume=7399.0, osc_1_unison_voices=16.0, osc_1_level=1.0)
     status = Renderer(RenderConfig(note_seconds=0.2, render_seconds=0.3, channels=2)).render(loud).status
     assert status.clipped and status.peak > 1.0
+
+
+def test_hand_built_preset_is_validated_before_vita(short_render):
+    from vital_gym.preset import Preset, PresetError
+
+    data = init_preset().data
+    bad = Preset(data={**data, "settings": {**data["settings"], "filter_1_cutoff": float("nan")}})
+    for random_phase in (False, True):
+        with pytest.raises(PresetError, match="filter_1_cutoff"):
+            Renderer(RenderConfig(note_seconds=0.1, render_seconds=0.2, random_phase=random_phase)).render(bad)

@@ -52,7 +52,11 @@ class Clamp:
 
 @dataclass
 class Preset:
-    """A Vital preset (the JSON of a ``.vital`` file) that has passed validation."""
+    """A Vital preset (the JSON of a ``.vital`` file) that has passed validation.
+
+    Presets built from one another share their blobs (wavetables, sample, LFO shapes) instead of copying
+    them; change control values freely, and use :meth:`copy` before editing a blob in place.
+    """
 
     data: dict[str, Any]
     name: str = "preset"
@@ -88,7 +92,9 @@ class Preset:
     ) -> "Preset":
         if not isinstance(data, dict) or not isinstance(data.get("settings"), dict):
             raise PresetError(f"{name}: a Vital preset is a JSON object with a 'settings' object")
-        data = copy.deepcopy(data)
+        # Validation only replaces top-level control values, so a shallow copy keeps the caller's dict
+        # intact while the blobs (wavetables, sample: most of a preset's size) are shared, not copied.
+        data = {**data, "settings": dict(data["settings"])}
         clamped = validate_settings(data["settings"], name=name, on_out_of_range=on_out_of_range)
         return cls(data=data, name=name, clamped=tuple(clamped))
 
@@ -125,7 +131,13 @@ class Preset:
         return path
 
     def copy(self) -> "Preset":
+        """An independent deep copy."""
         return Preset(copy.deepcopy(self.data), self.name, self.clamped)
+
+    def with_values(self, values: Mapping[str, float]) -> "Preset":
+        """This preset with some control values replaced (validated; blobs shared)."""
+        data = {**self.data, "settings": {**self.settings, **values}}
+        return Preset.from_dict(data, name=self.name)
 
 
 def validate_settings(
@@ -212,15 +224,15 @@ class PresetCodec:
 
     def to_preset(self, x: np.ndarray, name: str = "vital-gym") -> Preset:
         x = self.space.check_vector(x)
-        data = copy.deepcopy(self.base.data)
-        data["preset_name"] = name
-        settings = data["settings"]
+        settings = dict(self.base.settings)
+        data = {**self.base.data, "preset_name": name, "settings": settings}
         for i, p in self._control_params:
             settings[p.name] = p.denormalize(float(x[i]))
         shapes = list(LFO_SHAPES.items())
         for i, lfo in self._lfo_params:
             shape_name, shape = shapes[int(round(self.space.parameters[i].denormalize(float(x[i]))))]
-            settings.setdefault("lfos", [{} for _ in range(8)])[lfo] = {
+            lfos = settings["lfos"] = list(settings.get("lfos") or [{} for _ in range(8)])
+            lfos[lfo] = {
                 "name": shape_name,
                 "num_points": len(shape["points"]) // 2,
                 "points": list(shape["points"]),

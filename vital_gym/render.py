@@ -35,7 +35,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from vital_gym.preset import Preset, _init_preset_json, validate_settings
+from vital_gym.preset import Preset, _init_preset_json
 
 RANDOM_PHASE_CONTROLS = ("osc_1_random_phase", "osc_2_random_phase", "osc_3_random_phase")
 _RELEASE_CONTROLS = tuple(f"env_{i}_release" for i in range(1, 7))
@@ -175,18 +175,13 @@ class Renderer:
     # ------------------------------------------------------------------ public
     def prepare(self, preset: Preset) -> Preset:
         """The preset exactly as rendered (with the renderer's phase setting written in)."""
-        if self.config.random_phase:
-            return preset
-        out = preset.copy()
-        for name in RANDOM_PHASE_CONTROLS:
-            out.settings[name] = 0.0
-        return out
+        overrides = {} if self.config.random_phase else {name: 0.0 for name in RANDOM_PHASE_CONTROLS}
+        return preset.with_values(overrides)  # re-validated: a Preset(...) built by hand skipped it
 
     def render(self, preset: Preset) -> RenderResult:
-        prepared = self.prepare(preset)
-        settings = prepared.settings
-        validate_settings(settings, name=preset.name)  # cheap, and the last line of defence before Vita
-        synth = self._synth_for(prepared)
+        prepared = self.prepare(preset)  # validated again: the last line of defence before Vita
+        synth = self._reset_synth()
+        self._apply(synth, prepared)
         if self.config.reset == "flush":
             self._flush(synth)
         cfg = self.config
@@ -213,11 +208,15 @@ class Renderer:
         self._blob = self._init_blob
         return synth
 
-    def _synth_for(self, preset: Preset):
-        settings = preset.settings
+    def _reset_synth(self):
+        """A new synth for ``fresh`` (and the first render), else the one in use."""
         if self.config.reset == "fresh" or self._synth is None:
             self._synth = self._new_synth()
-        synth = self._synth
+        return self._synth
+
+    def _apply(self, synth, preset: Preset) -> None:
+        """Load the preset: a full JSON load when its blobs changed, else only the controls and routes."""
+        settings = preset.settings
         blob = _blob_key(settings)
         mods = settings.get("modulations", [])
         if blob != self._blob or not _is_compact(mods):
@@ -227,7 +226,7 @@ class Renderer:
             self._applied = {k: float(v) for k, v in settings.items() if isinstance(v, (int, float))}
             self._routes = [(m["source"], m["destination"]) for m in mods if m.get("source")]
             self._blob = blob if _is_compact(mods) else None
-            return synth
+            return
         controls = synth.get_controls()
         for name, value in settings.items():
             if name in controls and not isinstance(value, (dict, list, str)):
@@ -241,7 +240,6 @@ class Renderer:
             for src, dst in routes:
                 synth.connect_modulation(src, dst)
             self._routes = routes
-        return synth
 
     def _flush(self, synth) -> None:
         controls = synth.get_controls()

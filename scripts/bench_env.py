@@ -1,0 +1,135 @@
+"""Benchmark VitalMatch-v0's step against a raw Vita render, with a breakdown and the CLAP term's cost.
+
+    HF_HUB_OFFLINE=1 python scripts/bench_env.py            # default config: core space, one-shot, 2 s
+    HF_HUB_OFFLINE=1 python scripts/bench_env.py --n 20 --threads 2
+
+Every figure is a median over the same ``--n`` random core-space presets (the env's own random-target
+distribution, seeded). The raw render is ``vita.Synth.render`` alone on a synth that already holds the
+preset; a step is ``env.step(action)`` for that preset's action (one-shot mode, spectral reward only),
+with the renderer's reset policy (``fresh``: reproducible, the default; ``flush``: faster, not bit-exact).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import time
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from vital_gym.envs import VitalMatchEnv  # noqa: E402
+
+
+def median_ms(samples: list[float]) -> float:
+    return 1000.0 * statistics.median(samples)
+
+
+def timed(fn, *args):
+    t = time.perf_counter()
+    out = fn(*args)
+    return out, time.perf_counter() - t
+
+
+def bench_steps(env: VitalMatchEnv, vectors: list[np.ndarray]) -> dict[str, float]:
+    """Median ms of the raw render, the whole step, and each stage of the step."""
+    import vita
+
+    cfg = env.render_config
+    raw, step = [], []
+    stages: dict[str, list[float]] = {k: [] for k in ("encode", "synth reset", "apply preset", "render", "features", "reward")}
+    env.reset(seed=0)
+    for x in vectors:
+        preset = env.renderer.prepare(env.codec.to_preset(x))
+        synth = vita.Synth()
+        synth.load_json(preset.to_json())
+        synth.set_sample_rate(cfg.sample_rate)
+        _, dt = timed(synth.render, cfg.midi_note, cfg.velocity, cfg.note_seconds, cfg.render_seconds)
+        raw.append(dt)
+
+        action = env.space.vector_to_action(x)
+        _, dt = timed(env.step, action)
+        step.append(dt)
+
+        # The same step, stage by stage, through the same code paths.
+        r = env.renderer
+        p, dt = timed(lambda: r.prepare(env.codec.to_preset(env.codec.canonical(env.space.action_to_vector(action)))))
+        stages["encode"].append(dt)
+        synth, dt = timed(r._reset_synth)
+        _, dt_apply = timed(r._apply, synth, p)
+        if cfg.reset == "flush":
+            _, dt_flush = timed(r._flush, synth)
+            dt += dt_flush
+        stages["synth reset"].append(dt)
+        stages["apply preset"].append(dt_apply)
+        audio, dt = timed(r._synth.render, cfg.midi_note, cfg.velocity, cfg.note_seconds, cfg.render_seconds)
+        stages["render"].append(dt)
+        mono = np.asarray(audio, dtype=np.float32).mean(axis=0, keepdims=True)
+        _, dt = timed(env.features, mono)
+        stages["features"].append(dt)
+        _, dt = timed(env.reward_fn, mono)
+        stages["reward"].append(dt)
+    out = {"raw render": median_ms(raw), "env.step": median_ms(step)}
+    out.update({k: median_ms(v) for k, v in stages.items()})
+    return out
+
+
+def bench_clap(sample_rate: int, seconds: float, repeats: int) -> dict[str, float]:
+    from vital_gym.rewards import ClapEmbedder, RewardConfig
+
+    t = time.perf_counter()
+    clap = ClapEmbedder.from_config(RewardConfig(clap_weight=1.0, clap_checkpoint="random"), device="cpu")
+    build = time.perf_counter() - t
+    rng = np.random.default_rng(0)
+    one = (rng.standard_normal((1, 1, int(sample_rate * seconds))) * 0.1).astype(np.float32)
+    eight = np.repeat(one, 8, axis=0)
+    clap.embed(one, sample_rate)  # warm-up
+    per_step = [timed(clap.embed, one, sample_rate)[1] for _ in range(repeats)]
+    per_batch = [timed(clap.embed, eight, sample_rate)[1] for _ in range(max(2, repeats // 2))]
+    return {"build (s)": build, "per step": median_ms(per_step), "per batch of 8": median_ms(per_batch)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--n", type=int, default=30, help="presets to time")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (Vita renders on one core)")
+    ap.add_argument("--no-clap", action="store_true", help="skip the CLAP timing")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+
+    print(f"machine: {platform.machine()} {os.cpu_count()} cores, python {platform.python_version()}, torch {torch.__version__}, torch threads {args.threads}")
+    rng = np.random.default_rng(args.seed)
+    results = {}
+    for reset in ("fresh", "flush"):
+        env = VitalMatchEnv(space="core", mode="one_shot", render={"reset": reset}, reward={"clap_weight": 0.0})
+        vectors = [env.codec.canonical(env.space.sample(rng)) for _ in range(args.n)]
+        results[reset] = bench_steps(env, vectors)
+        rng = np.random.default_rng(args.seed)  # same presets for both policies
+    cfg = env.render_config
+    print(f"config: core space, one-shot, note {cfg.midi_note}, {cfg.note_seconds} s held, {cfg.render_seconds} s rendered at {cfg.sample_rate} Hz, spectral reward only, {args.n} presets")
+    print()
+    print(f"{'median ms':<22}{'reset=fresh':>14}{'reset=flush':>14}")
+    for key in ("raw render", "env.step"):
+        print(f"{key:<22}{results['fresh'][key]:>14.1f}{results['flush'][key]:>14.1f}")
+    for reset in ("fresh", "flush"):
+        results[reset]["ratio"] = results[reset]["env.step"] / results[reset]["raw render"]
+    print(f"{'ratio step / raw':<22}{results['fresh']['ratio']:>14.2f}{results['flush']['ratio']:>14.2f}   (target <= 1.5)")
+    print("breakdown of a step:")
+    for key in ("encode", "synth reset", "apply preset", "render", "features", "reward"):
+        print(f"  {key:<20}{results['fresh'][key]:>14.1f}{results['flush'][key]:>14.1f}")
+    print(f"  ({'synth reset' :s}: fresh = a new vita.Synth; flush = a {env.render_config.flush_seconds} s render with releases at 0)")
+    if not args.no_clap:
+        clap = bench_clap(cfg.sample_rate, cfg.render_seconds, repeats=5)
+        print()
+        print("CLAP term (laion-clap HTSAT-tiny, random weights, same architecture as the released checkpoint):")
+        print(f"  model build {clap['build (s)']:.1f} s; per step {clap['per step']:.0f} ms; per batch of 8 {clap['per batch of 8']:.0f} ms")
+
+
+if __name__ == "__main__":
+    main()
