@@ -93,3 +93,20 @@ def test_hand_built_preset_is_validated_before_vita(short_render):
     for random_phase in (False, True):
         with pytest.raises(PresetError, match="filter_1_cutoff"):
             Renderer(RenderConfig(note_seconds=0.1, render_seconds=0.2, random_phase=random_phase)).render(bad)
+
+
+def test_random_full_space_presets_never_crash_the_process():
+    """Uniform draws over every sound-shaping control, effects included, render finite audio (run in a
+    subprocess: a Vita crash would otherwise take the test run down with it)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import numpy as np; from vital_gym.params import ParameterSpace; from vital_gym.preset import PresetCodec;"
+        "from vital_gym.render import Renderer, RenderConfig;"
+        "s = ParameterSpace.load('full'); c = PresetCodec(s); r = Renderer(RenderConfig(note_seconds=0.1, render_seconds=0.2, reset='flush'));"
+        "print(all(r.render(c.to_preset(s.sample(np.random.default_rng(k), prior=False))).status.finite for k in range(12)))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().endswith("True")
