@@ -24,7 +24,7 @@ def test_shapes_follow_the_config(short_render):
 
 
 @pytest.mark.parametrize(
-    "field, value", [("midi_note", 200), ("velocity", 0.0), ("render_seconds", -1.0), ("sample_rate", 100), ("channels", 3), ("reset", "never")]
+    "field, value", [("midi_note", 200), ("velocity", 0.0), ("render_seconds", -1.0), ("sample_rate", 100), ("channels", 3), ("reset", "never"), ("settle_seconds", 0.0)]
 )
 def test_bad_render_config(field, value):
     with pytest.raises(ValueError, match=field):
@@ -52,12 +52,46 @@ def test_random_phase_is_off_by_default_and_written_into_the_preset(short_render
     assert np.max(np.abs(a - b)) > 1e-3  # Vital's default: a new phase every note
 
 
-@pytest.mark.parametrize("reset, carries_tail", [("none", True), ("flush", False)])
-def test_flush_kills_the_previous_release_tail(reset, carries_tail):
+@pytest.mark.parametrize("reset, carries_tail", [("none", True), ("auto", False)])
+def test_previous_release_tail_does_not_carry_over(reset, carries_tail):
     renderer = Renderer(RenderConfig(note_seconds=0.2, render_seconds=0.4, reset=reset))
     renderer.render(_preset(**LONG_TAIL))
     after = renderer.render(_preset(**LONG_TAIL, **DELAYED))
     assert after.status.silent is not carries_tail
+
+
+def _varied_presets(space, codec, n, seed):
+    """Random core presets (without the random sampler), plus ones that take the new-synth route."""
+    rng = np.random.default_rng(seed)
+    presets = []
+    while len(presets) < n:
+        x = space.sample(rng)
+        if x[space.index["sample_on"]] == 0:
+            presets.append(codec.to_preset(x))
+    presets[1] = presets[1].with_values({"osc_2_on": 1.0, "osc_2_distortion_type": 7.0})  # FM <- Osc
+    presets[3] = presets[3].with_values({"reverb_on": 1.0, "delay_on": 1.0})
+    return presets
+
+
+def test_auto_reset_is_exact_whatever_came_before(core_space, core_codec):
+    """Rendered in sequence on one reused synth, every preset equals its render on a new synth."""
+    cfg = RenderConfig(note_seconds=0.3, render_seconds=0.5, channels=2)
+    presets = _varied_presets(core_space, core_codec, 10, seed=21)
+    reused = Renderer(cfg)
+    sequence = [reused.render(p).audio for p in presets + presets[:3]]
+    for i, p in enumerate(presets + presets[:3]):
+        alone = Renderer(cfg.__class__(**{**cfg.__dict__, "reset": "fresh"})).render(p).audio
+        assert np.max(np.abs(sequence[i] - alone)) < 1e-5, i
+
+
+def test_needs_new_synth_reasons():
+    from vital_gym.render import needs_new_synth
+
+    settings = init_preset().settings
+    assert needs_new_synth(settings) is None
+    assert "modulates" in needs_new_synth({**settings, "osc_1_distortion_type": 10.0})  # RM <- Osc
+    assert needs_new_synth({**settings, "osc_1_on": 0.0, "osc_1_distortion_type": 10.0}) is None
+    assert "reverb" in needs_new_synth({**settings, "reverb_on": 1.0})
 
 
 def test_silence_is_reported(renderer):
@@ -104,7 +138,7 @@ def test_random_full_space_presets_never_crash_the_process():
     code = (
         "import numpy as np; from vital_gym.params import ParameterSpace; from vital_gym.preset import PresetCodec;"
         "from vital_gym.render import Renderer, RenderConfig;"
-        "s = ParameterSpace.load('full'); c = PresetCodec(s); r = Renderer(RenderConfig(note_seconds=0.1, render_seconds=0.2, reset='flush'));"
+        "s = ParameterSpace.load('full'); c = PresetCodec(s); r = Renderer(RenderConfig(note_seconds=0.1, render_seconds=0.2));"
         "print(all(r.render(c.to_preset(s.sample(np.random.default_rng(k), prior=False))).status.finite for k in range(12)))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)

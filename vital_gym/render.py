@@ -4,22 +4,24 @@ Why renders are not repeatable out of the box: Vital's oscillators start at a ra
 (``osc_N_random_phase``), and a reused ``vita.Synth`` keeps state between renders that
 ``render()`` does not clear (voices still releasing, effect and filter state, smoothed controls).
 
-How :class:`Renderer` makes them repeatable (``RenderConfig.reset``):
+How :class:`Renderer` makes them repeatable (``RenderConfig.reset``); the reference is a new synth, i.e.
+``vita.Synth().load_preset(file)`` then ``render(...)`` for the saved ``.vital``:
 
-* ``"fresh"`` (default): every render runs on a new ``vita.Synth``. Bit-exact: the same preset gives
-  the same samples whatever was rendered before, and equals what ``vita.Synth().load_preset(file)``
-  then ``render(...)`` gives for the saved ``.vital``. Costs one synth construction per render
-  (about 60 ms here; ``scripts/bench_env.py`` prints it).
-* ``"flush"``: one synth is reused; after the preset is applied, a short render with every
-  envelope release at zero kills earlier voices and lets controls settle. Much cheaper, and identical
-  for most presets, but not all: some oscillator and LFO settings keep history-dependent state for the
-  first ~0.1-0.3 s (measured on random core presets: about 60% bit-exact). For training throughput.
-* ``"none"``: plain reuse, as Vita does it.
+* ``"auto"`` (default): one synth is reused, and before each render it is put back in a new synth's
+  state: Vital's init values are applied and a short "settle" render (``settle_seconds``, about 8 ms of
+  work) lets smoothed controls converge and earlier voices die; then the preset is applied. A preset that
+  would still hear the past gets a new synth instead: one whose oscillators frequency- or ring-modulate
+  from another oscillator or the sampler (they read that source's previous output), one with an effect
+  that keeps memory (reverb, delay, chorus, flanger, compressor), or one with other wavetables, sample or
+  LFO shapes than the init preset's. Bit-exact with a new synth (``tests/test_render.py`` checks it).
+* ``"fresh"``: a new ``vita.Synth`` for every render (about 60-90 ms each; ``scripts/bench_env.py``).
+* ``"none"``: plain reuse, as Vita does it: fastest, history-dependent.
 
 With ``random_phase=False`` (default) every oscillator's phase randomisation is set to 0 before
 rendering, and :meth:`Renderer.prepare` writes that into the preset so a saved file sounds the same.
-Modulation sources that draw a random value per note (``random``, ``random_1..4``) stay random in
-every mode; the parameter spaces leave them out by default.
+Two sources stay random in every mode in vita 0.1.0: the sampler (``sample_on``) plays from a random
+position, and the per-note random modulation sources (``random``, ``random_1..4``), which the parameter
+spaces leave out by default.
 
 Loading a preset's JSON makes Vital rebuild wavetables (13 ms for the init preset, up to 300 ms for
 human presets), so the renderer reloads only when those parts change and otherwise sets control
@@ -38,7 +40,7 @@ import numpy as np
 from vital_gym.preset import Preset, _init_preset_json
 
 RANDOM_PHASE_CONTROLS = ("osc_1_random_phase", "osc_2_random_phase", "osc_3_random_phase")
-_RELEASE_CONTROLS = tuple(f"env_{i}_release" for i in range(1, 7))
+STATEFUL_EFFECTS = ("reverb_on", "delay_on", "chorus_on", "flanger_on", "compressor_on")
 _BLOB_KEYS = ("wavetables", "sample", "custom_warps")
 
 
@@ -61,8 +63,8 @@ class RenderConfig:
     sample_rate: int = 44100
     channels: int = 1
     random_phase: bool = False
-    reset: Literal["fresh", "flush", "none"] = "fresh"
-    flush_seconds: float = 0.05
+    reset: Literal["auto", "fresh", "none"] = "auto"
+    settle_seconds: float = 0.5
     silence_rms: float = 1e-4
     clip_level: float = 1.0
 
@@ -80,8 +82,10 @@ class RenderConfig:
             problems.append(f"sample_rate={self.sample_rate} (8000..192000)")
         if self.channels not in (1, 2):
             problems.append(f"channels={self.channels} (1 or 2)")
-        if self.reset not in ("fresh", "flush", "none"):
-            problems.append(f"reset={self.reset!r} ('fresh', 'flush' or 'none')")
+        if self.reset not in ("auto", "fresh", "none"):
+            problems.append(f"reset={self.reset!r} ('auto', 'fresh' or 'none')")
+        if not 0.0 < self.settle_seconds <= 10.0:
+            problems.append(f"settle_seconds={self.settle_seconds} (in (0, 10])")
         if problems:
             raise ValueError("invalid RenderConfig: " + ", ".join(problems))
 
@@ -144,6 +148,26 @@ def _blob_key(settings: dict[str, Any]) -> str:
     return hashlib.sha1(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
 
 
+def _cross_modulating_distortions() -> frozenset[int]:
+    """Oscillator distortion types that read another source's output ("FM <- Osc", "RM <- Sample", ...)."""
+    from vital_gym.params import control_catalog
+
+    options = control_catalog()["osc_1_distortion_type"].options
+    return frozenset(i for i, name in enumerate(options) if "<-" in name)
+
+
+def needs_new_synth(settings: dict[str, Any]) -> str | None:
+    """Why a preset cannot be rendered exactly on a settled, reused synth (None when it can)."""
+    cross = _cross_modulating_distortions()
+    for i in (1, 2, 3):
+        if settings.get(f"osc_{i}_on") and int(settings.get(f"osc_{i}_distortion_type", 0)) in cross:
+            return f"osc_{i} modulates from another source"
+    for name in STATEFUL_EFFECTS:
+        if settings.get(name):
+            return f"{name.removesuffix('_on')} keeps memory"
+    return None
+
+
 def _is_compact(mods: list[dict[str, Any]]) -> bool:
     """True when connected routes come first: then live connection order equals Vital's slot order."""
     seen_empty = False
@@ -168,9 +192,13 @@ class Renderer:
         self._applied: dict[str, float] = {}
         self._routes: list[tuple[str, str]] = []
         self._blob: str | None = None
-        init = json.loads(_init_preset_json())["settings"]
-        self._init_values = {k: float(v) for k, v in init.items() if isinstance(v, (int, float))}
-        self._init_blob = _blob_key(init)
+        self._dirty = False  # has the synth rendered since it was new?
+        init = Preset.from_json(_init_preset_json(), name="init")
+        # What a new vita.Synth holds (the baseline for applying only changed values) ...
+        self._init_values = {k: float(v) for k, v in init.settings.items() if isinstance(v, (int, float))}
+        self._init_blob = _blob_key(init.settings)
+        # ... and the state "auto" settles a used synth back to before each render.
+        self._init_preset = self.prepare(init)
 
     # ------------------------------------------------------------------ public
     def prepare(self, preset: Preset) -> Preset:
@@ -180,10 +208,8 @@ class Renderer:
 
     def render(self, preset: Preset) -> RenderResult:
         prepared = self.prepare(preset)  # validated again: the last line of defence before Vita
-        synth = self._reset_synth()
+        synth = self._reset_synth(prepared)
         self._apply(synth, prepared)
-        if self.config.reset == "flush":
-            self._flush(synth)
         cfg = self.config
         try:
             stereo = synth.render(cfg.midi_note, cfg.velocity, cfg.note_seconds, cfg.render_seconds)
@@ -201,6 +227,7 @@ class Renderer:
 
     # ------------------------------------------------------------------ internals
     def _new_synth(self):
+        self._dirty = False
         synth = self._vita.Synth()
         synth.set_sample_rate(self.config.sample_rate)
         self._applied = dict(self._init_values)
@@ -208,11 +235,23 @@ class Renderer:
         self._blob = self._init_blob
         return synth
 
-    def _reset_synth(self):
-        """A new synth for ``fresh`` (and the first render), else the one in use."""
-        if self.config.reset == "fresh" or self._synth is None:
+    def _reset_synth(self, preset: Preset):
+        """A synth in a new synth's state (``auto``, ``fresh``), or the one in use (``none``)."""
+        reset = self.config.reset
+        if self._synth is None or reset == "fresh":
             self._synth = self._new_synth()
+        elif reset == "auto":
+            if _blob_key(preset.settings) != self._init_blob or needs_new_synth(preset.settings):
+                self._synth = self._new_synth()
+            elif self._dirty:
+                self._settle(self._synth)
+        self._dirty = True
         return self._synth
+
+    def _settle(self, synth) -> None:
+        """Back to a new synth's state: init values, then a render that lets everything converge."""
+        self._apply(synth, self._init_preset)
+        synth.render(self.config.midi_note, self.config.velocity, 0.002, self.config.settle_seconds)
 
     def _apply(self, synth, preset: Preset) -> None:
         """Load the preset: a full JSON load when its blobs changed, else only the controls and routes."""
@@ -240,12 +279,3 @@ class Renderer:
             for src, dst in routes:
                 synth.connect_modulation(src, dst)
             self._routes = routes
-
-    def _flush(self, synth) -> None:
-        controls = synth.get_controls()
-        releases = [controls[n].value() for n in _RELEASE_CONTROLS]
-        for n in _RELEASE_CONTROLS:
-            controls[n].set(0.0)
-        synth.render(self.config.midi_note, self.config.velocity, 0.002, self.config.flush_seconds)
-        for n, v in zip(_RELEASE_CONTROLS, releases):
-            controls[n].set(v)
