@@ -26,6 +26,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from vital_gym.envs import VitalMatchEnv  # noqa: E402
+from vital_gym.render import _blob_key  # noqa: E402
 
 
 def median_ms(samples: list[float]) -> float:
@@ -62,8 +63,9 @@ def bench_steps(env: VitalMatchEnv, vectors: list[np.ndarray]) -> dict[str, floa
         r = env.renderer
         p, dt = timed(lambda: r.prepare(env.codec.to_preset(env.codec.canonical(env.space.action_to_vector(action)))))
         stages["encode"].append(dt)
-        synth, dt = timed(r._reset_synth, p)
-        _, dt_apply = timed(r._apply, synth, p)
+        blob = _blob_key(p.settings)
+        synth, dt = timed(r._reset_synth, p, blob)
+        _, dt_apply = timed(r._apply, synth, p, blob)
         stages["synth reset"].append(dt)
         stages["apply preset"].append(dt_apply)
         audio, dt = timed(r._synth.render, cfg.midi_note, cfg.velocity, cfg.note_seconds, cfg.render_seconds)

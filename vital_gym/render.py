@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
@@ -208,8 +208,9 @@ class Renderer:
 
     def render(self, preset: Preset) -> RenderResult:
         prepared = self.prepare(preset)  # validated again: the last line of defence before Vita
-        synth = self._reset_synth(prepared)
-        self._apply(synth, prepared)
+        blob = _blob_key(prepared.settings)
+        synth = self._reset_synth(prepared, blob)
+        self._apply(synth, prepared, blob)
         cfg = self.config
         try:
             stereo = synth.render(cfg.midi_note, cfg.velocity, cfg.note_seconds, cfg.render_seconds)
@@ -222,9 +223,6 @@ class Renderer:
             audio = np.nan_to_num(audio, nan=0.0, posinf=0.0, neginf=0.0)
         return RenderResult(audio=np.ascontiguousarray(audio), status=status)
 
-    def with_config(self, **changes: Any) -> "Renderer":
-        return Renderer(replace(self.config, **changes))
-
     # ------------------------------------------------------------------ internals
     def _new_synth(self):
         self._dirty = False
@@ -235,13 +233,13 @@ class Renderer:
         self._blob = self._init_blob
         return synth
 
-    def _reset_synth(self, preset: Preset):
+    def _reset_synth(self, preset: Preset, blob: str):
         """A synth in a new synth's state (``auto``, ``fresh``), or the one in use (``none``)."""
         reset = self.config.reset
         if self._synth is None or reset == "fresh":
             self._synth = self._new_synth()
         elif reset == "auto":
-            if _blob_key(preset.settings) != self._init_blob or needs_new_synth(preset.settings):
+            if blob != self._init_blob or needs_new_synth(preset.settings):
                 self._synth = self._new_synth()
             elif self._dirty:
                 self._settle(self._synth)
@@ -250,17 +248,16 @@ class Renderer:
 
     def _settle(self, synth) -> None:
         """Back to a new synth's state: init values, then a render that lets everything converge."""
-        self._apply(synth, self._init_preset)
+        self._apply(synth, self._init_preset, self._init_blob)
         synth.render(self.config.midi_note, self.config.velocity, 0.002, self.config.settle_seconds)
 
-    def _apply(self, synth, preset: Preset) -> None:
+    def _apply(self, synth, preset: Preset, blob: str) -> None:
         """Load the preset: a full JSON load when its blobs changed, else only the controls and routes."""
         settings = preset.settings
-        blob = _blob_key(settings)
         mods = settings.get("modulations", [])
         if blob != self._blob or not _is_compact(mods):
             if not synth.load_json(preset.to_json()):
-                raise RenderError("vita refused the preset JSON (load_json returned False)")
+                raise RenderError(f"{preset.name}: vita refused the preset JSON (load_json returned False)")
             synth.set_sample_rate(self.config.sample_rate)
             self._applied = {k: float(v) for k, v in settings.items() if isinstance(v, (int, float))}
             self._routes = [(m["source"], m["destination"]) for m in mods if m.get("source")]
