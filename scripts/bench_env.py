@@ -6,9 +6,10 @@
 Every figure is a median over the same ``--n`` random core-space presets (the env's own random-target
 distribution, seeded). The raw render is ``vita.Synth.render`` alone on a synth that already holds the
 preset; a step is ``env.step(action)`` for that preset's action (one-shot mode, spectral reward only),
-with the renderer's reset policy: ``auto`` (the default: a used synth settled back to a new one's state,
-or a new synth when the preset needs it) and ``fresh`` (a new synth every render). Both are meant to be
-bit-exact; the script counts how many ``auto`` renders equal a new synth's.
+with each of the renderer's reset policies: ``auto`` (the default: a used synth settled back to a new
+one's state, or a new synth when the preset needs it), ``fresh`` (a new synth every render) and ``none``
+(Vita's plain reuse). The script also counts, for ``auto`` and ``none``, how many renders made in sequence
+on one synth equal a new synth's render of the same preset.
 """
 
 from __future__ import annotations
@@ -80,13 +81,13 @@ def bench_steps(env: VitalMatchEnv, vectors: list[np.ndarray]) -> dict[str, floa
     return out
 
 
-def exactness(env: VitalMatchEnv, vectors: list[np.ndarray]) -> tuple[int, int, int]:
-    """How many presets, rendered in sequence on one reused ("auto") synth, equal a new synth's render."""
+def exactness(env: VitalMatchEnv, vectors: list[np.ndarray], reset: str) -> tuple[int, int, int]:
+    """How many presets, rendered in sequence on one reused synth, equal a new synth's render."""
     from dataclasses import replace
 
     from vital_gym.render import Renderer, needs_new_synth
 
-    auto = Renderer(replace(env.render_config, reset="auto"))
+    reused = Renderer(replace(env.render_config, reset=reset))
     fresh = Renderer(replace(env.render_config, reset="fresh"))
     exact = checked = new_synth = 0
     for x in vectors:
@@ -95,7 +96,7 @@ def exactness(env: VitalMatchEnv, vectors: list[np.ndarray]) -> tuple[int, int, 
             continue  # vita's sampler is random: no policy can repeat it
         checked += 1
         new_synth += needs_new_synth(preset.settings) is not None
-        exact += float(np.max(np.abs(auto.render(preset).audio - fresh.render(preset).audio))) < 1e-5
+        exact += float(np.max(np.abs(reused.render(preset).audio - fresh.render(preset).audio))) < 1e-5
     return exact, checked, new_synth
 
 
@@ -126,26 +127,33 @@ def main() -> None:
     print(f"machine: {platform.machine()} {os.cpu_count()} cores, python {platform.python_version()}, torch {torch.__version__}, torch threads {args.threads}")
     rng = np.random.default_rng(args.seed)
     results = {}
-    for reset in ("auto", "fresh"):
-        rng = np.random.default_rng(args.seed)  # the same presets for both policies
+    policies = ("auto", "fresh", "none")
+    for reset in policies:
+        rng = np.random.default_rng(args.seed)  # the same presets for every policy
         env = VitalMatchEnv(space="core", mode="one_shot", render={"reset": reset}, reward={"clap_weight": 0.0})
         vectors = [env.codec.canonical(env.space.sample(rng)) for _ in range(args.n)]
         results[reset] = bench_steps(env, vectors)
-    exact, checked, new_synth = exactness(env, vectors)
+    exact = {reset: exactness(env, vectors, reset) for reset in ("auto", "none")}
     cfg = env.render_config
     print(f"config: core space, one-shot, note {cfg.midi_note}, {cfg.note_seconds} s held, {cfg.render_seconds} s rendered at {cfg.sample_rate} Hz, spectral reward only, {args.n} presets")
     print()
-    print(f"{'median ms':<22}{'reset=auto':>14}{'reset=fresh':>14}")
-    for key in ("raw render", "env.step"):
-        print(f"{key:<22}{results['auto'][key]:>14.1f}{results['fresh'][key]:>14.1f}")
-    for reset in ("auto", "fresh"):
+    def row(label: str, key: str, fmt: str = ".1f") -> None:
+        print(f"{label:<22}" + "".join(f"{results[r][key]:>14{fmt}}" for r in policies))
+
+    print(f"{'median ms':<22}" + "".join(f"{'reset=' + r:>14}" for r in policies))
+    row("raw render", "raw render")
+    row("env.step", "env.step")
+    for reset in policies:
         results[reset]["ratio"] = results[reset]["env.step"] / results[reset]["raw render"]
-    print(f"{'ratio step / raw':<22}{results['auto']['ratio']:>14.2f}{results['fresh']['ratio']:>14.2f}   (target <= 1.5)")
+    row("ratio step / raw", "ratio", ".2f")
     print("breakdown of a step:")
     for key in ("encode", "synth reset", "apply preset", "render", "features", "reward"):
-        print(f"  {key:<20}{results['auto'][key]:>14.1f}{results['fresh'][key]:>14.1f}")
-    print(f"  (synth reset: auto = init values + a {cfg.settle_seconds} s settle render, or a new synth when the preset needs one; fresh = a new vita.Synth)")
-    print(f"auto renders bit-identical (max abs diff < 1e-5) to a new synth's: {exact}/{checked} ({new_synth} of them took the new-synth route; presets using the random sampler excluded)")
+        row(f"  {key}", key)
+    print(f"  (synth reset: auto = init values + a {cfg.settle_seconds} s settle render, or a new synth when the preset needs one; fresh = a new vita.Synth; none = nothing)")
+    for reset, (same, checked, new_synth) in exact.items():
+        extra = f"; {new_synth} took the new-synth route" if reset == "auto" else ""
+        print(f"reset={reset}: {same}/{checked} renders in sequence bit-identical to a new synth's (max abs diff < 1e-5{extra})")
+    print("  (presets that turn on the sampler are left out of that count: vita's sampler is random)")
     if not args.no_clap:
         clap = bench_clap(cfg.sample_rate, cfg.render_seconds, repeats=5)
         print()

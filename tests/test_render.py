@@ -68,7 +68,11 @@ def _varied_presets(space, codec, n, seed):
         x = space.sample(rng)
         if x[space.index["sample_on"]] == 0:
             presets.append(codec.to_preset(x))
-    presets[1] = presets[1].with_values({"osc_2_on": 1.0, "osc_2_distortion_type": 7.0})  # FM <- Osc
+    presets[1] = presets[1].with_values({"osc_2_on": 1.0, "osc_3_on": 0.0, "osc_2_distortion_type": 7.0})  # FM <- Osc
+    # three oscillators modulating each other in a cycle (one reads another's previous block)
+    presets[2] = presets[2].with_values(
+        {f"osc_{i}_on": 1.0 for i in (1, 2, 3)} | {"osc_1_distortion_type": 11.0, "osc_2_distortion_type": 7.0, "osc_3_distortion_type": 11.0}
+    )
     presets[3] = presets[3].with_values({"reverb_on": 1.0, "delay_on": 1.0})
     return presets
 
@@ -90,6 +94,7 @@ def test_needs_new_synth_reasons():
     settings = init_preset().settings
     assert needs_new_synth(settings) is None
     assert "modulates" in needs_new_synth({**settings, "osc_1_distortion_type": 10.0})  # RM <- Osc
+    assert "modulates" in needs_new_synth({**settings, "osc_1_distortion_type": 9.0})  # FM <- Sample
     assert needs_new_synth({**settings, "osc_1_on": 0.0, "osc_1_distortion_type": 10.0}) is None
     assert "reverb" in needs_new_synth({**settings, "reverb_on": 1.0})
 

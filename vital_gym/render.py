@@ -10,10 +10,11 @@ How :class:`Renderer` makes them repeatable (``RenderConfig.reset``); the refere
 * ``"auto"`` (default): one synth is reused, and before each render it is put back in a new synth's
   state: Vital's init values are applied and a short "settle" render (``settle_seconds``, about 8 ms of
   work) lets smoothed controls converge and earlier voices die; then the preset is applied. A preset that
-  would still hear the past gets a new synth instead: one whose oscillators frequency- or ring-modulate
-  from another oscillator or the sampler (they read that source's previous output), one with an effect
-  that keeps memory (reverb, delay, chorus, flanger, compressor), or one with other wavetables, sample or
-  LFO shapes than the init preset's. Bit-exact with a new synth (``tests/test_render.py`` checks it).
+  would still hear the past gets a new synth instead (see :func:`needs_new_synth`): one with an oscillator
+  that frequency- or ring-modulates from another oscillator or the sampler (in the first block it can
+  read what an earlier preset left in that source's buffer), or one with an effect that keeps memory
+  (reverb, delay, chorus, flanger, compressor). Bit-exact with a new synth (``tests/test_render.py`` checks it; ``scripts/bench_env.py``
+  counts it).
 * ``"fresh"``: a new ``vita.Synth`` for every render (about 60-90 ms each; ``scripts/bench_env.py``).
 * ``"none"``: plain reuse, as Vita does it: fastest, history-dependent.
 
@@ -149,7 +150,7 @@ def _blob_key(settings: dict[str, Any]) -> str:
 
 
 def _cross_modulating_distortions() -> frozenset[int]:
-    """Oscillator distortion types that read another source's output ("FM <- Osc", "RM <- Sample", ...)."""
+    """Oscillator distortion types that read another source ("FM <- Osc", "RM <- Sample", ...)."""
     from vital_gym.params import control_catalog
 
     options = control_catalog()["osc_1_distortion_type"].options
@@ -157,7 +158,13 @@ def _cross_modulating_distortions() -> frozenset[int]:
 
 
 def needs_new_synth(settings: dict[str, Any]) -> str | None:
-    """Why a preset cannot be rendered exactly on a settled, reused synth (None when it can)."""
+    """Why a preset cannot be rendered exactly on a settled, reused synth (None when it can).
+
+    An oscillator that frequency- or ring-modulates from another oscillator or the sampler reads that
+    source's output buffer, and in the first block the buffer can still hold what an earlier preset left
+    there (a source processed later in the block, or switched off), where a new synth holds zeros.
+    Effects with delay lines keep their memory between renders.
+    """
     cross = _cross_modulating_distortions()
     for i in (1, 2, 3):
         if settings.get(f"osc_{i}_on") and int(settings.get(f"osc_{i}_distortion_type", 0)) in cross:
@@ -239,7 +246,7 @@ class Renderer:
         if self._synth is None or reset == "fresh":
             self._synth = self._new_synth()
         elif reset == "auto":
-            if blob != self._init_blob or needs_new_synth(preset.settings):
+            if needs_new_synth(preset.settings):
                 self._synth = self._new_synth()
             elif self._dirty:
                 self._settle(self._synth)
