@@ -36,8 +36,9 @@ def test_unknown_render_setting():
         RenderConfig.from_dict({"note": 60})
 
 
-def test_fresh_renders_do_not_depend_on_history(short_render):
-    renderer = Renderer(short_render)
+@pytest.mark.parametrize("reset", ["auto", "fresh"])
+def test_renders_do_not_depend_on_history(reset):
+    renderer = Renderer(RenderConfig(note_seconds=0.25, render_seconds=0.5, reset=reset))
     target = _preset(filter_1_on=1.0, filter_1_cutoff=70.0, env_1_attack=0.6)
     first = renderer.render(target).audio
     renderer.render(_preset(**LONG_TAIL))  # a long tail that a reused synth would carry over

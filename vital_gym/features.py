@@ -43,11 +43,12 @@ class LogMelSpectrogram:
         self.config = config
         self.sample_rate = sample_rate
         self._window = torch.hann_window(config.n_fft)
+        # Triangular bands with peak 1 (no area normalisation) and power scaled by the window's gain, so a
+        # sine reads its own level at any frequency: full scale is about 0 dB, -40 dBFS about -40 dB.
         mel = librosa.filters.mel(
-            sr=sample_rate, n_fft=config.n_fft, n_mels=config.n_mels, fmin=config.f_min, fmax=config.f_max
+            sr=sample_rate, n_fft=config.n_fft, n_mels=config.n_mels, fmin=config.f_min, fmax=config.f_max, norm=None
         )
-        # Scale so a full-scale sine lands at about 0 dB: the window's sum squared normalises the power.
-        self._mel = torch.from_numpy(mel).float() / float(self._window.sum()) ** 2 * 4.0
+        self._mel = torch.from_numpy(mel).float() * (2.0 / float(self._window.sum())) ** 2
 
     def __call__(self, audio: np.ndarray) -> np.ndarray:
         mono = torch.from_numpy(np.asarray(audio, dtype=np.float32).mean(axis=0))
