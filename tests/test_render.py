@@ -89,15 +89,25 @@ def test_auto_reset_is_exact_whatever_came_before(core_space, core_codec):
         assert np.max(np.abs(sequence[i] - alone)) < 1e-5, i
 
 
-def test_needs_new_synth_reasons():
+@pytest.mark.parametrize(
+    "values, reason",
+    [
+        ({}, None),
+        ({"osc_1_distortion_type": 10.0}, "osc_2, which is off"),  # RM <- Osc A: osc 1's A is osc 2
+        ({"osc_2_on": 1.0, "osc_1_distortion_type": 7.0}, "runs after it"),  # FM <- osc 2, processed later
+        ({"osc_2_on": 1.0, "osc_2_distortion_type": 7.0}, None),  # osc 2's A is osc 1: already written
+        ({"osc_3_on": 1.0, "osc_3_distortion_type": 8.0}, "osc_2, which is off"),  # osc 3's B is osc 2
+        ({"osc_1_distortion_type": 9.0}, "sampler"),  # FM <- Sample
+        ({"osc_1_on": 0.0}, "no oscillator"),
+        ({"osc_1_on": 0.0, "osc_2_on": 1.0, "osc_1_distortion_type": 10.0}, None),  # the modulating osc is off
+        ({"reverb_on": 1.0}, "reverb keeps memory"),
+    ],
+)
+def test_needs_new_synth(values, reason):
     from vital_gym.render import needs_new_synth
 
-    settings = init_preset().settings
-    assert needs_new_synth(settings) is None
-    assert "modulates" in needs_new_synth({**settings, "osc_1_distortion_type": 10.0})  # RM <- Osc
-    assert "modulates" in needs_new_synth({**settings, "osc_1_distortion_type": 9.0})  # FM <- Sample
-    assert needs_new_synth({**settings, "osc_1_on": 0.0, "osc_1_distortion_type": 10.0}) is None
-    assert "reverb" in needs_new_synth({**settings, "reverb_on": 1.0})
+    got = needs_new_synth({**init_preset().settings, **values})
+    assert (got is None) if reason is None else (reason in got), got
 
 
 def test_silence_is_reported(renderer):

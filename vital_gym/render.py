@@ -149,26 +149,43 @@ def _blob_key(settings: dict[str, Any]) -> str:
     return hashlib.sha1(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def _cross_modulating_distortions() -> frozenset[int]:
-    """Oscillator distortion types that read another source ("FM <- Osc", "RM <- Sample", ...)."""
+def _cross_modulating_distortions() -> tuple[dict[int, int], frozenset[int]]:
+    """Distortion types that read another oscillator (type -> 0 for Vital's "A" source, 1 for "B"), and
+    those that read the sampler."""
     from vital_gym.params import control_catalog
 
     options = control_catalog()["osc_1_distortion_type"].options
-    return frozenset(i for i, name in enumerate(options) if "<-" in name)
+    from_osc: dict[int, int] = {}
+    for kind in ("FM <- Osc", "RM <- Osc"):
+        for slot, index in enumerate(i for i, name in enumerate(options) if name == kind):
+            from_osc[index] = slot
+    return from_osc, frozenset(i for i, name in enumerate(options) if "<- Sample" in name)
 
 
 def needs_new_synth(settings: dict[str, Any]) -> str | None:
     """Why a preset cannot be rendered exactly on a settled, reused synth (None when it can).
 
-    An oscillator that frequency- or ring-modulates from another oscillator or the sampler reads that
-    source's output buffer, and in the first block the buffer can still hold what an earlier preset left
-    there (a source processed later in the block, or switched off), where a new synth holds zeros.
-    Effects with delay lines keep their memory between renders.
+    An oscillator that frequency- or ring-modulates from another one reads that oscillator's output
+    buffer. Oscillators are processed in order, so a source with a lower number that is on has already
+    written this block; a source processed later, or switched off, still holds what an earlier render left
+    (a new synth holds zeros). Vital's sources "A" and "B" for oscillator i are the other two in ascending
+    order. The sampler is treated the same way, and so is a preset with no source on at all (the voice's
+    output buffer is then never rewritten). Effects with delay lines keep their memory between renders.
     """
-    cross = _cross_modulating_distortions()
+    from_osc, from_sample = _cross_modulating_distortions()
+    on = {i: bool(settings.get(f"osc_{i}_on")) for i in (1, 2, 3)}
+    if not any(on.values()) and not settings.get("sample_on"):
+        return "no oscillator or sampler is on (the voice would replay an earlier render's last block)"
     for i in (1, 2, 3):
-        if settings.get(f"osc_{i}_on") and int(settings.get(f"osc_{i}_distortion_type", 0)) in cross:
-            return f"osc_{i} modulates from another source"
+        kind = int(settings.get(f"osc_{i}_distortion_type", 0))
+        if not on[i]:
+            continue
+        if kind in from_osc:
+            source = [j for j in (1, 2, 3) if j != i][from_osc[kind]]
+            if source > i or not on[source]:
+                return f"osc_{i} modulates from osc_{source}, which {'is off' if not on[source] else 'runs after it'}"
+        if kind in from_sample:
+            return f"osc_{i} modulates from the sampler"
     for name in STATEFUL_EFFECTS:
         if settings.get(name):
             return f"{name.removesuffix('_on')} keeps memory"
