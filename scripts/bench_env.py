@@ -15,6 +15,7 @@ on one synth equal a new synth's render of the same preset.
 from __future__ import annotations
 
 import argparse
+import warnings
 import os
 import platform
 import statistics
@@ -116,6 +117,8 @@ def bench_clap(sample_rate: int, seconds: float, repeats: int) -> dict[str, floa
 
 
 def main() -> None:
+    # Vital switches the CPU to flush-denormals mode; numpy then warns once about float32's smallest subnormal.
+    warnings.filterwarnings("ignore", message="The value of the smallest subnormal")
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=30, help="presets to time")
     ap.add_argument("--seed", type=int, default=0)

@@ -170,6 +170,12 @@ class Parameter:
         return self.n_values if self.kind is Kind.CATEGORICAL else 1
 
     @property
+    def lfo_index(self) -> int | None:
+        """For an LFO shape parameter, which LFO (0-based); else None."""
+        m = _LFO_SHAPE_NAME.match(self.name)
+        return int(m.group(1)) - 1 if m else None
+
+    @property
     def is_control(self) -> bool:
         """False for parameters that are not Vital controls (modulation slots, LFO shapes)."""
         return not (_MOD_PARAM.match(self.name) or _LFO_SHAPE_NAME.match(self.name))

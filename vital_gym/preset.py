@@ -218,9 +218,7 @@ class PresetCodec:
             base = Preset.load(space.base_preset) if space.base_preset else init_preset()
         self.base = base
         self._control_params = [(i, p) for i, p in enumerate(space.parameters) if p.is_control]
-        self._lfo_params = [
-            (i, int(p.name.split("_")[1]) - 1) for i, p in enumerate(space.parameters) if p.name.endswith("_shape")
-        ]
+        self._lfo_params = [(i, p.lfo_index) for i, p in enumerate(space.parameters) if p.lfo_index is not None]
 
     def to_preset(self, x: np.ndarray, name: str = "vital-gym") -> Preset:
         x = self.space.check_vector(x)

@@ -31,6 +31,7 @@ values and modulation routes directly.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from dataclasses import dataclass
@@ -38,7 +39,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from vital_gym.preset import Preset, _init_preset_json
+from vital_gym.preset import Preset, init_preset
 
 RANDOM_PHASE_CONTROLS = ("osc_1_random_phase", "osc_2_random_phase", "osc_3_random_phase")
 STATEFUL_EFFECTS = ("reverb_on", "delay_on", "chorus_on", "flanger_on", "compressor_on")
@@ -149,6 +150,7 @@ def _blob_key(settings: dict[str, Any]) -> str:
     return hashlib.sha1(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
 
 
+@functools.cache
 def _cross_modulating_distortions() -> tuple[dict[int, int], frozenset[int]]:
     """Distortion types that read another oscillator (type -> 0 for Vital's "A" source, 1 for "B"), and
     those that read the sampler."""
@@ -217,7 +219,7 @@ class Renderer:
         self._routes: list[tuple[str, str]] = []
         self._blob: str | None = None
         self._dirty = False  # has the synth rendered since it was new?
-        init = Preset.from_json(_init_preset_json(), name="init")
+        init = init_preset()
         # What a new vita.Synth holds (the baseline for applying only changed values) ...
         self._init_values = {k: float(v) for k, v in init.settings.items() if isinstance(v, (int, float))}
         self._init_blob = _blob_key(init.settings)
