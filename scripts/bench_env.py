@@ -66,7 +66,7 @@ def bench_steps(env: VitalMatchEnv, vectors: list[np.ndarray]) -> dict[str, floa
         p, dt = timed(lambda: r.prepare(env.codec.to_preset(env.codec.canonical(env.space.action_to_vector(action)))))
         stages["encode"].append(dt)
         blob = _blob_key(p.settings)
-        synth, dt = timed(r._reset_synth, p, blob)
+        synth, dt = timed(r._reset_synth, p, blob, cfg.midi_note, cfg.velocity)
         _, dt_apply = timed(r._apply, synth, p, blob)
         stages["synth reset"].append(dt)
         stages["apply preset"].append(dt_apply)

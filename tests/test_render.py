@@ -160,3 +160,16 @@ def test_random_full_space_presets_never_crash_the_process():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip().endswith("True")
+
+
+def test_note_and_velocity_per_render(core_space, core_codec):
+    """Per-call notes match a renderer configured with that note, after any history."""
+    presets = _varied_presets(core_space, core_codec, 4, seed=5)
+    cfg = RenderConfig(note_seconds=0.2, render_seconds=0.3)
+    varying = Renderer(cfg)
+    for note, velocity, preset in zip((48, 72, 60, 36), (0.5, 1.0, 0.8, 0.3), presets):
+        got = varying.render(preset, midi_note=note, velocity=velocity).audio
+        fixed = Renderer(RenderConfig(note_seconds=0.2, render_seconds=0.3, midi_note=note, velocity=velocity, reset="fresh"))
+        np.testing.assert_allclose(got, fixed.render(preset).audio, atol=1e-5)
+    with pytest.raises(ValueError, match="midi_note"):
+        varying.render(presets[0], midi_note=300)

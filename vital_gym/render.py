@@ -42,6 +42,7 @@ import numpy as np
 from vital_gym.preset import Preset, init_preset
 
 RANDOM_PHASE_CONTROLS = ("osc_1_random_phase", "osc_2_random_phase", "osc_3_random_phase")
+VITA_SAMPLE_RATE = 44100  # a new vita.Synth runs at this rate; setting it again costs ~6 ms
 STATEFUL_EFFECTS = ("reverb_on", "delay_on", "chorus_on", "flanger_on", "compressor_on")
 _BLOB_KEYS = ("wavetables", "sample", "custom_warps")
 
@@ -232,14 +233,19 @@ class Renderer:
         overrides = {} if self.config.random_phase else {name: 0.0 for name in RANDOM_PHASE_CONTROLS}
         return preset.with_values(overrides)  # re-validated: a Preset(...) built by hand skipped it
 
-    def render(self, preset: Preset) -> RenderResult:
+    def render(self, preset: Preset, midi_note: int | None = None, velocity: float | None = None) -> RenderResult:
+        """Render one note of ``preset``; ``midi_note`` and ``velocity`` override the config's for this call."""
+        cfg = self.config
+        note = cfg.midi_note if midi_note is None else int(midi_note)
+        vel = cfg.velocity if velocity is None else float(velocity)
+        if not 0 <= note <= 127 or not 0.0 < vel <= 1.0:
+            raise ValueError(f"midi_note={note} must be 0..127 and velocity={vel} in (0, 1]")
         prepared = self.prepare(preset)  # validated again: the last line of defence before Vita
         blob = _blob_key(prepared.settings)
-        synth = self._reset_synth(prepared, blob)
+        synth = self._reset_synth(prepared, blob, note, vel)
         self._apply(synth, prepared, blob)
-        cfg = self.config
         try:
-            stereo = synth.render(cfg.midi_note, cfg.velocity, cfg.note_seconds, cfg.render_seconds)
+            stereo = synth.render(note, vel, cfg.note_seconds, cfg.render_seconds)
         except Exception as e:  # Vita raises plain RuntimeErrors
             raise RenderError(f"{preset.name}: vita render failed: {e}") from e
         audio = np.asarray(stereo, dtype=np.float32)
@@ -253,13 +259,14 @@ class Renderer:
     def _new_synth(self):
         self._dirty = False
         synth = self._vita.Synth()
-        synth.set_sample_rate(self.config.sample_rate)
+        if self.config.sample_rate != VITA_SAMPLE_RATE:
+            synth.set_sample_rate(self.config.sample_rate)
         self._applied = dict(self._init_values)
         self._routes = []
         self._blob = self._init_blob
         return synth
 
-    def _reset_synth(self, preset: Preset, blob: str):
+    def _reset_synth(self, preset: Preset, blob: str, note: int, velocity: float):
         """A synth in a new synth's state (``auto``, ``fresh``), or the one in use (``none``)."""
         reset = self.config.reset
         if self._synth is None or reset == "fresh":
@@ -268,14 +275,17 @@ class Renderer:
             if needs_new_synth(preset.settings):
                 self._synth = self._new_synth()
             elif self._dirty:
-                self._settle(self._synth)
+                self._settle(self._synth, note, velocity)
         self._dirty = True
         return self._synth
 
-    def _settle(self, synth) -> None:
-        """Back to a new synth's state: init values, then a render that lets everything converge."""
+    def _settle(self, synth, note: int, velocity: float) -> None:
+        """Back to a new synth's state: init values, then a render that lets everything converge.
+
+        The settle plays the note about to be rendered: a glide (portamento) starts from the last note.
+        """
         self._apply(synth, self._init_preset, self._init_blob)
-        synth.render(self.config.midi_note, self.config.velocity, 0.002, self.config.settle_seconds)
+        synth.render(note, velocity, 0.002, self.config.settle_seconds)
 
     def _apply(self, synth, preset: Preset, blob: str) -> None:
         """Load the preset: a full JSON load when its blobs changed, else only the controls and routes."""
@@ -284,7 +294,8 @@ class Renderer:
         if blob != self._blob or not _is_compact(mods):
             if not synth.load_json(preset.to_json()):
                 raise RenderError(f"{preset.name}: vita refused the preset JSON (load_json returned False)")
-            synth.set_sample_rate(self.config.sample_rate)
+            if self.config.sample_rate != VITA_SAMPLE_RATE:
+                synth.set_sample_rate(self.config.sample_rate)
             self._applied = {k: float(v) for k, v in settings.items() if isinstance(v, (int, float))}
             self._routes = [(m["source"], m["destination"]) for m in mods if m.get("source")]
             self._blob = blob if _is_compact(mods) else None

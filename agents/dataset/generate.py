@@ -1,0 +1,316 @@
+"""Generate (audio, parameters) pairs through Vita: parallel, sharded, deterministic and resumable.
+
+Determinism: sample ``k`` is drawn from ``numpy.random.default_rng([seed, k, attempt])``, so the same
+seed and config give the same samples whatever the number of workers or how often a run was restarted.
+A draw whose render is silent, non-finite or clipped is rejected (counted per reason) and re-drawn with
+the next ``attempt``.
+
+Resuming: shard ``s`` always holds samples ``s * shard_size ...``; shards are written atomically, and a
+restarted run keeps every complete shard (checked against the manifest's SHA-256, or re-verified when the
+run died between writing a shard and recording it) and generates the rest. The result is exactly
+``num_samples`` samples, each once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import multiprocessing as mp
+import os
+import queue
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import yaml
+
+from agents.dataset.shards import MANIFEST, Manifest, read_shard, sha256, shard_name, write_shard
+from vital_gym.audio import resample
+from vital_gym.features import LogMelSpectrogram, MelConfig
+from vital_gym.params import Kind, ParameterSpace
+from vital_gym.preset import PresetCodec
+from vital_gym.render import RenderConfig, Renderer
+
+REJECT_REASONS = ("silent", "non_finite", "clipped")
+
+
+@dataclass
+class DatasetConfig:
+    """What to generate; ``configs/dataset/core.yaml`` documents every field."""
+
+    space: str | dict[str, Any] = "core"
+    seed: int = 0
+    shard_size: int = 1000
+    render: dict[str, Any] = field(default_factory=dict)
+    observation: dict[str, Any] = field(default_factory=dict)
+    audio_sample_rate: int | None = 22050
+    midi_notes: tuple[int, ...] = (60,)
+    velocity: tuple[float, float] = (0.7, 0.7)
+    max_attempts: int = 200
+    sources: dict[str, dict[str, Any]] = field(default_factory=lambda: {"uniform": {"weight": 1.0}})
+
+    @classmethod
+    def from_yaml(cls, path: str | Path, **overrides: Any) -> "DatasetConfig":
+        with Path(path).open() as f:
+            d = yaml.safe_load(f) or {}
+        d.update({k: v for k, v in overrides.items() if v is not None})
+        return cls.from_dict(d)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "DatasetConfig":
+        unknown = set(d) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise ValueError(f"unknown dataset settings {sorted(unknown)}")
+        cfg = cls(**d)
+        cfg.midi_notes = tuple(int(n) for n in cfg.midi_notes)
+        cfg.velocity = tuple(float(v) for v in cfg.velocity)
+        if not cfg.midi_notes or any(not 0 <= n <= 127 for n in cfg.midi_notes):
+            raise ValueError(f"midi_notes={cfg.midi_notes}: give MIDI notes in 0..127")
+        if len(cfg.velocity) != 2 or not 0 < cfg.velocity[0] <= cfg.velocity[1] <= 1:
+            raise ValueError(f"velocity={cfg.velocity}: give [low, high] with 0 < low <= high <= 1")
+        if cfg.shard_size < 1 or cfg.max_attempts < 1:
+            raise ValueError("shard_size and max_attempts must be >= 1")
+        if not cfg.sources or any(float(s.get("weight", 0)) <= 0 for s in cfg.sources.values()):
+            raise ValueError("sources: give at least one source, each with a positive weight")
+        return cfg
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["midi_notes"], d["velocity"] = list(self.midi_notes), list(self.velocity)
+        return d
+
+
+def load_space(spec: str | dict[str, Any]) -> ParameterSpace:
+    return ParameterSpace.from_dict(spec) if isinstance(spec, dict) else ParameterSpace.load(spec)
+
+
+def with_priors(space: ParameterSpace, priors: dict[str, dict[str, float]]) -> ParameterSpace:
+    """The space with some parameters' priors replaced (names, ranges and fingerprint unchanged)."""
+    unknown = set(priors) - set(space.names)
+    if unknown:
+        raise ValueError(f"priors for parameters not in space '{space.name}': {sorted(unknown)}")
+    params = []
+    for p in space.parameters:
+        o = priors.get(p.name, {})
+        params.append(
+            dataclasses.replace(
+                p,
+                prior_low=float(o.get("low", p.prior_low)),
+                prior_high=float(o.get("high", p.prior_high)),
+                p_on=float(o.get("p_on", p.p_on)),
+            )
+        )
+    return dataclasses.replace(space, parameters=tuple(params))
+
+
+class SampleMaker:
+    """Draws, renders and checks one sample at a time; one per worker process (it holds a Vita synth)."""
+
+    def __init__(self, config: DatasetConfig):
+        self.config = config
+        self.space = load_space(config.space)
+        self.codec = PresetCodec(self.space)
+        self.render_config = RenderConfig.from_dict(config.render)
+        self.renderer = Renderer(self.render_config)
+        self.mel = LogMelSpectrogram(MelConfig.from_dict(config.observation), self.render_config.sample_rate)
+        self.source_names = list(config.sources)
+        weights = np.array([float(config.sources[n]["weight"]) for n in self.source_names])
+        self.source_p = weights / weights.sum()
+        self.source_spaces = [
+            (n != "uniform", with_priors(self.space, config.sources[n].get("priors") or {})) for n in self.source_names
+        ]
+        self.discrete = [i for i, p in enumerate(self.space.parameters) if p.kind is not Kind.CONTINUOUS]
+
+    def draw(self, index: int, attempt: int) -> tuple[np.ndarray, int, int, float]:
+        """The parameters, source, note and velocity of sample ``index`` at ``attempt`` (no rendering)."""
+        rng = np.random.default_rng([self.config.seed, index, attempt])
+        source = int(rng.choice(len(self.source_names), p=self.source_p))
+        use_prior, space = self.source_spaces[source]
+        x = self.codec.canonical(space.sample(rng, prior=use_prior))
+        note = int(self.config.midi_notes[rng.integers(len(self.config.midi_notes))])
+        velocity = float(rng.uniform(*self.config.velocity))
+        return x, source, note, velocity
+
+    def make(self, index: int, rejected: dict[str, int]) -> dict[str, Any]:
+        for attempt in range(self.config.max_attempts):
+            x, source, note, velocity = self.draw(index, attempt)
+            result = self.renderer.render(self.codec.to_preset(x), midi_note=note, velocity=velocity)
+            status = result.status
+            reason = "non_finite" if not status.finite else "silent" if status.silent else "clipped" if status.clipped else None
+            if reason:
+                rejected[reason] += 1
+                continue
+            sample = {
+                "index": index,
+                "params": x,
+                "discrete": np.array([round(self.space.parameters[i].denormalize(x[i]) - self.space.parameters[i].low) for i in self.discrete]),
+                "midi_note": note,
+                "velocity": velocity,
+                "attempts": attempt + 1,
+                "source": source,
+                "logmel": np.round(self.mel(result.audio) * 255.0).astype(np.uint8),
+            }
+            if self.config.audio_sample_rate:
+                audio = resample(result.audio[0], self.render_config.sample_rate, self.config.audio_sample_rate)
+                sample["audio"] = np.clip(np.round(audio * 32767.0), -32768, 32767).astype(np.int16)
+            return sample
+        raise RuntimeError(
+            f"sample {index}: {self.config.max_attempts} draws in a row were rejected ({rejected}); widen the priors"
+        )
+
+    def make_shard(
+        self, indices: range, on_sample: Callable[[], None] | None = None
+    ) -> tuple[dict[str, np.ndarray], dict[str, int]]:
+        rejected = dict.fromkeys(REJECT_REASONS, 0)
+        samples = []
+        for i in indices:
+            samples.append(self.make(i, rejected))
+            if on_sample is not None:
+                on_sample()
+        arrays = {
+            "index": np.array([s["index"] for s in samples], dtype=np.int64),
+            "params": np.stack([s["params"] for s in samples]).astype(np.float32),
+            "discrete": np.stack([s["discrete"] for s in samples]).astype(np.int16),
+            "midi_note": np.array([s["midi_note"] for s in samples], dtype=np.int16),
+            "velocity": np.array([s["velocity"] for s in samples], dtype=np.float32),
+            "attempts": np.array([s["attempts"] for s in samples], dtype=np.int16),
+            "source": np.array([s["source"] for s in samples], dtype=np.int16),
+            "logmel": np.stack([s["logmel"] for s in samples]),
+            "rejected": np.array([rejected[r] for r in REJECT_REASONS], dtype=np.int64),
+        }
+        if self.config.audio_sample_rate:
+            arrays["audio"] = np.stack([s["audio"] for s in samples])
+        return arrays, rejected
+
+
+# Each worker process holds one SampleMaker (one Vita synth), built once by the pool's initializer.
+_worker: dict[str, Any] = {}
+
+
+def _init_worker(config: DatasetConfig, folder: str, progress: Any) -> None:
+    import torch
+
+    torch.set_num_threads(1)  # one process per core: torch's own threads would only compete
+    _worker.update(maker=SampleMaker(config), folder=Path(folder), progress=progress)
+
+
+def _run_shard(shard: int, indices: range) -> tuple[int, str, dict[str, int]]:
+    maker: SampleMaker = _worker["maker"]
+    ticks = _worker["progress"]
+    arrays, rejected = maker.make_shard(indices, on_sample=None if ticks is None else lambda: ticks.put(1))
+    digest = write_shard(_worker["folder"] / shard_name(shard), arrays)
+    return shard, digest, rejected
+
+
+def _new_manifest(config: DatasetConfig, num_samples: int) -> Manifest:
+    import vita
+
+    space = load_space(config.space)
+    return Manifest(
+        config=config.to_dict(),
+        space_fingerprint=space.fingerprint,
+        vita_version=vita.__version__,
+        param_names=list(space.names),
+        discrete_names=[p.name for p in space.parameters if p.kind is not Kind.CONTINUOUS],
+        num_samples=num_samples,
+        shard_size=config.shard_size,
+    )
+
+
+def _recover(folder: Path, manifest: Manifest) -> list[int]:
+    """Shards still to generate; keeps complete shards, drops temporary and corrupt files."""
+    for tmp in folder.glob(".shard-*.tmp"):
+        tmp.unlink()
+    todo = []
+    for shard in range(manifest.num_shards):
+        name = shard_name(shard)
+        path = folder / name
+        if name in manifest.shards and path.is_file() and sha256(path) == manifest.shards[name]:
+            continue
+        manifest.shards.pop(name, None)
+        if path.is_file():  # written, but the run died before recording it: keep it if it is whole
+            try:
+                index = read_shard(path, ("index",))["index"]
+                if np.array_equal(index, np.arange(manifest.shard_range(shard).start, manifest.shard_range(shard).stop)):
+                    manifest.shards[name] = sha256(path)
+                    continue
+            except Exception:
+                pass
+            path.unlink()
+        todo.append(shard)
+    return todo
+
+
+def generate(
+    config: DatasetConfig, out: str | Path, num_samples: int, workers: int = 1, progress: bool = True
+) -> Manifest:
+    """Generate (or finish generating) ``num_samples`` samples into ``out``; returns the manifest."""
+    if num_samples < 1:
+        raise ValueError(f"num_samples={num_samples} must be >= 1")
+    if workers < 1:
+        raise ValueError(f"workers={workers} must be >= 1")
+    folder = Path(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    manifest = _new_manifest(config, num_samples)
+    if (folder / MANIFEST).is_file():
+        existing = Manifest.load(folder)
+        for key in ("config", "space_fingerprint", "num_samples", "shard_size"):
+            if getattr(existing, key) != getattr(manifest, key):
+                raise ValueError(
+                    f"{folder} holds a dataset made with another {key.replace('_', ' ')}; "
+                    f"resume with the same settings, or choose another --out"
+                )
+        manifest = existing
+    todo = _recover(folder, manifest)
+    manifest.save(folder)
+
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        done = num_samples - sum(len(manifest.shard_range(s)) for s in todo)
+        bar = tqdm(total=num_samples, initial=done, unit="sample", desc=f"generating into {folder}", smoothing=0.1)
+    ctx = mp.get_context("forkserver")
+    ticks = ctx.Manager().Queue() if bar is not None else None
+    try:
+        with ProcessPoolExecutor(
+            max_workers=workers, mp_context=ctx, initializer=_init_worker, initargs=(config, str(folder), ticks)
+        ) as pool:
+            pending = {pool.submit(_run_shard, s, manifest.shard_range(s)) for s in todo}
+            while pending:
+                finished, pending = wait(pending, timeout=1.0, return_when=FIRST_COMPLETED)
+                _drain(ticks, bar)
+                for future in finished:
+                    shard, digest, _ = future.result()
+                    manifest.shards[shard_name(shard)] = digest
+                    manifest.save(folder)
+    finally:
+        _drain(ticks, bar)
+        if bar is not None:
+            bar.close()
+    manifest.rejected = dict(zip(REJECT_REASONS, _total_rejected(folder, manifest)))
+    manifest.save(folder)
+    return manifest
+
+
+def _drain(ticks: Any, bar: Any) -> None:
+    if ticks is None or bar is None:
+        return
+    while True:
+        try:
+            bar.update(ticks.get_nowait())
+        except queue.Empty:
+            return
+
+
+def _total_rejected(folder: Path, manifest: Manifest) -> list[int]:
+    total = np.zeros(len(REJECT_REASONS), dtype=np.int64)
+    for name in manifest.shards:
+        total += read_shard(folder / name, ("rejected",))["rejected"]
+    return [int(v) for v in total]
+
+
+def default_workers() -> int:
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
+

@@ -1,0 +1,75 @@
+"""Streaming a generated dataset to training: shards shuffled across epochs and DataLoader workers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import torch
+from torch.utils.data import IterableDataset, get_worker_info
+
+from agents.dataset.shards import Manifest, read_shard, shard_index
+
+
+class ShardDataset(IterableDataset):
+    """Yields one dict of tensors per sample.
+
+    ``logmel`` becomes float32 ``(1, n_mels, frames)`` in [0, 1] (the env's observation), ``audio`` float32
+    in [-1, 1], ``params`` float32 ``(P,)``, ``discrete`` int64 ``(K,)``; other fields as stored. Each
+    epoch visits every sample once: shard order is shuffled with ``seed + epoch`` (call
+    :meth:`set_epoch`), shards are split between DataLoader workers, and samples are shuffled within a
+    buffer of ``buffer_shards`` shards.
+    """
+
+    def __init__(
+        self,
+        folder: str | Path,
+        fields: tuple[str, ...] = ("logmel", "params", "discrete"),
+        shuffle: bool = True,
+        seed: int = 0,
+        buffer_shards: int = 2,
+        shards: list[str] | None = None,
+    ):
+        self.folder = Path(folder)
+        self.manifest = Manifest.load(self.folder)
+        missing = [n for n in (shards or self.manifest.shards) if not (self.folder / n).is_file()]
+        if missing or not self.manifest.shards:
+            raise FileNotFoundError(f"{self.folder}: dataset incomplete (missing {missing[:3]}); finish it with generate")
+        self.shards = sorted(shards or self.manifest.shards)
+        self.fields, self.shuffle, self.seed = tuple(fields), shuffle, seed
+        self.buffer_shards = max(1, buffer_shards)
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return sum(len(self.manifest.shard_range(shard_index(n))) for n in self.shards)
+
+    def _my_shards(self, rng: np.random.Generator) -> list[str]:
+        order = list(self.shards)
+        if self.shuffle:
+            rng.shuffle(order)
+        info = get_worker_info()
+        return order if info is None else order[info.id :: info.num_workers]
+
+    def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
+        rng = np.random.default_rng([self.seed, self.epoch])
+        mine = self._my_shards(rng)
+        for start in range(0, len(mine), self.buffer_shards):
+            blocks = [read_shard(self.folder / n, self.fields) for n in mine[start : start + self.buffer_shards]]
+            arrays = {k: np.concatenate([b[k] for b in blocks]) for k in self.fields}
+            n = len(arrays[self.fields[0]])
+            for i in rng.permutation(n) if self.shuffle else range(n):
+                yield {k: _to_tensor(k, arrays[k][i]) for k in self.fields}
+
+
+def _to_tensor(name: str, value: np.ndarray) -> torch.Tensor:
+    if name == "logmel":
+        return torch.from_numpy(value.astype(np.float32) / 255.0)[None]
+    if name == "audio":
+        return torch.from_numpy(value.astype(np.float32) / 32768.0)
+    if name == "discrete":
+        return torch.from_numpy(value.astype(np.int64))
+    return torch.as_tensor(value)

@@ -1,0 +1,108 @@
+"""Shard files and the manifest.
+
+A shard is an uncompressed ``.npz`` holding a fixed, contiguous block of sample indices; it is written to
+a temporary name and renamed, so a killed run never leaves a half-written shard under its real name.
+``manifest.json`` records the full config, the Vita version, the parameter space's fingerprint and a
+SHA-256 per shard. Arrays per shard (n samples):
+
+* ``index`` int64 (n,): global sample indices (the sample's seed is ``[seed, index, attempt]``)
+* ``params`` float32 (n, P): the parameter vector in ``[0, 1]`` (canonical form)
+* ``discrete`` int16 (n, K): the value index of every discrete parameter (categorical, integer, on/off,
+  modulation sources and destinations), in ``manifest.discrete_names`` order
+* ``midi_note`` int16 (n,), ``velocity`` float32 (n,), ``attempts`` int16 (n,), ``source`` int16 (n,)
+* ``logmel`` uint8 (n, n_mels, frames): the env's log-mel observation quantised to 256 levels (0.31 dB
+  steps over 80 dB)
+* ``audio`` int16 (n, samples): mono audio at ``audio_sample_rate`` (absent when that is null)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+MANIFEST = "manifest.json"
+
+
+def shard_name(shard: int) -> str:
+    return f"shard-{shard:05d}.npz"
+
+
+def shard_index(name: str) -> int:
+    """``shard-00012.npz`` -> 12."""
+    return int(Path(name).stem.split("-")[1])
+
+
+def sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def write_shard(path: Path, arrays: dict[str, np.ndarray]) -> str:
+    """Write atomically (temporary file, fsync, rename) and return the file's SHA-256."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **arrays)
+            f.flush()
+            os.fsync(f.fileno())
+        digest = sha256(Path(tmp))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return digest
+
+
+def read_shard(path: str | Path, fields: tuple[str, ...] | None = None) -> dict[str, np.ndarray]:
+    """The shard's arrays, or only ``fields`` (an .npz member is read only when asked for)."""
+    with np.load(path, allow_pickle=False) as data:
+        return {k: data[k] for k in (fields or data.files)}
+
+
+@dataclass
+class Manifest:
+    config: dict[str, Any]
+    space_fingerprint: str
+    vita_version: str
+    param_names: list[str]
+    discrete_names: list[str]
+    num_samples: int
+    shard_size: int
+    shards: dict[str, str] = field(default_factory=dict)  # file name -> sha256
+    rejected: dict[str, int] = field(default_factory=dict)  # reason -> count, over finished shards
+
+    @classmethod
+    def load(cls, folder: str | Path) -> "Manifest":
+        path = Path(folder) / MANIFEST
+        if not path.is_file():
+            raise FileNotFoundError(f"{path} not found: not a vital-gym dataset folder")
+        return cls(**json.loads(path.read_text()))
+
+    def save(self, folder: str | Path) -> None:
+        path = Path(folder) / MANIFEST
+        tmp = path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(asdict(self), indent=1))
+        os.replace(tmp, path)
+
+    @property
+    def num_shards(self) -> int:
+        return -(-self.num_samples // self.shard_size)
+
+    def shard_range(self, shard: int) -> range:
+        start = shard * self.shard_size
+        return range(start, min(start + self.shard_size, self.num_samples))
+
+    def verify(self, folder: str | Path) -> list[str]:
+        """Names of listed shards that are missing or whose checksum does not match."""
+        folder = Path(folder)
+        return [n for n, digest in self.shards.items() if not (folder / n).is_file() or sha256(folder / n) != digest]

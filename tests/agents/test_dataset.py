@@ -1,0 +1,171 @@
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from agents.dataset import DatasetConfig, Manifest, ShardDataset, generate, read_shard
+from agents.dataset.generate import SampleMaker
+from agents.dataset.shards import shard_name
+from tests.conftest import TINY_SPACE
+
+
+def tiny_config(**changes):
+    d = {
+        "space": TINY_SPACE,
+        "seed": 3,
+        "shard_size": 3,
+        "render": {"note_seconds": 0.15, "render_seconds": 0.25},
+        "observation": {"n_fft": 512, "hop_length": 256, "n_mels": 32},
+        "audio_sample_rate": 8000,
+        "midi_notes": [48, 60, 72],
+        "velocity": [0.5, 1.0],
+        "sources": {"uniform": {"weight": 0.5}, "pluck": {"weight": 0.5, "priors": {"env_1_attack": {"low": 0.0, "high": 0.1}}}},
+    }
+    d.update(changes)
+    return DatasetConfig.from_dict(d)
+
+
+def load_all(folder):
+    m = Manifest.load(folder)
+    shards = [read_shard(folder / n) for n in sorted(m.shards)]
+    return {k: np.concatenate([s[k] for s in shards]) for k in shards[0] if k != "rejected"}
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """A complete 8-sample dataset made by one worker."""
+    folder = tmp_path_factory.mktemp("one_worker")
+    manifest = generate(tiny_config(), folder, 8, workers=1, progress=False)
+    return folder, manifest
+
+
+def test_layout_manifest_and_checksums(reference):
+    folder, manifest = reference
+    assert sorted(manifest.shards) == [shard_name(i) for i in range(3)]  # 3 + 3 + 2
+    assert manifest.verify(folder) == []
+    data = load_all(folder)
+    assert np.array_equal(data["index"], np.arange(8))
+    assert data["params"].shape == (8, len(manifest.param_names)) and data["params"].dtype == np.float32
+    assert data["discrete"].shape == (8, len(manifest.discrete_names))
+    assert data["logmel"].dtype == np.uint8 and data["logmel"].shape[1] == 32
+    assert data["audio"].dtype == np.int16 and data["audio"].shape == (8, 2000)
+    assert set(data["midi_note"]) <= {48, 60, 72}
+    assert manifest.vita_version and manifest.space_fingerprint
+
+
+def test_silent_renders_are_rejected_and_counted(reference):
+    folder, manifest = reference
+    data = load_all(folder)
+    rms = np.sqrt(np.mean((data["audio"].astype(np.float64) / 32768) ** 2, axis=1))
+    assert np.all(rms > 1e-5)
+    # the tiny space's uniform source turns oscillator 1 off half the time: those draws are silent
+    assert manifest.rejected["silent"] == int(np.sum(data["attempts"] - 1)) > 0
+
+
+def test_same_samples_whatever_the_number_of_workers(reference, tmp_path):
+    generate(tiny_config(), tmp_path, 8, workers=2, progress=False)
+    one, two = load_all(reference[0]), load_all(tmp_path)
+    for key in one:
+        np.testing.assert_array_equal(one[key], two[key], err_msg=key)
+
+
+def test_sample_draws_are_deterministic_and_stored_params_reproduce():
+    maker = SampleMaker(tiny_config())
+    a, b = maker.draw(5, 0), maker.draw(5, 0)
+    np.testing.assert_array_equal(a[0], b[0])
+    assert a[1:] == b[1:]
+    assert not np.array_equal(maker.draw(5, 1)[0], a[0])
+
+
+def test_resume_after_kill(reference, tmp_path):
+    """kill -9 mid-run, then the same command finishes with exactly N valid samples, none twice."""
+    out = tmp_path / "killed"
+    code = (
+        "from agents.dataset import generate; from tests.agents.test_dataset import tiny_config;"
+        f"generate(tiny_config(), {str(out)!r}, 8, workers=1, progress=False)"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code], cwd=os.getcwd(), start_new_session=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and not (out / shard_name(0)).exists():
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert (out / shard_name(0)).exists() and not (out / shard_name(2)).exists()
+    (out / ".shard-00002.leftover.tmp").write_bytes(b"half a shard")  # what a kill mid-write leaves
+    manifest = generate(tiny_config(), out, 8, workers=1, progress=False)
+    assert manifest.verify(out) == [] and len(manifest.shards) == 3
+    assert not list(out.glob("*.tmp"))
+    resumed = load_all(out)
+    assert np.array_equal(resumed["index"], np.arange(8))
+    np.testing.assert_array_equal(resumed["params"], load_all(reference[0])["params"])
+
+
+def test_corrupt_shard_is_detected_and_regenerated(reference, tmp_path):
+    import shutil
+
+    out = tmp_path / "copy"
+    shutil.copytree(reference[0], out)
+    path = out / shard_name(1)
+    raw = bytearray(path.read_bytes())
+    raw[-100] ^= 0xFF
+    path.write_bytes(bytes(raw))
+    assert Manifest.load(out).verify(out) == [shard_name(1)]
+    manifest = generate(tiny_config(), out, 8, workers=1, progress=False)
+    assert manifest.verify(out) == []
+
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"velocity": [0.0, 1.0]}, "velocity"),
+        ({"midi_notes": [200]}, "midi_notes"),
+        ({"sources": {}}, "sources"),
+        ({"colour": "blue"}, "unknown dataset settings"),
+    ],
+)
+def test_bad_configs(changes, message):
+    with pytest.raises(ValueError, match=message):
+        tiny_config(**changes)
+
+
+def test_resuming_with_other_settings_is_refused(reference, tmp_path):
+    import shutil
+
+    out = tmp_path / "copy"
+    shutil.copytree(reference[0], out)
+    with pytest.raises(ValueError, match="another config"):
+        generate(tiny_config(seed=4), out, 8, workers=1, progress=False)
+
+
+def test_loader_shapes_and_types(reference):
+    ds = ShardDataset(reference[0], fields=("logmel", "params", "discrete", "audio", "index"))
+    item = next(iter(ds))
+    assert item["logmel"].shape == (1, 32, 1 + int(0.25 * 44100) // 256)  # 0.25 s at 44.1 kHz, hop 256
+    assert item["logmel"].dtype == torch.float32 and 0 <= item["logmel"].min() and item["logmel"].max() <= 1
+    assert item["params"].dtype == torch.float32 and item["discrete"].dtype == torch.int64
+    assert item["audio"].dtype == torch.float32 and item["audio"].abs().max() <= 1
+    assert len(ds) == 8
+
+
+def test_loader_shuffles_per_epoch_and_covers_every_sample_once(reference):
+    ds = ShardDataset(reference[0], fields=("index",), seed=1, buffer_shards=2)
+    first = [int(x["index"]) for x in ds]
+    ds.set_epoch(1)
+    second = [int(x["index"]) for x in ds]
+    assert sorted(first) == sorted(second) == list(range(8))
+    assert first != second
+    ordered = [int(x["index"]) for x in ShardDataset(reference[0], fields=("index",), shuffle=False)]
+    assert ordered == list(range(8))
+
+
+def test_loader_splits_shards_between_workers(reference):
+    from torch.utils.data import DataLoader
+
+    ds = ShardDataset(reference[0], fields=("index",))
+    seen = [int(i) for batch in DataLoader(ds, batch_size=2, num_workers=2) for i in batch["index"]]
+    assert sorted(seen) == list(range(8))
