@@ -132,6 +132,11 @@ class SampleMaker:
         velocity = float(rng.uniform(*self.config.velocity))
         return x, source, note, velocity
 
+    def discrete_indices(self, x: np.ndarray) -> np.ndarray:
+        """The value index (0 .. n-1) of every discrete parameter of a parameter vector."""
+        params = self.space.parameters
+        return np.array([round(params[i].denormalize(x[i]) - params[i].low) for i in self.discrete], dtype=np.int16)
+
     def make(self, index: int, rejected: dict[str, int]) -> dict[str, Any]:
         for attempt in range(self.config.max_attempts):
             x, source, note, velocity = self.draw(index, attempt)
@@ -144,7 +149,7 @@ class SampleMaker:
             sample = {
                 "index": index,
                 "params": x,
-                "discrete": np.array([round(self.space.parameters[i].denormalize(x[i]) - self.space.parameters[i].low) for i in self.discrete]),
+                "discrete": self.discrete_indices(x),
                 "midi_note": note,
                 "velocity": velocity,
                 "attempts": attempt + 1,

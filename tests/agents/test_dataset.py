@@ -169,3 +169,13 @@ def test_loader_splits_shards_between_workers(reference):
     ds = ShardDataset(reference[0], fields=("index",))
     seen = [int(i) for batch in DataLoader(ds, batch_size=2, num_workers=2) for i in batch["index"]]
     assert sorted(seen) == list(range(8))
+
+
+def test_discrete_indices_match_the_parameter_vector(reference):
+    maker = SampleMaker(tiny_config())
+    data = load_all(reference[0])
+    for x, stored in zip(data["params"], data["discrete"]):
+        np.testing.assert_array_equal(maker.discrete_indices(x), stored)
+    model = maker.space["filter_1_model"]
+    column = Manifest.load(reference[0]).discrete_names.index("filter_1_model")
+    assert data["discrete"][:, column].max() < model.n_values
