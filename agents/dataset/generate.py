@@ -240,7 +240,7 @@ def _recover(folder: Path, manifest: Manifest) -> list[int]:
                 if np.array_equal(index, np.arange(manifest.shard_range(shard).start, manifest.shard_range(shard).stop)):
                     manifest.shards[name] = sha256(path)
                     continue
-            except Exception:
+            except Exception:  # unreadable (a zip cut short): it is regenerated below
                 pass
             path.unlink()
         todo.append(shard)
@@ -277,7 +277,8 @@ def generate(
         done = num_samples - sum(len(manifest.shard_range(s)) for s in todo)
         bar = tqdm(total=num_samples, initial=done, unit="sample", desc=f"generating into {folder}", smoothing=0.1)
     ctx = mp.get_context("forkserver")
-    ticks = ctx.Manager().Queue() if bar is not None else None
+    manager = ctx.Manager() if bar is not None else None  # carries per-sample progress ticks from workers
+    ticks = manager.Queue() if manager is not None else None
     try:
         with ProcessPoolExecutor(
             max_workers=workers, mp_context=ctx, initializer=_init_worker, initargs=(config, str(folder), ticks)
@@ -294,6 +295,8 @@ def generate(
         _drain(ticks, bar)
         if bar is not None:
             bar.close()
+        if manager is not None:
+            manager.shutdown()
     manifest.rejected = dict(zip(REJECT_REASONS, _total_rejected(folder, manifest)))
     manifest.save(folder)
     return manifest
