@@ -36,9 +36,9 @@ def raw_render_rate(config: DatasetConfig, n: int) -> float:
     cfg = maker.render_config
     times = []
     for index in range(n):
-        x, _, note, velocity = maker.draw(index, 0)
+        x, _, note, velocity, base = maker.draw(index, 0)
         synth = vita.Synth()
-        synth.load_json(maker.renderer.prepare(maker.codec.to_preset(x)).to_json())
+        synth.load_json(maker.renderer.prepare(maker.codec_for(base).to_preset(x)).to_json())
         t = time.perf_counter()
         synth.render(note, velocity, cfg.note_seconds, cfg.render_seconds)
         times.append(time.perf_counter() - t)

@@ -17,6 +17,7 @@ import dataclasses
 import multiprocessing as mp
 import os
 import queue
+import warnings
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,7 +30,7 @@ from agents.dataset.shards import MANIFEST, Manifest, read_shard, sha256, shard_
 from vital_gym.audio import resample
 from vital_gym.features import LogMelSpectrogram, MelConfig
 from vital_gym.params import Kind, ParameterSpace
-from vital_gym.preset import PresetCodec
+from vital_gym.preset import Preset, PresetCodec, PresetError
 from vital_gym.render import RenderConfig, Renderer
 
 REJECT_REASONS = ("silent", "non_finite", "clipped")
@@ -117,20 +118,64 @@ class SampleMaker:
         self.source_names = list(config.sources)
         weights = np.array([float(config.sources[n]["weight"]) for n in self.source_names])
         self.source_p = weights / weights.sum()
-        self.source_spaces = [
-            (n != "uniform", with_priors(self.space, config.sources[n].get("priors") or {})) for n in self.source_names
-        ]
+        self.sources = [self._build_source(n, config.sources[n]) for n in self.source_names]
         self.discrete = [i for i, p in enumerate(self.space.parameters) if p.kind is not Kind.CONTINUOUS]
 
-    def draw(self, index: int, attempt: int) -> tuple[np.ndarray, int, int, float]:
-        """The parameters, source, note and velocity of sample ``index`` at ``attempt`` (no rendering)."""
+    def _build_source(self, name: str, spec: dict[str, Any]) -> dict[str, Any]:
+        """A source draws from the space (uniform, or with prior overrides), or perturbs human presets."""
+        if "presets" not in spec:
+            return {"space": with_priors(self.space, spec.get("priors") or {}), "prior": name != "uniform"}
+        folder = Path(spec["presets"])
+        files = sorted(folder.rglob("*.vital")) if folder.is_dir() else []
+        bases = []
+        for path in files:
+            try:
+                preset = Preset.load(path)
+            except PresetError as e:
+                warnings.warn(f"source '{name}': skipping {path}: {e}", stacklevel=2)
+                continue
+            codec = PresetCodec(self.space, base=preset)
+            bases.append((str(path.relative_to(folder)), codec, codec.from_preset(preset)))
+        if not bases:
+            raise ValueError(f"source '{name}': no usable .vital preset in {folder}")
+        return {"bases": bases, "jitter": float(spec.get("jitter", 0.05)), "p_change": float(spec.get("p_change", 0.1))}
+
+    @property
+    def base_presets(self) -> list[str]:
+        """Every perturbation source's presets, in the order the ``base`` field indexes them."""
+        return [name for src in self.sources for name, _, _ in src.get("bases", [])]
+
+    def draw(self, index: int, attempt: int) -> tuple[np.ndarray, int, int, float, int]:
+        """Parameters, source, note, velocity and base preset (-1: the space's own) of sample ``index``."""
         rng = np.random.default_rng([self.config.seed, index, attempt])
         source = int(rng.choice(len(self.source_names), p=self.source_p))
-        use_prior, space = self.source_spaces[source]
-        x = self.codec.canonical(space.sample(rng, prior=use_prior))
+        spec = self.sources[source]
+        base = -1
+        if "bases" in spec:
+            which = int(rng.integers(len(spec["bases"])))
+            x = self._perturb(spec["bases"][which][2], spec["jitter"], spec["p_change"], rng)
+            base = sum(len(s.get("bases", [])) for s in self.sources[:source]) + which
+        else:
+            x = spec["space"].sample(rng, prior=spec["prior"])
+        x = self.codec.canonical(x)
         note = int(self.config.midi_notes[rng.integers(len(self.config.midi_notes))])
         velocity = float(rng.uniform(*self.config.velocity))
-        return x, source, note, velocity
+        return x, source, note, velocity, base
+
+    def _perturb(self, x0: np.ndarray, jitter: float, p_change: float, rng: np.random.Generator) -> np.ndarray:
+        """Gaussian jitter on continuous and integer parameters; discrete ones redrawn with ``p_change``."""
+        x = x0 + rng.normal(0.0, jitter, size=x0.shape).astype(np.float32)
+        redraw = self.space.sample(rng, prior=False)
+        for i, p in enumerate(self.space.parameters):
+            if p.kind in (Kind.CATEGORICAL, Kind.TOGGLE):
+                x[i] = redraw[i] if rng.random() < p_change else x0[i]
+        return np.clip(x, 0.0, 1.0)
+
+    def codec_for(self, base: int) -> PresetCodec:
+        if base < 0:
+            return self.codec
+        bases = [codec for src in self.sources for _, codec, _ in src.get("bases", [])]
+        return bases[base]
 
     def discrete_indices(self, x: np.ndarray) -> np.ndarray:
         """The value index (0 .. n-1) of every discrete parameter of a parameter vector."""
@@ -139,8 +184,8 @@ class SampleMaker:
 
     def make(self, index: int, rejected: dict[str, int]) -> dict[str, Any]:
         for attempt in range(self.config.max_attempts):
-            x, source, note, velocity = self.draw(index, attempt)
-            result = self.renderer.render(self.codec.to_preset(x), midi_note=note, velocity=velocity)
+            x, source, note, velocity, base = self.draw(index, attempt)
+            result = self.renderer.render(self.codec_for(base).to_preset(x), midi_note=note, velocity=velocity)
             status = result.status
             reason = "non_finite" if not status.finite else "silent" if status.silent else "clipped" if status.clipped else None
             if reason:
@@ -154,6 +199,7 @@ class SampleMaker:
                 "velocity": velocity,
                 "attempts": attempt + 1,
                 "source": source,
+                "base": base,
                 "logmel": np.round(self.mel(result.audio) * 255.0).astype(np.uint8),
             }
             if self.config.audio_sample_rate:
@@ -181,6 +227,7 @@ class SampleMaker:
             "velocity": np.array([s["velocity"] for s in samples], dtype=np.float32),
             "attempts": np.array([s["attempts"] for s in samples], dtype=np.int16),
             "source": np.array([s["source"] for s in samples], dtype=np.int16),
+            "base": np.array([s["base"] for s in samples], dtype=np.int16),
             "logmel": np.stack([s["logmel"] for s in samples]),
             "rejected": np.array([rejected[r] for r in REJECT_REASONS], dtype=np.int64),
         }
@@ -220,6 +267,7 @@ def _new_manifest(config: DatasetConfig, num_samples: int) -> Manifest:
         discrete_names=[p.name for p in space.parameters if p.kind is not Kind.CONTINUOUS],
         num_samples=num_samples,
         shard_size=config.shard_size,
+        base_presets=SampleMaker(config).base_presets,
     )
 
 

@@ -10,6 +10,8 @@ SHA-256 per shard. Arrays per shard (n samples):
 * ``discrete`` int16 (n, K): the value index of every discrete parameter (categorical, integer, on/off,
   modulation sources and destinations), in ``manifest.discrete_names`` order
 * ``midi_note`` int16 (n,), ``velocity`` float32 (n,), ``attempts`` int16 (n,), ``source`` int16 (n,)
+* ``base`` int16 (n,): for samples perturbed from a human preset, its index in ``manifest.base_presets``
+  (controls outside the space keep that preset's values); -1 otherwise
 * ``logmel`` uint8 (n, n_mels, frames): the env's log-mel observation quantised to 256 levels (0.31 dB
   steps over 80 dB)
 * ``audio`` int16 (n, samples): mono audio at ``audio_sample_rate`` (absent when that is null)
@@ -79,6 +81,7 @@ class Manifest:
     num_samples: int
     shard_size: int
     shards: dict[str, str] = field(default_factory=dict)  # file name -> sha256
+    base_presets: list[str] = field(default_factory=list)  # what the "base" field indexes
     rejected: dict[str, int] = field(default_factory=dict)  # reason -> count, over finished shards
 
     @classmethod

@@ -78,6 +78,7 @@ def test_sample_draws_are_deterministic_and_stored_params_reproduce():
     maker = SampleMaker(tiny_config())
     a, b = maker.draw(5, 0), maker.draw(5, 0)
     np.testing.assert_array_equal(a[0], b[0])
+    assert a[4] == -1  # not perturbed from a human preset
     assert a[1:] == b[1:]
     assert not np.array_equal(maker.draw(5, 1)[0], a[0])
 
@@ -179,3 +180,38 @@ def test_discrete_indices_match_the_parameter_vector(reference):
     model = maker.space["filter_1_model"]
     column = Manifest.load(reference[0]).discrete_names.index("filter_1_model")
     assert data["discrete"][:, column].max() < model.n_values
+
+
+@pytest.fixture
+def human_folder(tmp_path):
+    from vital_gym.preset import init_preset
+
+    folder = tmp_path / "humans"
+    folder.mkdir()
+    init_preset().with_values({"osc_1_transpose": 7.0, "filter_1_on": 1.0, "osc_2_on": 1.0, "osc_2_level": 0.3}).save(folder / "a.vital")
+    init_preset().with_values({"env_1_attack": 0.8, "osc_2_on": 1.0}).save(folder / "b.vital")
+    (folder / "broken.vital").write_text("{not json")
+    return folder
+
+
+def test_perturbations_of_human_presets(human_folder, tmp_path):
+    sources = {"human": {"weight": 1.0, "presets": str(human_folder), "jitter": 0.02, "p_change": 0.0}}
+    with pytest.warns(UserWarning, match="broken.vital"):
+        manifest = generate(tiny_config(sources=sources), tmp_path / "out", 6, workers=1, progress=False)
+    assert manifest.base_presets == ["a.vital", "b.vital"]
+    data = load_all(tmp_path / "out")
+    with pytest.warns(UserWarning):
+        maker = SampleMaker(tiny_config(sources=sources))
+    continuous = [i for i, p in enumerate(maker.space.parameters) if p.kind.value == "continuous" and p.is_control]
+    discrete = [i for i, p in enumerate(maker.space.parameters) if p.kind.value in ("categorical", "toggle") and p.is_control]
+    for x, base in zip(data["params"], data["base"]):
+        x0 = maker.sources[0]["bases"][base][2]
+        assert np.max(np.abs(x[continuous] - x0[continuous])) < 0.12  # 6 sigma of the jitter
+        np.testing.assert_array_equal(x[discrete], x0[discrete])  # p_change = 0
+        preset = maker.codec_for(int(base)).to_preset(x)
+        assert preset.settings["osc_2_on"] == 1.0  # outside the space: the human preset's value
+
+
+def test_perturbation_source_needs_a_usable_preset(tmp_path):
+    with pytest.raises(ValueError, match="no usable .vital preset"):
+        SampleMaker(tiny_config(sources={"human": {"weight": 1.0, "presets": str(tmp_path)}}))
