@@ -138,6 +138,7 @@ def check_audio(audio: np.ndarray, silence_rms: float = 1e-4, clip_level: float 
 class RenderResult:
     audio: np.ndarray  # (channels, num_samples) float32; NaN/Inf replaced by 0, see ``status``
     status: AudioStatus
+    preset: Preset  # exactly as rendered (validated, the renderer's phase setting written in)
 
 
 def _blob_key(settings: dict[str, Any]) -> str:
@@ -253,7 +254,7 @@ class Renderer:
         status = check_audio(audio, cfg.silence_rms, cfg.clip_level)
         if not status.finite:
             audio = np.nan_to_num(audio, nan=0.0, posinf=0.0, neginf=0.0)
-        return RenderResult(audio=np.ascontiguousarray(audio), status=status)
+        return RenderResult(audio=np.ascontiguousarray(audio), status=status, preset=prepared)
 
     # ------------------------------------------------------------------ internals
     def _new_synth(self):

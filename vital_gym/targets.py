@@ -53,7 +53,7 @@ class RandomPresetTargets:
             preset = self.codec.to_preset(x, name="random-target")
             result = self.renderer.render(preset)
             if result.status.ok:
-                return Target(result.audio, "random-target", self.renderer.prepare(preset), x)
+                return Target(result.audio, "random-target", result.preset, x)
         raise TargetError(
             f"{self.max_tries} random presets of space '{self.space.name}' in a row rendered silent or "
             f"non-finite; widen the space's priors"
@@ -110,7 +110,7 @@ class PresetFolderTargets(_FolderTargets):
         if not result.status.ok:
             raise TargetError(f"renders {result.status.describe()}")
         params = self.codec.from_preset(preset) if self.codec else None
-        return Target(result.audio, path.stem, self.renderer.prepare(preset), params)
+        return Target(result.audio, path.stem, result.preset, params)
 
 
 class AudioFolderTargets(_FolderTargets):

@@ -12,7 +12,7 @@ from gymnasium import spaces
 
 from vital_gym.features import LogMelSpectrogram, MelConfig
 from vital_gym.params import CONFIG_DIR, Kind, ParameterSpace
-from vital_gym.preset import Preset, PresetCodec
+from vital_gym.preset import PresetCodec
 from vital_gym.render import Renderer, RenderConfig
 from vital_gym.rewards import ClapEmbedder, Reward, RewardConfig
 from vital_gym.targets import Target, TargetSource, make_targets
@@ -120,7 +120,6 @@ class VitalMatchEnv(gym.Env):
         self._target_mel: np.ndarray | None = None
         self._current_mel: np.ndarray | None = None
         self._params: np.ndarray | None = None
-        self._last_preset: Preset | None = None
         self._score = 0.0
         self._steps = 0
 
@@ -157,7 +156,7 @@ class VitalMatchEnv(gym.Env):
         info = terms.as_info()
         info.update(
             params=params.copy(),
-            preset=self.renderer.prepare(self._last_preset),
+            preset=result.preset,
             render_status=result.status.describe(),
             clipped=result.status.clipped,
             silent=result.status.silent,
@@ -200,8 +199,7 @@ class VitalMatchEnv(gym.Env):
         return self.codec.canonical(x)
 
     def _evaluate(self, params: np.ndarray):
-        self._last_preset = self.codec.to_preset(params)
-        result = self.renderer.render(self._last_preset)
+        result = self.renderer.render(self.codec.to_preset(params))
         self._current_mel = self.features(result.audio)[None]
         return result, self.reward_fn(result.audio)
 
