@@ -21,7 +21,7 @@ import warnings
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 import numpy as np
 import yaml
@@ -105,6 +105,14 @@ def with_priors(space: ParameterSpace, priors: dict[str, dict[str, float]]) -> P
     return dataclasses.replace(space, parameters=tuple(params))
 
 
+class HumanBase(NamedTuple):
+    """A human preset a perturbation source starts from: its path in the folder, codec and vector."""
+
+    name: str
+    codec: PresetCodec
+    vector: np.ndarray
+
+
 class SampleMaker:
     """Draws, renders and checks one sample at a time; one per worker process (it holds a Vita synth)."""
 
@@ -118,6 +126,7 @@ class SampleMaker:
         self.source_names = list(config.sources)
         weights = np.array([float(config.sources[n]["weight"]) for n in self.source_names])
         self.source_p = weights / weights.sum()
+        self.bases: list[HumanBase] = []  # every perturbation source's presets; the ``base`` field indexes it
         self.sources = [self._build_source(n, config.sources[n]) for n in self.source_names]
         self.discrete = [i for i, p in enumerate(self.space.parameters) if p.kind is not Kind.CONTINUOUS]
 
@@ -127,7 +136,7 @@ class SampleMaker:
             return {"space": with_priors(self.space, spec.get("priors") or {}), "prior": name != "uniform"}
         folder = Path(spec["presets"])
         files = sorted(folder.rglob("*.vital")) if folder.is_dir() else []
-        bases = []
+        indices = []
         for path in files:
             try:
                 preset = Preset.load(path)
@@ -135,15 +144,16 @@ class SampleMaker:
                 warnings.warn(f"source '{name}': skipping {path}: {e}", stacklevel=2)
                 continue
             codec = PresetCodec(self.space, base=preset)
-            bases.append((str(path.relative_to(folder)), codec, codec.from_preset(preset)))
-        if not bases:
+            indices.append(len(self.bases))
+            self.bases.append(HumanBase(str(path.relative_to(folder)), codec, codec.from_preset(preset)))
+        if not indices:
             raise ValueError(f"source '{name}': no usable .vital preset in {folder}")
-        return {"bases": bases, "jitter": float(spec.get("jitter", 0.05)), "p_change": float(spec.get("p_change", 0.1))}
+        return {"bases": indices, "jitter": float(spec.get("jitter", 0.05)), "p_change": float(spec.get("p_change", 0.1))}
 
     @property
     def base_presets(self) -> list[str]:
-        """Every perturbation source's presets, in the order the ``base`` field indexes them."""
-        return [name for src in self.sources for name, _, _ in src.get("bases", [])]
+        """The human presets, in the order the ``base`` field indexes them."""
+        return [b.name for b in self.bases]
 
     def draw(self, index: int, attempt: int) -> tuple[np.ndarray, int, int, float, int]:
         """Parameters, source, note, velocity and base preset (-1: the space's own) of sample ``index``."""
@@ -152,9 +162,8 @@ class SampleMaker:
         spec = self.sources[source]
         base = -1
         if "bases" in spec:
-            which = int(rng.integers(len(spec["bases"])))
-            x = self._perturb(spec["bases"][which][2], spec["jitter"], spec["p_change"], rng)
-            base = sum(len(s.get("bases", [])) for s in self.sources[:source]) + which
+            base = spec["bases"][int(rng.integers(len(spec["bases"])))]
+            x = self._perturb(self.bases[base].vector, spec["jitter"], spec["p_change"], rng)
         else:
             x = spec["space"].sample(rng, prior=spec["prior"])
         x = self.codec.canonical(x)
@@ -172,10 +181,7 @@ class SampleMaker:
         return np.clip(x, 0.0, 1.0)
 
     def codec_for(self, base: int) -> PresetCodec:
-        if base < 0:
-            return self.codec
-        bases = [codec for src in self.sources for _, codec, _ in src.get("bases", [])]
-        return bases[base]
+        return self.codec if base < 0 else self.bases[base].codec
 
     def discrete_indices(self, x: np.ndarray) -> np.ndarray:
         """The value index (0 .. n-1) of every discrete parameter of a parameter vector."""

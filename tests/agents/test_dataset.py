@@ -205,7 +205,7 @@ def test_perturbations_of_human_presets(human_folder, tmp_path):
     continuous = [i for i, p in enumerate(maker.space.parameters) if p.kind.value == "continuous" and p.is_control]
     discrete = [i for i, p in enumerate(maker.space.parameters) if p.kind.value in ("categorical", "toggle") and p.is_control]
     for x, base in zip(data["params"], data["base"]):
-        x0 = maker.sources[0]["bases"][base][2]
+        x0 = maker.bases[base].vector
         assert np.max(np.abs(x[continuous] - x0[continuous])) < 0.12  # 6 sigma of the jitter
         np.testing.assert_array_equal(x[discrete], x0[discrete])  # p_change = 0
         preset = maker.codec_for(int(base)).to_preset(x)
