@@ -8,14 +8,15 @@ How :class:`Renderer` makes them repeatable (``RenderConfig.reset``); the refere
 ``vita.Synth().load_preset(file)`` then ``render(...)`` for the saved ``.vital``:
 
 * ``"auto"`` (default): one synth is reused, and before each render it is put back in a new synth's
-  state: Vital's init values are applied and a short "settle" render (``settle_seconds``, about 8 ms of
-  work) lets smoothed controls converge and earlier voices die; then the preset is applied. A preset that
+  state: Vital's init values are applied and a short "settle" render (``settle_seconds`` of the init
+  sound) lets smoothed controls converge and earlier voices die; then the preset is applied. A preset that
   would still hear the past gets a new synth instead (see :func:`needs_new_synth`): one with an oscillator
-  that frequency- or ring-modulates from another oscillator or the sampler (in the first block it can
-  read what an earlier preset left in that source's buffer), or one with an effect that keeps memory
-  (reverb, delay, chorus, flanger, compressor). Bit-exact with a new synth (``tests/test_render.py`` checks it; ``scripts/bench_env.py``
-  counts it).
-* ``"fresh"``: a new ``vita.Synth`` for every render (about 60-90 ms each; ``scripts/bench_env.py``).
+  that frequency- or ring-modulates from an oscillator that runs after it or is switched off, or from the
+  sampler (in the first block it reads what an earlier render left in that source's buffer), one with no
+  source on, or one with an effect that keeps memory (reverb, delay, chorus, flanger, compressor).
+  Bit-exact with a new synth (``tests/test_render.py`` checks it; ``scripts/check_reproducibility.py``
+  and ``scripts/bench_env.py`` count it).
+* ``"fresh"``: a new ``vita.Synth`` for every render (``scripts/bench_env.py`` times it).
 * ``"none"``: plain reuse, as Vita does it: fastest, history-dependent.
 
 With ``random_phase=False`` (default) every oscillator's phase randomisation is set to 0 before
@@ -24,8 +25,8 @@ Two sources stay random in every mode in vita 0.1.0: the sampler (``sample_on``)
 position, and the per-note random modulation sources (``random``, ``random_1..4``), which the parameter
 spaces leave out by default.
 
-Loading a preset's JSON makes Vital rebuild wavetables (13 ms for the init preset, up to 300 ms for
-human presets), so the renderer reloads only when those parts change and otherwise sets control
+Loading a preset's JSON makes Vital rebuild its wavetables, which costs more than setting controls, so the
+renderer reloads only when those parts change and otherwise sets control
 values and modulation routes directly.
 """
 
@@ -292,14 +293,15 @@ class Renderer:
         """Load the preset: a full JSON load when its blobs changed, else only the controls and routes."""
         settings = preset.settings
         mods = settings.get("modulations", [])
-        if blob != self._blob or not _is_compact(mods):
+        compact = _is_compact(mods)
+        if blob != self._blob or not compact:
             if not synth.load_json(preset.to_json()):
                 raise RenderError(f"{preset.name}: vita refused the preset JSON (load_json returned False)")
             if self.config.sample_rate != VITA_SAMPLE_RATE:
                 synth.set_sample_rate(self.config.sample_rate)
             self._applied = {k: float(v) for k, v in settings.items() if isinstance(v, (int, float))}
             self._routes = [(m["source"], m["destination"]) for m in mods if m.get("source")]
-            self._blob = blob if _is_compact(mods) else None
+            self._blob = blob if compact else None
             return
         controls = synth.get_controls()
         for name, value in settings.items():
