@@ -2,12 +2,14 @@
 
     vital-gym dataset generate --config configs/dataset/core.yaml --n 100000 --out data/core --workers 2
     vital-gym dataset verify data/core
+    vital-gym benchmark --presets ../shared/presets --audio data/voice --dataset data/core
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import sys
 from pathlib import Path
 
@@ -45,6 +47,31 @@ def _verify(args: argparse.Namespace) -> int:
     return 0
 
 
+def _benchmark(args: argparse.Namespace) -> int:
+    from agents.benchmark.run import BenchmarkConfig, run_benchmark
+
+    fields = {
+        "dataset_config": args.dataset_config,
+        "sets": tuple(args.sets.split(",")) if args.sets else None,
+        "methods": tuple(args.methods.split(",")) if args.methods else None,
+        "n_synthetic": args.n_synthetic,
+        "limit": args.limit,
+        "presets": args.presets,
+        "audio": args.audio,
+        "library": args.library,
+        "dataset": args.dataset,
+        "syntheon_python": args.syntheon_python,
+        "clap_checkpoint": args.clap_checkpoint,
+        "out": args.out,
+        "command": args.command_line,
+    }
+    fields = {k: v for k, v in fields.items() if v is not None}
+    config = BenchmarkConfig.quick(**fields) if args.quick else BenchmarkConfig(**fields)
+    _, report = run_benchmark(config)
+    print(f"report: {report}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="vital-gym", description="vital-gym: inverse synthesis on Vital")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -64,7 +91,23 @@ def main(argv: list[str] | None = None) -> int:
     ver = dataset.add_parser("verify", help="check every shard against the manifest's checksums")
     ver.add_argument("folder")
     ver.set_defaults(func=_verify)
+    bench = sub.add_parser("benchmark", help="compare methods on fixed test sets (writes docs/benchmarks.md)")
+    bench.add_argument("--quick", action="store_true", help="a handful of items, no Syntheon (what CI runs)")
+    bench.add_argument("--dataset-config", help="dataset YAML giving the space, render settings and sampling")
+    bench.add_argument("--sets", help="comma-separated: synthetic,human,voice (default: all with a folder)")
+    bench.add_argument("--methods", help="comma-separated: init,random,nearest,library,syntheon")
+    bench.add_argument("--n-synthetic", type=int, help="synthetic items (default 200)")
+    bench.add_argument("--limit", type=int, help="at most this many human and voice items")
+    bench.add_argument("--presets", help="folder of .vital files: the human set (default ../shared/presets)")
+    bench.add_argument("--audio", help="folder of audio files: the voice set")
+    bench.add_argument("--library", help="library lookup's folder of .vital files (default: --presets)")
+    bench.add_argument("--dataset", help="a generated dataset for nearest neighbour")
+    bench.add_argument("--syntheon-python", help="python of Syntheon's venv (default .syntheon-venv/bin/python)")
+    bench.add_argument("--clap-checkpoint", help="a local CLAP checkpoint: adds CLAP similarity")
+    bench.add_argument("--out", help="where docs/benchmarks.md, docs/benchmarks/items.csv, docs/img/ go (default docs)")
+    bench.set_defaults(func=_benchmark)
     args = parser.parse_args(argv)
+    args.command_line = "vital-gym " + " ".join(shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
     try:
         return args.func(args)
     except (ValueError, FileNotFoundError) as e:

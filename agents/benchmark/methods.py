@@ -1,0 +1,230 @@
+"""The methods the benchmark compares. Each turns a target into a Vital preset; the harness renders it.
+
+A method has a ``name`` and ``predict(item) -> Prediction``; ``prepare(items)`` runs once per test set
+before the items (Syntheon uses it to run the whole set in one subprocess). A method never raises for one
+bad item: it returns a :class:`Prediction` with ``error`` set, which the benchmark records as a failure.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import tempfile
+import time
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol, Sequence
+
+import numpy as np
+import torch
+
+from agents.benchmark.testsets import TEST_SEED, TestItem
+from agents.dataset.shards import Manifest, read_shard
+from vital_gym.audio import write_wav
+from vital_gym.features import LogMelSpectrogram, MelConfig
+from vital_gym.preset import Preset, PresetCodec, PresetError, init_preset
+from vital_gym.render import RenderConfig, Renderer
+from vital_gym.rewards import MultiResolutionSTFTDistance
+
+
+@dataclass
+class Prediction:
+    preset: Preset | None
+    error: str | None = None
+    seconds: float | None = None  # the method's own time for this item, when it measures it itself
+
+
+class Method(Protocol):
+    name: str
+
+    def prepare(self, items: Sequence[TestItem]) -> None: ...
+
+    def predict(self, item: TestItem) -> Prediction: ...
+
+
+class InitPreset:
+    """Vital's init preset, whatever the target: the floor every method must clear."""
+
+    name = "init"
+
+    def prepare(self, items: Sequence[TestItem]) -> None:
+        pass
+
+    def predict(self, item: TestItem) -> Prediction:
+        return Prediction(init_preset())
+
+
+class RandomPreset:
+    """A preset drawn from the space's priors, seeded by ``seed`` and the item's name."""
+
+    name = "random"
+
+    def __init__(self, codec: PresetCodec, seed: int = 0):
+        self.codec, self.seed = codec, seed
+
+    def prepare(self, items: Sequence[TestItem]) -> None:
+        pass
+
+    def predict(self, item: TestItem) -> Prediction:
+        rng = np.random.default_rng([self.seed, zlib.crc32(f"{item.set}/{item.name}".encode())])
+        return Prediction(self.codec.to_preset(self.codec.space.sample(rng, prior=True), name="random"))
+
+
+class LibraryLookup:
+    """The best-matching preset of a folder by the environment's spectral distance: browsing a library.
+
+    Library presets are auditioned at the target's note and the library velocity (renders are cached per
+    note); the target's own file, and any preset with identical settings, is excluded.
+    """
+
+    name = "library"
+
+    def __init__(self, folder: str | Path, render: RenderConfig, velocity: float | None = None):
+        self.folder = Path(folder)
+        files = sorted(self.folder.rglob("*.vital")) if self.folder.is_dir() else []
+        self.presets: list[tuple[Path, Preset]] = []
+        for path in files:
+            try:
+                self.presets.append((path.resolve(), Preset.load(path)))
+            except PresetError:
+                continue  # a bad library file is simply not a candidate
+        if not self.presets:
+            raise FileNotFoundError(f"library lookup: no loadable .vital files in {self.folder}")
+        self.renderer = Renderer(render)
+        self.velocity = render.velocity if velocity is None else velocity
+        self.distance = MultiResolutionSTFTDistance()
+        self._renders: dict[int, list[np.ndarray | None]] = {}
+
+    def prepare(self, items: Sequence[TestItem]) -> None:
+        pass
+
+    def _library_at(self, note: int) -> list[np.ndarray | None]:
+        if note not in self._renders:
+            renders: list[np.ndarray | None] = []
+            for _, preset in self.presets:
+                try:
+                    result = self.renderer.render(preset, note, self.velocity)
+                    renders.append(result.audio if result.status.ok else None)
+                except Exception:  # noqa: BLE001 - an unrenderable library preset is not a candidate
+                    renders.append(None)
+            self._renders[note] = renders
+        return self._renders[note]
+
+    def predict(self, item: TestItem) -> Prediction:
+        own = item.path.resolve() if item.path else None
+        own_json = item.preset.settings if item.preset is not None else None
+        self.distance.set_target(item.audio)
+        best, best_d = None, np.inf
+        for (path, preset), audio in zip(self.presets, self._library_at(item.midi_note)):
+            if audio is None or path == own or (own_json is not None and preset.settings == own_json):
+                continue
+            d = self.distance(audio)
+            if d < best_d:
+                best, best_d = preset, d
+        return Prediction(best) if best is not None else Prediction(None, "no usable library preset")
+
+
+class NearestNeighbour:
+    """The training sample whose log-mel is nearest the target's (Euclidean, after pooling).
+
+    Log-mels are average-pooled by ``pool`` (mel bands, frames) to keep the index small: 100K samples of
+    128 x 173 pool to 64 x 43, 550 MB as float16. A dataset generated with the test seed is refused.
+    """
+
+    name = "nearest"
+
+    def __init__(self, dataset: str | Path, codec: PresetCodec, render: RenderConfig, pool: tuple[int, int] = (2, 4)):
+        self.folder = Path(dataset)
+        self.manifest = Manifest.load(self.folder)
+        if self.manifest.space_fingerprint != codec.space.fingerprint:
+            raise ValueError(f"dataset {self.folder} was made with another parameter space than '{codec.space.name}'")
+        if int(self.manifest.config.get("seed", -1)) == TEST_SEED:
+            raise ValueError(f"dataset {self.folder} uses the synthetic test set's seed {TEST_SEED}: it holds the test presets")
+        if self.manifest.base_presets:
+            raise ValueError(f"dataset {self.folder} perturbs human presets; nearest neighbour takes space-only datasets")
+        self.codec, self.pool = codec, pool
+        self.mel = LogMelSpectrogram(MelConfig.from_dict(self.manifest.config.get("observation")), render.sample_rate)
+        feats, params = [], []
+        for name in sorted(self.manifest.shards):
+            shard = read_shard(self.folder / name, ("logmel", "params"))
+            feats.append(self._pool(torch.from_numpy(shard["logmel"]).float() / 255.0).half())
+            params.append(shard["params"])
+        if not feats:
+            raise FileNotFoundError(f"dataset {self.folder} has no finished shard yet")
+        self.features = torch.cat(feats)  # (N, D) float16
+        self.norms = (self.features.float() ** 2).sum(1)
+        self.params = np.concatenate(params)
+
+    def _pool(self, logmel: torch.Tensor) -> torch.Tensor:
+        """(N, mels, frames) in [0, 1] -> (N, D)."""
+        return torch.nn.functional.avg_pool2d(logmel[:, None], self.pool, ceil_mode=True).flatten(1)
+
+    def prepare(self, items: Sequence[TestItem]) -> None:
+        pass
+
+    def nearest(self, audio: np.ndarray) -> int:
+        """Index of the training sample nearest ``audio`` ``(channels, samples)``."""
+        logmel = np.round(self.mel(audio) * 255.0) / 255.0  # quantised as the dataset stores it
+        q = self._pool(torch.from_numpy(logmel).float()[None])[0]
+        d = self.norms - 2.0 * (self.features.float() @ q)
+        return int(torch.argmin(d))
+
+    def predict(self, item: TestItem) -> Prediction:
+        k = self.nearest(item.audio)
+        return Prediction(self.codec.to_preset(self.params[k], name=f"nearest-{k}"))
+
+
+class Syntheon:
+    """gudgud96/syntheon's Vital matcher, run in its own virtual environment (scripts/setup_syntheon.sh).
+
+    ``prepare`` writes the set's targets as 16-bit wavs and runs ``syntheon_runner.py`` on all of them in
+    one subprocess (the model loads once); ``seconds`` is Syntheon's own time per item. An item it fails
+    on, or the whole subprocess failing or timing out, is recorded as a failure.
+    """
+
+    name = "syntheon"
+
+    def __init__(self, python: str | Path, sample_rate: int, timeout_per_item: float = 120.0):
+        self.python = Path(python)
+        if not self.python.is_file():
+            raise FileNotFoundError(f"Syntheon: no python at {self.python}; run scripts/setup_syntheon.sh")
+        self.sample_rate, self.timeout_per_item = sample_rate, timeout_per_item
+        self._results: dict[str, Prediction] = {}
+
+    def prepare(self, items: Sequence[TestItem]) -> None:
+        self._results = {}
+        with tempfile.TemporaryDirectory(prefix="syntheon-") as tmp:
+            jobs = []
+            for k, item in enumerate(items):
+                wav = write_wav(Path(tmp) / f"{k:04d}.wav", item.audio, self.sample_rate)
+                jobs.append({"key": f"{item.set}/{item.name}", "wav": str(wav), "out": str(Path(tmp) / f"{k:04d}.vital")})
+            (Path(tmp) / "jobs.json").write_text(json.dumps(jobs))
+            runner = Path(__file__).with_name("syntheon_runner.py")
+            env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+            try:
+                proc = subprocess.run(
+                    [str(self.python), str(runner), str(Path(tmp) / "jobs.json"), str(Path(tmp) / "results.json")],
+                    cwd=tmp, env=env, capture_output=True, text=True, timeout=60 + self.timeout_per_item * len(items),
+                )
+                failure = None if proc.returncode == 0 else f"runner exited {proc.returncode}: {proc.stderr[-300:]}"
+            except subprocess.TimeoutExpired:
+                failure = "timed out"
+            results_path = Path(tmp) / "results.json"
+            results = json.loads(results_path.read_text()) if results_path.is_file() else {}
+            for job in jobs:
+                r = results.get(job["key"])
+                if r is None:
+                    self._results[job["key"]] = Prediction(None, f"syntheon: {failure or 'no result'}")
+                elif r.get("error"):
+                    self._results[job["key"]] = Prediction(None, f"syntheon: {r['error']}", r.get("seconds"))
+                else:
+                    try:
+                        preset = Preset.load(job["out"])  # validated: out-of-range values are clamped
+                        self._results[job["key"]] = Prediction(preset, None, r.get("seconds"))
+                    except PresetError as e:
+                        self._results[job["key"]] = Prediction(None, f"syntheon wrote an unusable preset: {e}", r.get("seconds"))
+
+    def predict(self, item: TestItem) -> Prediction:
+        return self._results.get(f"{item.set}/{item.name}", Prediction(None, "syntheon: not run (prepare was not called)"))

@@ -1,0 +1,319 @@
+"""Run the benchmark: test sets x methods -> per-item CSV, a markdown report with 95% CIs, and plots.
+
+    vital-gym benchmark --presets ../shared/presets --audio data/voice --dataset data/core
+    vital-gym benchmark --quick --out /tmp/bench          # a handful of items, no Syntheon (what CI runs)
+
+Every method's preset is rendered by Vita with its target's note, velocity and render settings, then
+scored by :mod:`agents.benchmark.metrics`. A method that cannot be set up (no dataset, no Syntheon venv)
+is left out with the reason in the report; a method that fails on an item is a failure for that item.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime
+import os
+import platform
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from agents.benchmark.metrics import AUDIO_METRICS, HIGHER_IS_BETTER, PARAM_METRICS, AudioMetrics, ParameterMetrics, mean_ci95
+from agents.benchmark.methods import InitPreset, LibraryLookup, Method, NearestNeighbour, RandomPreset, Syntheon
+from agents.benchmark.testsets import SET_KINDS, TestItem, audio_set, preset_set, synthetic_set
+from agents.dataset.generate import DatasetConfig, load_space
+from vital_gym.preset import PresetCodec
+from vital_gym.render import RenderConfig, Renderer, RenderError
+
+METHODS = ("init", "random", "nearest", "library", "syntheon")
+
+
+@dataclass
+class BenchmarkConfig:
+    """What to run; paths that are None leave out the sets and methods that need them."""
+
+    dataset_config: str = "configs/dataset/core.yaml"  # space, render settings, synthetic sampling
+    sets: tuple[str, ...] = SET_KINDS
+    methods: tuple[str, ...] = METHODS
+    n_synthetic: int = 200
+    limit: int | None = None  # at most this many items of the human and voice sets
+    presets: str | None = "../shared/presets"  # the human set
+    audio: str | None = None  # the voice set
+    library: str | None = None  # library lookup's folder (default: presets)
+    dataset: str | None = None  # nearest neighbour's training set
+    syntheon_python: str | None = ".syntheon-venv/bin/python"
+    clap_checkpoint: str | None = None
+    seed: int = 0
+    out: str = "docs"
+    examples: int = 3
+    command: str = ""  # the command line, written into the report
+
+    @classmethod
+    def quick(cls, **overrides: Any) -> "BenchmarkConfig":
+        """A handful of items per set and no Syntheon: runs in CI."""
+        return cls(**{"n_synthetic": 4, "limit": 3, "methods": ("init", "random", "nearest", "library"), "syntheon_python": None, **overrides})
+
+
+@dataclass
+class Result:
+    set: str
+    item: str
+    method: str
+    ok: bool
+    error: str = ""
+    seconds: float = float("nan")
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+def build_methods(config: BenchmarkConfig, codec: PresetCodec, render: RenderConfig) -> tuple[list[Method], dict[str, str]]:
+    """The methods that can be set up, and why each of the others was left out."""
+    unknown = set(config.methods) - set(METHODS)
+    if unknown:
+        raise ValueError(f"unknown methods {sorted(unknown)}; known: {list(METHODS)}")
+    methods: list[Method] = []
+    skipped: dict[str, str] = {}
+    for name in config.methods:
+        try:
+            if name == "init":
+                methods.append(InitPreset())
+            elif name == "random":
+                methods.append(RandomPreset(codec, config.seed))
+            elif name == "nearest":
+                if not config.dataset:
+                    raise FileNotFoundError("no --dataset given")
+                methods.append(NearestNeighbour(config.dataset, codec, render))
+            elif name == "library":
+                folder = config.library or config.presets
+                if not folder:
+                    raise FileNotFoundError("no --library (or --presets) folder given")
+                methods.append(LibraryLookup(folder, render))
+            elif name == "syntheon":
+                if not config.syntheon_python:
+                    raise FileNotFoundError("no Syntheon python given")
+                methods.append(Syntheon(config.syntheon_python, render.sample_rate))
+        except (FileNotFoundError, ValueError) as e:
+            skipped[name] = str(e)
+    return methods, skipped
+
+
+def build_sets(config: BenchmarkConfig, dataset_config: DatasetConfig, render: RenderConfig) -> tuple[dict[str, list[TestItem]], dict[str, str]]:
+    unknown = set(config.sets) - set(SET_KINDS)
+    if unknown:
+        raise ValueError(f"unknown test sets {sorted(unknown)}; known: {list(SET_KINDS)}")
+    space = load_space(dataset_config.space)
+    sets: dict[str, list[TestItem]] = {}
+    skipped: dict[str, str] = {}
+    for kind in config.sets:
+        if kind == "synthetic":
+            sets[kind] = synthetic_set(space, dataset_config, config.n_synthetic)
+        elif kind == "human" and config.presets and Path(config.presets).is_dir():
+            sets[kind] = preset_set(config.presets, space, render, config.limit)
+        elif kind == "voice" and config.audio and Path(config.audio).is_dir():
+            sets[kind] = audio_set(config.audio, render, config.limit)
+        else:
+            folder = config.presets if kind == "human" else config.audio
+            skipped[kind] = f"no folder ({folder!r} is not one)"
+    return sets, skipped
+
+
+def evaluate(
+    items: Sequence[TestItem], methods: Sequence[Method], renderer: Renderer, audio_metrics: AudioMetrics, param_metrics: ParameterMetrics
+) -> tuple[list[Result], dict[tuple[str, str], np.ndarray]]:
+    """Score every method on every item; also returns each method's render per item (for the plots)."""
+    results: list[Result] = []
+    renders: dict[tuple[str, str], np.ndarray] = {}
+    for method in methods:
+        start = time.perf_counter()
+        method.prepare(items)
+        prepare_seconds = (time.perf_counter() - start) / max(1, len(items))
+        for item in items:
+            start = time.perf_counter()
+            try:
+                pred = method.predict(item)
+            except Exception as e:  # noqa: BLE001 - one item never stops the benchmark
+                results.append(Result(item.set, item.name, method.name, False, f"{type(e).__name__}: {e}"))
+                continue
+            seconds = pred.seconds if pred.seconds is not None else time.perf_counter() - start + prepare_seconds
+            if pred.preset is None:
+                results.append(Result(item.set, item.name, method.name, False, pred.error or "no preset", seconds))
+                continue
+            try:
+                rendered = renderer.render(pred.preset, item.midi_note, item.velocity)
+            except RenderError as e:
+                results.append(Result(item.set, item.name, method.name, False, str(e), seconds))
+                continue
+            scores = audio_metrics(rendered.audio, item.audio)
+            if item.params is not None:
+                scores.update(param_metrics(param_metrics.codec.from_preset(pred.preset), item.params))
+            renders[(item.name, method.name)] = rendered.audio
+            results.append(Result(item.set, item.name, method.name, True, "", seconds, scores))
+    return results, renders
+
+
+def summarise(results: Sequence[Result]) -> dict[tuple[str, str], dict[str, Any]]:
+    """(set, method) -> n, failures, and (mean, ci95) per metric and for seconds per item."""
+    out: dict[tuple[str, str], dict[str, Any]] = {}
+    for key in dict.fromkeys((r.set, r.method) for r in results):
+        rows = [r for r in results if (r.set, r.method) == key]
+        ok = [r for r in rows if r.ok]
+        summary: dict[str, Any] = {"n": len(rows), "failed": len(rows) - len(ok)}
+        names = dict.fromkeys(m for r in ok for m in r.metrics)
+        for m in names:
+            summary[m] = mean_ci95(np.array([r.metrics.get(m, np.nan) for r in ok]))
+        summary["seconds"] = mean_ci95(np.array([r.seconds for r in rows]))
+        out[key] = summary
+    return out
+
+
+def write_csv(results: Sequence[Result], path: Path) -> Path:
+    names = list(dict.fromkeys(m for r in results for m in r.metrics))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["set", "item", "method", "ok", "error", "seconds", *names])
+        for r in results:
+            w.writerow([r.set, r.item, r.method, int(r.ok), r.error, f"{r.seconds:.4f}", *(f"{r.metrics[m]:.6g}" if m in r.metrics else "" for m in names)])
+    return path
+
+
+def _cell(value: tuple[float, float]) -> str:
+    mean, ci = value
+    if not np.isfinite(mean):
+        return "-"
+    return f"{mean:.3g} ± {ci:.2g}" if np.isfinite(ci) else f"{mean:.3g}"
+
+
+def markdown_report(
+    summary: dict[tuple[str, str], dict[str, Any]],
+    config: BenchmarkConfig,
+    skipped: dict[str, str],
+    images: dict[str, list[str]],
+) -> str:
+    lines = [
+        "# Benchmark",
+        "",
+        "Generated by `vital-gym benchmark` (`agents/benchmark/`); do not edit by hand. Regenerate with:",
+        "",
+        "```",
+        config.command or "vital-gym benchmark",
+        "```",
+        "",
+        f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; "
+        f"{datetime.date.today().isoformat()}. Every cell is the mean ± the half-width of its 95% confidence "
+        "interval (Student's t) over the items a method did not fail on. Lower is better except for "
+        f"{', '.join(sorted(HIGHER_IS_BETTER))}. Metrics: see `agents/benchmark/metrics.py`; `s/item` is the "
+        "method's own time per item (Syntheon's excludes its start-up).",
+        "",
+    ]
+    for name, why in skipped.items():
+        lines.append(f"- left out: **{name}**: {why}")
+    if skipped:
+        lines.append("")
+    for set_name in dict.fromkeys(s for s, _ in summary):
+        rows = {m: v for (s, m), v in summary.items() if s == set_name}
+        metrics = [m for m in (*AUDIO_METRICS, "clap", *PARAM_METRICS) if any(m in v for v in rows.values())]
+        lines += [f"## {set_name} ({next(iter(rows.values()))['n']} items)", ""]
+        lines.append("| method | failed | " + " | ".join(metrics) + " | s/item |")
+        lines.append("| --- | --- | " + " | ".join("---" for _ in metrics) + " | --- |")
+        for method, v in rows.items():
+            cells = [_cell(v[m]) if m in v else "-" for m in metrics]
+            lines.append(f"| {method} | {v['failed']} | " + " | ".join(cells) + f" | {_cell(v['seconds'])} |")
+        lines.append("")
+        for img in images.get(set_name, []):
+            lines += [f"![{set_name}]({img})", ""]
+    return "\n".join(lines)
+
+
+def plot_bars(summary: dict[tuple[str, str], dict[str, Any]], set_name: str, path: Path, metric: str = "mrstft") -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [(m, v[metric]) for (s, m), v in summary.items() if s == set_name and metric in v]
+    fig, ax = plt.subplots(figsize=(6, 3.2))
+    means = [mean for _, (mean, _) in rows]
+    cis = [ci if np.isfinite(ci) else 0.0 for _, (_, ci) in rows]
+    ax.bar([m for m, _ in rows], means, yerr=cis, capsize=4, color="#4c72b0")
+    ax.set_ylabel(f"{metric} (lower is better)")
+    ax.set_title(f"{set_name}: mean and 95% CI")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_examples(
+    items: Sequence[TestItem], methods: Sequence[str], renders: dict[tuple[str, str], np.ndarray], sample_rate: int, path: Path
+) -> Path:
+    """Log-mel spectrograms: one row per example, the target then each method's render."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from vital_gym.features import LogMelSpectrogram, MelConfig
+
+    mel = LogMelSpectrogram(MelConfig(), sample_rate)
+    cols = ["target", *methods]
+    fig, axes = plt.subplots(len(items), len(cols), figsize=(2.2 * len(cols), 1.9 * len(items)), squeeze=False)
+    for r, item in enumerate(items):
+        for c, name in enumerate(cols):
+            ax = axes[r][c]
+            audio = item.audio if name == "target" else renders.get((item.name, name))
+            if audio is not None:
+                ax.imshow(mel(audio), origin="lower", aspect="auto", cmap="magma", vmin=0, vmax=1)
+            else:
+                ax.text(0.5, 0.5, "failed", ha="center", va="center")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if r == 0:
+                ax.set_title(name, fontsize=9)
+            if c == 0:
+                ax.set_ylabel(item.name, fontsize=7)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def run_benchmark(config: BenchmarkConfig, log=print) -> tuple[list[Result], Path]:
+    """Run everything; returns the per-item results and the markdown report's path."""
+    dataset_config = DatasetConfig.from_yaml(config.dataset_config)
+    space = load_space(dataset_config.space)
+    codec = PresetCodec(space)
+    render = RenderConfig.from_dict(dataset_config.render)
+    clap = None
+    if config.clap_checkpoint:
+        from vital_gym.rewards import ClapEmbedder, RewardConfig
+
+        clap = ClapEmbedder.from_config(RewardConfig(clap_weight=1.0, clap_checkpoint=config.clap_checkpoint))
+    methods, skipped = build_methods(config, codec, render)
+    log(f"methods: {[m.name for m in methods]}" + (f"; left out: {skipped}" if skipped else ""))
+    sets, skipped_sets = build_sets(config, dataset_config, render)
+    skipped.update(skipped_sets)
+    out = Path(config.out)
+    renderer = Renderer(render)
+    audio_metrics, param_metrics = AudioMetrics(render.sample_rate, clap), ParameterMetrics(space)
+    results: list[Result] = []
+    examples: dict[str, tuple[list[TestItem], dict]] = {}
+    for name, items in sets.items():
+        log(f"{name}: {len(items)} items")
+        set_results, renders = evaluate(items, methods, renderer, audio_metrics, param_metrics)
+        results += set_results
+        examples[name] = (items[: config.examples], renders)
+    write_csv(results, out / "benchmarks" / "items.csv")
+    summary = summarise(results)
+    images: dict[str, list[str]] = {}
+    for name, (items, renders) in examples.items():
+        bars = plot_bars(summary, name, out / "img" / f"benchmark_{name}.png")
+        ex = plot_examples(items, [m.name for m in methods], renders, render.sample_rate, out / "img" / f"benchmark_{name}_examples.png")
+        images[name] = [str(p.relative_to(out)) for p in (bars, ex)]
+    report = out / "benchmarks.md"
+    report.write_text(markdown_report(summary, config, skipped, images))
+    return results, report

@@ -1,0 +1,130 @@
+"""The benchmark's fixed test sets, regenerated from their seeds and folders on every run.
+
+* ``synthetic``: held-out random presets of a parameter space, drawn the way training data is drawn
+  (the dataset config's uniform and archetype mixture, pitches and velocities) but from a seed reserved
+  for testing (:data:`TEST_SEED`); :class:`~agents.benchmark.methods.NearestNeighbour` refuses a dataset
+  generated with that seed, so a test preset is never in the training data.
+* ``human``: a folder of ``.vital`` files (e.g. ``../shared/presets``), each rendered at a fixed note.
+* ``voice``: a folder of audio files (vocal imitations, or the espeak-ng set of
+  ``scripts/make_voice_set.py``); the note every method renders at is the clip's estimated pitch.
+
+Every item keeps the note and velocity it was rendered at, so every method's output is rendered with
+the same settings as its target.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from agents.dataset.generate import DatasetConfig, SampleMaker
+from vital_gym.audio import AUDIO_SUFFIXES, AudioFileError, load_audio
+from vital_gym.params import ParameterSpace
+from vital_gym.preset import Preset, PresetCodec, PresetError
+from vital_gym.render import RenderConfig, Renderer, RenderError, check_audio
+
+TEST_SEED = 0x7E57  # the synthetic test set's seed; training datasets must use another one
+SET_KINDS = ("synthetic", "human", "voice")
+
+
+@dataclass(frozen=True)
+class TestItem:
+    """One target: audio ``(1, samples)`` float32 at the render rate, and what is known about it."""
+
+    __test__ = False  # not a pytest class, whatever its name
+
+    set: str
+    name: str
+    audio: np.ndarray
+    midi_note: int
+    velocity: float
+    params: np.ndarray | None = None  # the true parameter vector in the benchmark's space, when known
+    preset: Preset | None = None  # the true preset, when known
+    path: Path | None = None  # the file it came from
+
+
+def synthetic_set(
+    space: ParameterSpace, dataset_config: DatasetConfig, n: int, seed: int = TEST_SEED
+) -> list[TestItem]:
+    """``n`` audible, unclipped renders of presets drawn like ``dataset_config``'s, from ``seed``."""
+    config = replace(dataset_config, seed=seed, audio_sample_rate=None)
+    maker = SampleMaker(config)
+    if maker.space.fingerprint != space.fingerprint:
+        raise ValueError(f"the dataset config's space '{maker.space.name}' is not the benchmark's '{space.name}'")
+    rejected = {"silent": 0, "non_finite": 0, "clipped": 0}
+    items = []
+    for k in range(n):
+        for attempt in range(config.max_attempts):
+            x, _, note, velocity, base = maker.draw(k, attempt)
+            result = maker.renderer.render(maker.codec_for(base).to_preset(x, name=f"synthetic-{k:04d}"), note, velocity)
+            if result.status.ok and not result.status.clipped:
+                items.append(TestItem("synthetic", f"synthetic-{k:04d}", result.audio, note, velocity, x, result.preset))
+                break
+            rejected["clipped" if result.status.ok else "silent"] += 1
+        else:
+            raise RuntimeError(f"synthetic item {k}: {config.max_attempts} draws rejected ({rejected})")
+    return items
+
+
+def preset_set(
+    folder: str | Path, space: ParameterSpace, render: RenderConfig, limit: int | None = None
+) -> list[TestItem]:
+    """Every usable ``.vital`` file under ``folder`` rendered at ``render``'s note and velocity.
+
+    Files that do not load or render silent are skipped with a warning that names them.
+    """
+    folder = Path(folder)
+    files = sorted(folder.rglob("*.vital")) if folder.is_dir() else []
+    if not files:
+        raise FileNotFoundError(f"human test set: no .vital files in {folder}")
+    renderer, codec = Renderer(render), PresetCodec(space)
+    items = []
+    for path in files[:limit]:
+        try:
+            preset = Preset.load(path)
+            result = renderer.render(preset)
+        except (PresetError, RenderError) as e:
+            warnings.warn(f"human test set: skipping {path}: {e}", stacklevel=2)
+            continue
+        if not result.status.ok:
+            warnings.warn(f"human test set: skipping {path}: renders {result.status.describe()}", stacklevel=2)
+            continue
+        params = codec.from_preset(preset)
+        items.append(TestItem("human", path.stem, result.audio, render.midi_note, render.velocity, params, result.preset, path))
+    return items
+
+
+def estimate_midi_note(audio: np.ndarray, sample_rate: int, default: int = 60) -> int:
+    """The clip's median voiced pitch (pYIN) as the nearest MIDI note; ``default`` when nothing is voiced."""
+    import librosa
+
+    mono = np.asarray(audio, dtype=np.float32).reshape(-1, audio.shape[-1]).mean(axis=0)
+    f0, voiced, _ = librosa.pyin(mono, fmin=50.0, fmax=1600.0, sr=sample_rate, frame_length=2048)
+    f0 = f0[voiced & np.isfinite(f0)]
+    if f0.size == 0:
+        return default
+    return int(np.clip(np.round(librosa.hz_to_midi(float(np.median(f0)))), 0, 127))
+
+
+def audio_set(folder: str | Path, render: RenderConfig, limit: int | None = None) -> list[TestItem]:
+    """Every usable audio file under ``folder``, fitted to the render length; the note is its pitch."""
+    folder = Path(folder)
+    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES) if folder.is_dir() else []
+    if not files:
+        raise FileNotFoundError(f"voice test set: no {'/'.join(AUDIO_SUFFIXES)} files in {folder}")
+    items = []
+    for path in files[:limit]:
+        try:
+            audio = load_audio(path, render.sample_rate, render.num_samples, channels=1)
+        except AudioFileError as e:
+            warnings.warn(f"voice test set: skipping {e}", stacklevel=2)
+            continue
+        if check_audio(audio, render.silence_rms).silent:
+            warnings.warn(f"voice test set: skipping {path}: silent", stacklevel=2)
+            continue
+        note = estimate_midi_note(audio, render.sample_rate, render.midi_note)
+        items.append(TestItem("voice", path.stem, audio, note, render.velocity, path=path))
+    return items

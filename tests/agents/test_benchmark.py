@@ -1,0 +1,218 @@
+import csv
+import shutil
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from agents.benchmark.methods import LibraryLookup, NearestNeighbour, Syntheon
+from agents.benchmark.metrics import AudioMetrics, ParameterMetrics, mean_ci95
+from agents.benchmark.run import BenchmarkConfig, run_benchmark
+from agents.benchmark.testsets import TEST_SEED, TestItem, audio_set, estimate_midi_note, synthetic_set
+from agents.cli import main as cli
+from agents.dataset import generate
+from tests.agents.test_dataset import tiny_config
+from vital_gym.audio import write_wav
+from vital_gym.render import RenderConfig, Renderer
+
+SR = 44100
+REPO = Path(__file__).resolve().parents[2]
+
+
+def tone(freq: float, seconds: float = 0.25, harmonics: int = 6) -> np.ndarray:
+    t = np.arange(int(seconds * SR)) / SR
+    x = sum(np.sin(2 * np.pi * freq * k * t) / k for k in range(1, harmonics + 1))
+    return (0.3 * x / np.max(np.abs(x)))[None].astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def tiny_render() -> RenderConfig:
+    return RenderConfig.from_dict(tiny_config().render)
+
+
+@pytest.fixture(scope="module")
+def preset_folder(tmp_path_factory, tiny_codec, tiny_space, tiny_render):
+    """Four audible presets of the tiny space saved as .vital files, plus an exact copy of the first."""
+    folder = tmp_path_factory.mktemp("presets")
+    rng, renderer, k = np.random.default_rng(5), Renderer(tiny_render), 0
+    while k < 4:
+        preset = tiny_codec.to_preset(tiny_space.sample(rng), name=f"p{k}")
+        if renderer.render(preset).status.ok:
+            preset.save(folder / f"p{k}.vital")
+            k += 1
+    shutil.copy(folder / "p0.vital", folder / "p0-copy.vital")
+    return folder
+
+
+# ------------------------------------------------------------------ metrics
+def test_audio_metrics_are_zero_on_identical_audio_and_grow_with_difference():
+    metrics = AudioMetrics(SR)
+    a, b = tone(220.0), tone(330.0)
+    same = metrics(a, a)
+    assert same["mrstft"] == pytest.approx(0.0, abs=1e-6)
+    assert same["lsd"] == pytest.approx(0.0, abs=1e-6) and same["mfcc"] == pytest.approx(0.0, abs=1e-6)
+    assert same["sc"] == pytest.approx(0.0, abs=1e-6)
+    other = metrics(b, a)
+    assert all(other[m] > 0.1 for m in ("mrstft", "lsd", "mfcc", "sc"))
+    with pytest.raises(ValueError, match="differ in shape"):
+        metrics(a[:, :100], a)
+
+
+def test_audio_metrics_clap_term_uses_the_embedder(random_clap):
+    scores = AudioMetrics(SR, random_clap)(tone(220.0), tone(220.0))
+    assert scores["clap"] == pytest.approx(1.0, abs=1e-4)
+
+
+def test_parameter_metrics(tiny_space, tiny_codec, rng):
+    metrics = ParameterMetrics(tiny_space)
+    x = tiny_codec.canonical(tiny_space.sample(rng))
+    assert metrics(x, x) == {"param_mae": 0.0, "param_acc": 1.0, "route_f1": 1.0}
+    y = x.copy()
+    y[tiny_space.index["filter_1_cutoff"]] = 1.0 - x[tiny_space.index["filter_1_cutoff"]]
+    continuous = int(metrics.continuous.sum())
+    assert metrics(y, x)["param_mae"] == pytest.approx(abs(1 - 2 * x[tiny_space.index["filter_1_cutoff"]]) / continuous, abs=1e-6)
+    # One of two routes right: F1 = 2 * 1 / (1 + 2).
+    src, dst = tiny_space["mod_1_source"], tiny_space["mod_1_destination"]
+    two = x.copy()
+    for slot, (s, d) in enumerate([(1, 0), (2, 1)], start=1):
+        two[tiny_space.index[f"mod_{slot}_source"]] = src.normalize(s)
+        two[tiny_space.index[f"mod_{slot}_destination"]] = dst.normalize(d)
+    one = two.copy()
+    one[tiny_space.index["mod_2_source"]] = src.normalize(0)
+    assert metrics(one, two)["route_f1"] == pytest.approx(2 / 3)
+
+
+def test_mean_ci95_matches_students_t():
+    mean, half = mean_ci95(np.array([1.0, 2.0, 3.0, np.nan]))
+    assert mean == pytest.approx(2.0) and half == pytest.approx(4.303 * 1.0 / np.sqrt(3), rel=1e-3)
+    assert np.isnan(mean_ci95(np.array([np.nan]))[0])
+
+
+# ------------------------------------------------------------------ test sets
+def test_synthetic_set_is_fixed_audible_and_held_out(tiny_space):
+    config = tiny_config()
+    a, b = synthetic_set(tiny_space, config, 3), synthetic_set(tiny_space, config, 3)
+    assert [i.name for i in a] == ["synthetic-0000", "synthetic-0001", "synthetic-0002"]
+    for x, y in zip(a, b):
+        assert np.array_equal(x.params, y.params) and np.array_equal(x.audio, y.audio)
+        assert x.midi_note in (48, 60, 72) and x.params is not None
+        assert np.sqrt(np.mean(x.audio**2)) > 1e-4 and np.max(np.abs(x.audio)) <= 1.0
+    training = synthetic_set(tiny_space, config, 3, seed=config.seed)
+    assert not any(np.array_equal(x.params, t.params) for x in a for t in training)
+
+
+def test_estimate_midi_note_of_a_harmonic_tone():
+    assert estimate_midi_note(tone(220.0, seconds=0.5), SR) == 57  # A3
+    assert estimate_midi_note(np.zeros((1, SR // 2), np.float32), SR, default=61) == 61
+
+
+def test_audio_set_skips_bad_files_by_name(tmp_path, tiny_render):
+    write_wav(tmp_path / "hum.wav", tone(220.0, seconds=0.5), SR)
+    write_wav(tmp_path / "silence.wav", np.zeros((1, 1000), np.float32), SR)
+    (tmp_path / "broken.wav").write_bytes(b"not audio")
+    with pytest.warns(UserWarning) as caught:
+        items = audio_set(tmp_path, tiny_render)
+    assert [i.name for i in items] == ["hum"] and items[0].midi_note == 57
+    assert items[0].audio.shape == (1, tiny_render.num_samples)
+    text = " ".join(str(w.message) for w in caught)
+    assert "broken.wav" in text and "silence.wav" in text
+    with pytest.raises(FileNotFoundError, match="no .wav"):
+        audio_set(tmp_path / "missing", tiny_render)
+
+
+# ------------------------------------------------------------------ methods
+def test_library_lookup_excludes_the_targets_own_preset_and_its_copies(preset_folder, tiny_render):
+    from vital_gym.preset import Preset
+
+    lookup = LibraryLookup(preset_folder, tiny_render)
+    own = Preset.load(preset_folder / "p0.vital")
+    audio = Renderer(tiny_render).render(own).audio
+    # Without its own file excluded the lookup finds the target itself (distance 0) ...
+    found = lookup.predict(TestItem("human", "x", audio, 60, tiny_render.velocity)).preset
+    assert found.settings == own.settings
+    # ... and with it excluded, neither the file nor its byte-identical copy is returned.
+    item = TestItem("human", "p0", audio, 60, tiny_render.velocity, preset=own, path=preset_folder / "p0.vital")
+    assert lookup.predict(item).preset.settings != own.settings
+
+
+def test_nearest_neighbour_finds_a_training_sample_from_its_render(tmp_path, tiny_codec):
+    config = tiny_config()
+    generate(config, tmp_path / "ds", 6, workers=1, progress=False)
+    nn = NearestNeighbour(tmp_path / "ds", tiny_codec, RenderConfig.from_dict(config.render))
+    from agents.dataset.generate import SampleMaker
+
+    maker = SampleMaker(config)
+    for k in (0, 4):
+        sample = maker.make(k, {"silent": 0, "non_finite": 0, "clipped": 0})
+        x, _, note, velocity, _ = maker.draw(k, sample["attempts"] - 1)
+        audio = maker.renderer.render(tiny_codec.to_preset(x), note, velocity).audio
+        assert nn.nearest(audio) == k
+
+
+def test_nearest_neighbour_refuses_a_dataset_made_with_the_test_seed(tmp_path, tiny_codec):
+    config = tiny_config(seed=TEST_SEED)
+    generate(config, tmp_path / "ds", 2, workers=1, progress=False)
+    with pytest.raises(ValueError, match="test set's seed"):
+        NearestNeighbour(tmp_path / "ds", tiny_codec, RenderConfig.from_dict(config.render))
+
+
+def test_syntheon_failures_are_recorded_not_raised(tiny_render):
+    # This interpreter has no syntheon package: the runner fails, and every item becomes a failure.
+    method = Syntheon(sys.executable, SR, timeout_per_item=60)
+    items = [TestItem("voice", f"t{k}", tone(220.0), 57, 0.7) for k in range(2)]
+    method.prepare(items)
+    preds = [method.predict(i) for i in items]
+    assert all(p.preset is None and "syntheon" in p.error for p in preds)
+    with pytest.raises(FileNotFoundError, match="setup_syntheon.sh"):
+        Syntheon(REPO / "no-such-venv" / "python", SR)
+
+
+SYNTHEON_PYTHON = REPO / ".syntheon-venv" / "bin" / "python"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not SYNTHEON_PYTHON.is_file(), reason="no .syntheon-venv (make it with scripts/setup_syntheon.sh)")
+def test_syntheon_matches_a_tone_with_a_preset_vita_renders():
+    method = Syntheon(SYNTHEON_PYTHON, SR)
+    item = TestItem("voice", "hum", tone(220.0, seconds=2.0), 57, 0.7)
+    method.prepare([item])
+    pred = method.predict(item)
+    assert pred.error is None and pred.seconds > 0
+    assert Renderer().render(pred.preset, 57, 0.7).status.ok
+
+
+# ------------------------------------------------------------------ the whole run
+def test_quick_benchmark_writes_csv_report_and_plots(tmp_path, preset_folder):
+    dataset_yaml = tmp_path / "tiny.yaml"
+    dataset_yaml.write_text(yaml.safe_dump(tiny_config().to_dict()))
+    generate(tiny_config(), tmp_path / "ds", 6, workers=1, progress=False)
+    voices = tmp_path / "voices"
+    voices.mkdir()
+    for k, f in enumerate((196.0, 262.0)):
+        write_wav(voices / f"v{k}.wav", tone(f, seconds=0.5), SR)
+    config = BenchmarkConfig.quick(
+        dataset_config=str(dataset_yaml), n_synthetic=2, presets=str(preset_folder), audio=str(voices),
+        dataset=str(tmp_path / "ds"), out=str(tmp_path / "docs"), command="vital-gym benchmark --quick",
+    )
+    results, report = run_benchmark(config, log=lambda *_: None)
+    rows = list(csv.DictReader((tmp_path / "docs" / "benchmarks" / "items.csv").open()))
+    counts = {s: len({r["item"] for r in rows if r["set"] == s}) for s in ("synthetic", "human", "voice")}
+    assert counts == {"synthetic": 2, "human": 3, "voice": 2}
+    assert {r["method"] for r in rows} == {"init", "random", "nearest", "library"}
+    assert len(rows) == 7 * 4 and all(r["ok"] == "1" for r in rows)
+    assert all(r["param_mae"] for r in rows if r["set"] != "voice") and not any(r["param_mae"] for r in rows if r["set"] == "voice")
+    text = report.read_text()
+    assert "vital-gym benchmark --quick" in text and "## synthetic (2 items)" in text and "| library |" in text
+    for name in ("synthetic", "human", "voice"):
+        assert (tmp_path / "docs" / "img" / f"benchmark_{name}.png").stat().st_size > 1000
+        assert f"img/benchmark_{name}_examples.png" in text
+
+
+def test_cli_rejects_unknown_methods_and_sets(tmp_path, capsys):
+    assert cli(["benchmark", "--quick", "--methods", "init,oracle", "--out", str(tmp_path)]) == 2
+    assert "oracle" in capsys.readouterr().err
+    assert cli(["benchmark", "--quick", "--sets", "karaoke", "--methods", "init", "--out", str(tmp_path)]) == 2
+    assert "karaoke" in capsys.readouterr().err
