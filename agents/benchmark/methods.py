@@ -156,6 +156,7 @@ class NearestNeighbour:
         self.features = torch.cat(feats)  # (N, D) float16
         self.norms = (self.features.float() ** 2).sum(1)
         self.params = np.concatenate(params)
+        self.description = f"{len(self.params)} samples of {self.folder}"
 
     def _pool(self, logmel: torch.Tensor) -> torch.Tensor:
         """(N, mels, frames) in [0, 1] -> (N, D)."""

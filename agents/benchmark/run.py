@@ -191,7 +191,9 @@ def markdown_report(
     config: BenchmarkConfig,
     skipped: dict[str, str],
     images: dict[str, list[str]],
+    notes: dict[str, str] | None = None,
 ) -> str:
+    notes = notes or {}
     lines = [
         "# Benchmark",
         "",
@@ -208,9 +210,11 @@ def markdown_report(
         "method's own time per item (Syntheon's excludes its start-up).",
         "",
     ]
+    for name, what in notes.items():
+        lines.append(f"- **{name}**: {what}")
     for name, why in skipped.items():
         lines.append(f"- left out: **{name}**: {why}")
-    if skipped:
+    if skipped or notes:
         lines.append("")
     for set_name in dict.fromkeys(s for s, _ in summary):
         rows = {m: v for (s, m), v in summary.items() if s == set_name}
@@ -315,5 +319,6 @@ def run_benchmark(config: BenchmarkConfig, log=print) -> tuple[list[Result], Pat
         ex = plot_examples(items, [m.name for m in methods], renders, render.sample_rate, out / "img" / f"benchmark_{name}_examples.png")
         images[name] = [str(p.relative_to(out)) for p in (bars, ex)]
     report = out / "benchmarks.md"
-    report.write_text(markdown_report(summary, config, skipped, images))
+    notes = {m.name: m.description for m in methods if getattr(m, "description", "")}
+    report.write_text(markdown_report(summary, config, skipped, images, notes))
     return results, report

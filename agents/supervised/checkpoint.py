@@ -1,0 +1,109 @@
+"""Checkpoints: weights as safetensors, everything else as JSON; nothing is unpickled when loading.
+
+A checkpoint folder holds ``model.safetensors`` (the network), ``config.json`` (model config, the
+parameter space's spec and fingerprint, the training step and metrics) and, while training,
+``optimizer.pt`` (optimizer and scheduler state, read back with ``torch.load(weights_only=True)``, which
+only rebuilds tensors and plain containers).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from agents.supervised.model import ModelConfig, SoundMatcher
+from vital_gym.params import ParameterSpace
+
+MODEL_FILE, CONFIG_FILE, OPTIMIZER_FILE = "model.safetensors", "config.json", "optimizer.pt"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be used (missing files, another parameter space, other shapes)."""
+
+
+def load_space_spec(spec: str | dict[str, Any]) -> ParameterSpace:
+    return ParameterSpace.from_dict(spec) if isinstance(spec, dict) else ParameterSpace.load(spec)
+
+
+def save_checkpoint(
+    folder: str | Path, model: SoundMatcher, space_spec: str | dict[str, Any], extra: dict[str, Any] | None = None,
+    optimizer_state: dict[str, Any] | None = None,
+) -> Path:
+    """Write the checkpoint atomically (a temporary folder renamed over the old one)."""
+    from safetensors.torch import save_file
+
+    folder = Path(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    save_file(state, str(tmp / MODEL_FILE))
+    meta = {
+        "model": model.config.to_dict(),
+        "space": space_spec,
+        "space_fingerprint": model.space_fingerprint,
+        **(extra or {}),
+    }
+    (tmp / CONFIG_FILE).write_text(json.dumps(meta, indent=2, default=str))
+    if optimizer_state is not None:
+        torch.save(optimizer_state, tmp / OPTIMIZER_FILE)
+    old = folder.with_name(f".{folder.name}.old")
+    if folder.exists():
+        os.replace(folder, old)
+    os.replace(tmp, folder)
+    if old.exists():
+        import shutil
+
+        shutil.rmtree(old)
+    return folder
+
+
+def read_config(folder: str | Path) -> dict[str, Any]:
+    folder = Path(folder)
+    path = folder / CONFIG_FILE
+    if not (folder / MODEL_FILE).is_file() or not path.is_file():
+        raise CheckpointError(f"{folder} is not a checkpoint (needs {MODEL_FILE} and {CONFIG_FILE})")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise CheckpointError(f"{path}: not valid JSON ({e})") from None
+
+
+def load_model(
+    folder: str | Path, space: ParameterSpace | None = None, device: str = "cpu"
+) -> tuple[SoundMatcher, ParameterSpace, dict[str, Any]]:
+    """The network, its parameter space and the checkpoint's JSON.
+
+    With ``space`` given, a checkpoint trained on another space is refused with the reason.
+    """
+    from safetensors.torch import load_file
+
+    meta = read_config(folder)
+    own = load_space_spec(meta["space"])
+    if own.fingerprint != meta.get("space_fingerprint"):
+        raise CheckpointError(f"{folder}: its space '{own.name}' has changed since training (fingerprint differs)")
+    if space is not None and space.fingerprint != own.fingerprint:
+        raise CheckpointError(
+            f"{folder} was trained on parameter space '{own.name}' ({own.fingerprint}), not '{space.name}' ({space.fingerprint})"
+        )
+    model = SoundMatcher(own, ModelConfig.from_dict(_without_checkpoint(meta["model"])))
+    try:
+        model.load_state_dict(load_file(str(Path(folder) / MODEL_FILE)))
+    except RuntimeError as e:
+        raise CheckpointError(f"{folder}: weights do not fit the model config ({str(e)[:300]})") from None
+    return model.to(device).eval(), own, meta
+
+
+def _without_checkpoint(model_config: dict[str, Any]) -> dict[str, Any]:
+    """The encoder's pretrained weights are inside the checkpoint already: do not read them again."""
+    encoder = {**model_config.get("encoder", {}), "checkpoint": None}
+    return {**model_config, "encoder": encoder}
+
+
+def load_optimizer_state(folder: str | Path) -> dict[str, Any] | None:
+    path = Path(folder) / OPTIMIZER_FILE
+    return torch.load(path, map_location="cpu", weights_only=True) if path.is_file() else None

@@ -1,0 +1,112 @@
+"""The supervised loss, split by parameter kind, on the decoder's raw outputs (see ``model.py``).
+
+* continuous and integer parameters: MSE between ``sigmoid(z)`` and the normalised value;
+* on/off: binary cross-entropy on the logit ``z``;
+* categorical: cross-entropy over the block's logits;
+* modulation slots: a set. Vital's slot order means nothing, so predicted slots are matched to target
+  slots order-independently (Hungarian matching on the per-pair loss, as in DETR) and the matched pairs'
+  losses are averaged: source cross-entropy, plus destination cross-entropy and amount MSE where the
+  target slot is connected.
+
+Targets are the dataset's canonical parameter vectors ``x`` ``(B, P)`` in [0, 1].
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from vital_gym.params import Kind, ParameterSpace
+
+
+@dataclass(frozen=True)
+class LossWeights:
+    continuous: float = 1.0
+    toggle: float = 0.2
+    categorical: float = 0.2
+    modulation: float = 0.2
+
+
+class ParameterLoss:
+    """``(z (B, action_dim), x (B, P)) -> {term: scalar tensor}``, with ``"total"`` the weighted sum."""
+
+    def __init__(self, space: ParameterSpace, weights: LossWeights | None = None):
+        self.space, self.weights = space, weights or LossWeights()
+        cont, tog = [], []
+        self.categorical: list[tuple[int, int, int, int]] = []  # (start, stop, parameter, n)
+        for i, (p, s) in enumerate(zip(space.parameters, space.layout)):
+            if p.name.startswith("mod_"):
+                continue
+            if p.kind in (Kind.CONTINUOUS, Kind.INTEGER):
+                cont.append((s.start, i))
+            elif p.kind is Kind.TOGGLE:
+                tog.append((s.start, i))
+            else:
+                self.categorical.append((s.start, s.stop, i, p.n_values))
+        self.cont_dims, self.cont_params = (torch.tensor(v, dtype=torch.long) for v in zip(*cont)) if cont else (torch.zeros(0, dtype=torch.long),) * 2
+        self.tog_dims, self.tog_params = (torch.tensor(v, dtype=torch.long) for v in zip(*tog)) if tog else (torch.zeros(0, dtype=torch.long),) * 2
+        self.slots = []
+        for slot in range(1, space.modulation.slots + 1):
+            src, dst, amt = (space.layout[space.index[f"mod_{slot}_{k}"]] for k in ("source", "destination", "amount"))
+            self.slots.append((src.slice, dst.slice, amt.start, space.index[src.name], space.index[dst.name], space.index[amt.name]))
+        self.group_of = np.array([p.group for p in space.parameters])
+
+    def class_index(self, x: torch.Tensor, param: int, n: int) -> torch.Tensor:
+        return torch.round(x[:, param] * (n - 1)).long()
+
+    def __call__(self, z: torch.Tensor, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        w = self.weights
+        terms: dict[str, torch.Tensor] = {}
+        zero = z.new_zeros(())
+        terms["continuous"] = F.mse_loss(torch.sigmoid(z[:, self.cont_dims]), x[:, self.cont_params]) if len(self.cont_dims) else zero
+        terms["toggle"] = F.binary_cross_entropy_with_logits(z[:, self.tog_dims], x[:, self.tog_params]) if len(self.tog_dims) else zero
+        ce = [F.cross_entropy(z[:, a:b], self.class_index(x, i, n)) for a, b, i, n in self.categorical]
+        terms["categorical"] = torch.stack(ce).mean() if ce else zero
+        terms["modulation"] = self._slot_loss(z, x) if self.slots else zero
+        terms["total"] = (
+            w.continuous * terms["continuous"] + w.toggle * terms["toggle"] + w.categorical * terms["categorical"] + w.modulation * terms["modulation"]
+        )
+        return terms
+
+    def _slot_loss(self, z: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """Hungarian-matched loss between predicted and target slots."""
+        from scipy.optimize import linear_sum_assignment
+
+        src_logp = torch.stack([F.log_softmax(z[:, s], -1) for s, _, _, _, _, _ in self.slots], 1)  # (B, S, n_src)
+        dst_logp = torch.stack([F.log_softmax(z[:, d], -1) for _, d, _, _, _, _ in self.slots], 1)  # (B, S, n_dst)
+        amt = torch.stack([torch.sigmoid(z[:, a]) for _, _, a, _, _, _ in self.slots], 1)  # (B, S)
+        n_src, n_dst = src_logp.shape[-1], dst_logp.shape[-1]
+        t_src = torch.stack([torch.round(x[:, i] * (n_src - 1)).long() for _, _, _, i, _, _ in self.slots], 1)  # (B, S)
+        t_dst = torch.stack([torch.round(x[:, i] * max(n_dst - 1, 1)).long() for _, _, _, _, i, _ in self.slots], 1)
+        t_amt = torch.stack([x[:, i] for _, _, _, _, _, i in self.slots], 1)
+        connected = (t_src > 0).float()  # source 0 is "no source"
+        # cost[b, i, j]: predicted slot i against target slot j.
+        cost = -torch.gather(src_logp, 2, t_src[:, None, :].expand(-1, len(self.slots), -1))
+        dst_cost = -torch.gather(dst_logp, 2, t_dst[:, None, :].expand(-1, len(self.slots), -1))
+        amt_cost = (amt[:, :, None] - t_amt[:, None, :]) ** 2
+        cost = cost + connected[:, None, :] * (dst_cost + amt_cost)
+        matched = []
+        for b, c in enumerate(cost.detach().cpu().numpy()):
+            rows, cols = linear_sum_assignment(c)
+            matched.append(cost[b, rows, cols].mean())
+        return torch.stack(matched).mean()
+
+    @torch.no_grad()
+    def metrics(self, z: torch.Tensor, x: torch.Tensor) -> dict[str, float]:
+        """Per-group mean absolute error of continuous parameters and accuracy of discrete ones."""
+        out: dict[str, float] = {}
+        if len(self.cont_dims):
+            err = (torch.sigmoid(z[:, self.cont_dims]) - x[:, self.cont_params]).abs().mean(0).cpu().numpy()
+            groups = self.group_of[self.cont_params.numpy()]
+            for g in dict.fromkeys(groups):
+                out[f"mae/{g}"] = float(err[groups == g].mean())
+            out["mae/all"] = float(err.mean())
+        if len(self.tog_dims):
+            out["accuracy/toggle"] = float(((z[:, self.tog_dims] > 0).float() == x[:, self.tog_params]).float().mean())
+        if self.categorical:
+            acc = [float((z[:, a:b].argmax(-1) == self.class_index(x, i, n)).float().mean()) for a, b, i, n in self.categorical]
+            out["accuracy/categorical"] = float(np.mean(acc))
+        return out

@@ -1,0 +1,224 @@
+"""The supervised sound-matching network: an AudioMAE-style ViT encoder and a parameter decoder.
+
+Shapes: a batch of log-mels ``(B, 1, n_mels, frames)`` in [0, 1] (the env's observation) goes in; the
+decoder returns raw outputs ``z`` ``(B, action_dim)`` laid out exactly as the env's action vector
+(``ParameterSpace.layout``), and ``actions(z) = tanh(z / 2)`` *is* an env action:
+
+* continuous and integer parameters: ``sigmoid(z)`` is the normalised value, and ``2 sigmoid(z) - 1 =
+  tanh(z / 2)`` the action;
+* on/off: ``z`` is the logit of "on"; the env turns it on when the action is > 0, i.e. when p > 0.5;
+* categorical blocks: ``z`` are the logits; ``tanh`` keeps their argmax, which the env decodes.
+
+So PPO can start from this network with no glue (``agents/ppo``), and a prediction is
+``space.action_to_vector(actions(z))``.
+
+Encoder. AudioMAE is a ViT over 16x16 patches of a log-mel spectrogram laid out time x frequency
+(``(B, 1, T, F)``, 1024 x 128 for the released ViT-B/16). :class:`AudioEncoder` builds that ViT with timm,
+transposes the env's ``(n_mels, frames)`` log-mel to ``(frames, n_mels)`` and pads/crops the time axis to
+``EncoderConfig.frames``. ``checkpoint`` loads the official AudioMAE weights (or any timm-ViT state dict)
+from a local file; ``lora_rank`` freezes the encoder and adds LoRA adapters to the attention of the last
+``lora_blocks`` blocks.
+
+Decoder. One learned query per parameter group of the space (each oscillator, each filter, envelopes,
+LFOs, effects, global, each modulation slot) cross-attends to the encoder's patch tokens through a
+transformer decoder; a linear head per group maps its query to that group's action dimensions.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from vital_gym.params import ParameterSpace
+
+
+@dataclass
+class EncoderConfig:
+    """A ViT over (time x mel) patches. Defaults: the CPU-sized model this project trains itself."""
+
+    n_mels: int = 128
+    frames: int = 176  # time axis after pad/crop: a multiple of patch_size (2 s at hop 512 is 173)
+    patch_size: int = 16
+    embed_dim: int = 192
+    depth: int = 6
+    num_heads: int = 3
+    mlp_ratio: float = 4.0
+    drop_path: float = 0.0
+    checkpoint: str | None = None  # local AudioMAE / timm ViT weights
+    lora_rank: int = 0  # > 0: freeze the encoder, train LoRA adapters instead
+    lora_blocks: int = 4
+    lora_alpha: float = 32.0
+
+    @classmethod
+    def audiomae_base(cls, **changes: Any) -> "EncoderConfig":
+        """ViT-B/16 on 1024 x 128, the released AudioMAE geometry (weights via ``checkpoint``)."""
+        return cls(**{"frames": 1024, "embed_dim": 768, "depth": 12, "num_heads": 12, **changes})
+
+
+@dataclass
+class DecoderConfig:
+    dim: int = 192
+    depth: int = 2
+    num_heads: int = 4
+    mlp_ratio: float = 4.0
+    dropout: float = 0.0
+
+
+@dataclass
+class ModelConfig:
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    decoder: DecoderConfig = field(default_factory=DecoderConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "ModelConfig":
+        return cls(EncoderConfig(**d.get("encoder", {})), DecoderConfig(**d.get("decoder", {})))
+
+
+class LoRALinear(nn.Module):
+    """``base(x) + (alpha / r) * B(A(x))`` with ``base`` frozen and ``B`` starting at zero (Hu et al. 2021)."""
+
+    def __init__(self, base: nn.Linear, rank: int, alpha: float):
+        super().__init__()
+        self.base = base
+        self.down = nn.Linear(base.in_features, rank, bias=False)
+        self.up = nn.Linear(rank, base.out_features, bias=False)
+        nn.init.kaiming_uniform_(self.down.weight, a=math.sqrt(5))
+        nn.init.zeros_(self.up.weight)
+        self.scale = alpha / rank
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.base(x) + self.scale * self.up(self.down(x))
+
+
+class AudioEncoder(nn.Module):
+    """``(B, 1, n_mels, frames)`` log-mel -> ``(B, num_patches, embed_dim)`` patch tokens."""
+
+    def __init__(self, config: EncoderConfig):
+        super().__init__()
+        from timm.models.vision_transformer import VisionTransformer
+
+        if config.frames % config.patch_size or config.n_mels % config.patch_size:
+            raise ValueError(f"frames={config.frames} and n_mels={config.n_mels} must be multiples of patch_size={config.patch_size}")
+        self.config = config
+        self.vit = VisionTransformer(
+            img_size=(config.frames, config.n_mels),
+            patch_size=config.patch_size,
+            in_chans=1,
+            num_classes=0,
+            global_pool="",
+            embed_dim=config.embed_dim,
+            depth=config.depth,
+            num_heads=config.num_heads,
+            mlp_ratio=config.mlp_ratio,
+            drop_path_rate=config.drop_path,
+        )
+        if config.checkpoint:
+            load_vit_weights(self.vit, Path(config.checkpoint))
+        if config.lora_rank > 0:
+            for p in self.vit.parameters():
+                p.requires_grad_(False)
+            for block in self.vit.blocks[-config.lora_blocks :]:
+                block.attn.qkv = LoRALinear(block.attn.qkv, config.lora_rank, config.lora_alpha)
+                block.attn.proj = LoRALinear(block.attn.proj, config.lora_rank, config.lora_alpha)
+
+    def forward(self, logmel: torch.Tensor) -> torch.Tensor:
+        x = logmel.transpose(-1, -2)  # (B, 1, frames, n_mels): AudioMAE's time x frequency layout
+        t = x.shape[-2]
+        if t < self.config.frames:
+            x = nn.functional.pad(x, (0, 0, 0, self.config.frames - t))
+        x = x[..., : self.config.frames, :]
+        tokens = self.vit.forward_features(x)
+        return tokens[:, self.vit.num_prefix_tokens :]
+
+
+def load_vit_weights(vit: nn.Module, path: Path) -> None:
+    """Load AudioMAE (or timm ViT) weights saved by torch or safetensors, without unpickling code.
+
+    AudioMAE's files hold ``{"model": state_dict}``; MAE pre-training files also carry the MAE decoder
+    (``decoder_*``, ``mask_token``), which is dropped. Position embeddings of another time length are
+    resampled. Every encoder weight must be present: a missing one is an error, not a silent random init.
+    """
+    if not path.is_file():
+        raise FileNotFoundError(f"encoder checkpoint {path} does not exist")
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        state = load_file(str(path))
+    else:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = state.get("model", state.get("state_dict", state))
+    state = {k.removeprefix("module.").removeprefix("encoder."): v for k, v in state.items()}
+    state = {k: v for k, v in state.items() if not k.startswith(("decoder", "mask_token", "head", "fc_norm"))}
+    if "pos_embed" in state and state["pos_embed"].shape != vit.pos_embed.shape:
+        from timm.layers import resample_abs_pos_embed
+
+        grid = vit.patch_embed.grid_size
+        old = state["pos_embed"]
+        n_old = old.shape[1] - vit.num_prefix_tokens
+        old_grid = (n_old // grid[1], grid[1]) if n_old % grid[1] == 0 else None
+        if old_grid is None:
+            raise ValueError(f"{path}: cannot map pos_embed {tuple(old.shape)} onto a {grid} patch grid")
+        state["pos_embed"] = resample_abs_pos_embed(old, list(grid), list(old_grid), num_prefix_tokens=vit.num_prefix_tokens)
+    missing, unexpected = vit.load_state_dict(state, strict=False)
+    missing = [k for k in missing if not k.startswith(("head", "fc_norm"))]
+    if missing:
+        raise ValueError(f"{path}: not an encoder checkpoint of this geometry; missing {missing[:5]} ({len(missing)} keys)")
+    if unexpected:
+        raise ValueError(f"{path}: unexpected keys {unexpected[:5]} ({len(unexpected)}): another architecture?")
+
+
+class ParameterDecoder(nn.Module):
+    """Encoder tokens ``(B, N, E)`` -> raw outputs ``(B, action_dim)`` in the env's action layout."""
+
+    def __init__(self, space: ParameterSpace, encoder_dim: int, config: DecoderConfig):
+        super().__init__()
+        self.group_names = list(space.groups)
+        self.action_dim = space.action_dim
+        self.queries = nn.Parameter(torch.randn(len(self.group_names), config.dim) * 0.02)
+        self.memory_proj = nn.Linear(encoder_dim, config.dim) if encoder_dim != config.dim else nn.Identity()
+        layer = nn.TransformerDecoderLayer(
+            config.dim, config.num_heads, int(config.dim * config.mlp_ratio), config.dropout, batch_first=True, norm_first=True
+        )
+        self.decoder = nn.TransformerDecoder(layer, config.depth, norm=nn.LayerNorm(config.dim))
+        by_group: dict[str, list[int]] = {g: [] for g in self.group_names}
+        for s in space.layout:
+            by_group[s.group].extend(range(s.start, s.stop))
+        self.heads = nn.ModuleList(nn.Linear(config.dim, len(by_group[g])) for g in self.group_names)
+        for g in self.group_names:
+            self.register_buffer(f"dims_{g}", torch.tensor(by_group[g], dtype=torch.long), persistent=False)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        memory = self.memory_proj(tokens)
+        queries = self.queries.unsqueeze(0).expand(tokens.shape[0], -1, -1)
+        h = self.decoder(queries, memory)  # (B, groups, dim)
+        z = tokens.new_zeros(tokens.shape[0], self.action_dim)
+        for k, (g, head) in enumerate(zip(self.group_names, self.heads)):
+            z = z.index_copy(1, getattr(self, f"dims_{g}"), head(h[:, k]))
+        return z
+
+
+class SoundMatcher(nn.Module):
+    """Encoder + decoder: ``(B, 1, n_mels, frames)`` -> raw outputs ``(B, action_dim)``."""
+
+    def __init__(self, space: ParameterSpace, config: ModelConfig | None = None):
+        super().__init__()
+        self.config = config or ModelConfig()
+        self.space_fingerprint = space.fingerprint
+        self.encoder = AudioEncoder(self.config.encoder)
+        self.decoder = ParameterDecoder(space, self.config.encoder.embed_dim, self.config.decoder)
+
+    def forward(self, logmel: torch.Tensor) -> torch.Tensor:
+        return self.decoder(self.encoder(logmel))
+
+    @staticmethod
+    def actions(z: torch.Tensor) -> torch.Tensor:
+        """Raw outputs -> env actions in (-1, 1) (see the module docstring)."""
+        return torch.tanh(0.5 * z)

@@ -1,0 +1,148 @@
+import numpy as np
+import pytest
+import torch
+
+from agents.dataset import generate
+from agents.supervised.checkpoint import CheckpointError, load_model, read_config, save_checkpoint
+from agents.supervised.losses import ParameterLoss
+from agents.supervised.model import AudioEncoder, EncoderConfig, LoRALinear, ModelConfig, SoundMatcher, load_vit_weights
+from agents.supervised.train import TrainConfig, lr_factor, train
+from tests.agents.test_dataset import tiny_config
+from tests.conftest import TINY_SPACE
+
+# A model small enough to train for a few steps in seconds, on the tiny dataset's 32-band log-mels.
+TINY_MODEL = {
+    "encoder": {"n_mels": 32, "frames": 32, "patch_size": 16, "embed_dim": 32, "depth": 1, "num_heads": 2},
+    "decoder": {"dim": 32, "depth": 1, "num_heads": 2},
+}
+
+
+@pytest.fixture
+def tiny_model(tiny_space) -> SoundMatcher:
+    torch.manual_seed(0)
+    return SoundMatcher(tiny_space, ModelConfig.from_dict(TINY_MODEL))
+
+
+def ideal_logits(space, x: np.ndarray, scale: float = 20.0) -> torch.Tensor:
+    """Raw outputs that encode ``x`` exactly (a very confident, correct network)."""
+    a = torch.from_numpy(space.vector_to_action(x))  # +-1 one-hots, 2x - 1 for the rest
+    x_c = np.clip(x, 1e-4, 1 - 1e-4)
+    z = a * scale
+    for i, (p, s) in enumerate(zip(space.parameters, space.layout)):
+        if p.kind.value in ("continuous", "integer"):
+            z[s.start] = float(np.log(x_c[i] / (1 - x_c[i])))
+    return z
+
+
+def test_outputs_are_env_actions_in_the_action_layout(tiny_model, tiny_space, tiny_codec):
+    z = tiny_model(torch.rand(3, 1, 32, 22))  # fewer frames than the encoder's: padded
+    assert z.shape == (3, tiny_space.action_dim)
+    actions = SoundMatcher.actions(z).detach().numpy()
+    assert np.all(np.abs(actions) < 1)
+    for a in actions:
+        x = tiny_space.action_to_vector(a)
+        assert tiny_codec.to_preset(x).settings  # decodes to a preset
+    # Every action dimension is written by exactly one group head.
+    dims = torch.cat([getattr(tiny_model.decoder, f"dims_{g}") for g in tiny_model.decoder.group_names])
+    assert sorted(dims.tolist()) == list(range(tiny_space.action_dim))
+    assert len(tiny_model.decoder.group_names) == len(tiny_space.groups)
+
+
+def test_actions_of_ideal_logits_decode_to_the_target(tiny_space, tiny_codec, rng):
+    x = tiny_codec.canonical(tiny_space.sample(rng))
+    decoded = tiny_space.action_to_vector(SoundMatcher.actions(ideal_logits(tiny_space, x)).numpy())
+    assert np.allclose(decoded, x, atol=1e-3)
+
+
+def test_loss_is_small_for_ideal_outputs_and_order_free_over_modulation_slots(tiny_space, tiny_codec, rng):
+    loss = ParameterLoss(tiny_space)
+    x = tiny_codec.canonical(tiny_space.sample(rng))
+    src, dst = tiny_space["mod_1_source"], tiny_space["mod_1_destination"]
+    for slot, (s, d) in enumerate([(1, 0), (2, 1)], start=1):  # two connected routes
+        x[tiny_space.index[f"mod_{slot}_source"]] = src.normalize(s)
+        x[tiny_space.index[f"mod_{slot}_destination"]] = dst.normalize(d)
+    swapped = x.copy()
+    for k in ("source", "destination", "amount"):
+        i, j = tiny_space.index[f"mod_1_{k}"], tiny_space.index[f"mod_2_{k}"]
+        swapped[i], swapped[j] = x[j], x[i]
+    z = ideal_logits(tiny_space, x)[None]
+    good = loss(z, torch.from_numpy(x)[None])
+    assert float(good["total"]) < 1e-3
+    # The same routes listed in the other slot order cost the same; a wrong network costs more.
+    assert float(loss(z, torch.from_numpy(swapped)[None])["modulation"]) == pytest.approx(float(good["modulation"]), abs=1e-6)
+    bad = loss(torch.zeros_like(z), torch.from_numpy(x)[None])
+    assert all(float(bad[k]) > float(good[k]) for k in ("continuous", "toggle", "categorical", "modulation"))
+    metrics = loss.metrics(z, torch.from_numpy(x)[None])
+    assert metrics["accuracy/categorical"] == 1.0 and metrics["mae/all"] < 1e-3
+
+
+def test_lora_freezes_the_encoder_and_starts_as_the_identity():
+    config = EncoderConfig(**TINY_MODEL["encoder"], lora_rank=4, lora_blocks=1)
+    torch.manual_seed(0)
+    enc = AudioEncoder(config)
+    trainable = [n for n, p in enc.named_parameters() if p.requires_grad]
+    assert trainable and all(".down." in n or ".up." in n for n in trainable)
+    assert isinstance(enc.vit.blocks[-1].attn.qkv, LoRALinear)
+    torch.manual_seed(0)
+    plain = AudioEncoder(EncoderConfig(**TINY_MODEL["encoder"]))
+    x = torch.rand(2, 1, 32, 32)
+    assert torch.allclose(enc(x), plain(x), atol=1e-6)
+
+
+def test_audiomae_style_checkpoint_loads(tmp_path):
+    """The released files hold {"model": ...} with MAE decoder weights; other time lengths are resampled."""
+    torch.manual_seed(1)
+    source = AudioEncoder(EncoderConfig(**{**TINY_MODEL["encoder"], "frames": 64}))
+    state = {f"module.{k}": v for k, v in source.vit.state_dict().items()}
+    state["module.decoder_embed.weight"] = torch.zeros(3, 3)
+    state["module.mask_token"] = torch.zeros(1, 1, 32)
+    path = tmp_path / "audiomae.pth"
+    torch.save({"model": state}, path)
+    target = AudioEncoder(EncoderConfig(**{**TINY_MODEL["encoder"], "frames": 32}))
+    load_vit_weights(target.vit, path)
+    assert torch.equal(target.vit.blocks[0].attn.qkv.weight, source.vit.blocks[0].attn.qkv.weight)
+    assert target.vit.pos_embed.shape[1] == 1 + 2 * 2  # resampled from a 4 x 2 to a 2 x 2 patch grid
+    del state["module.blocks.0.attn.qkv.weight"]
+    torch.save({"model": state}, path)
+    with pytest.raises(ValueError, match="missing"):
+        load_vit_weights(target.vit, path)
+    with pytest.raises(FileNotFoundError):
+        load_vit_weights(target.vit, tmp_path / "absent.pth")
+
+
+def test_checkpoint_round_trip_and_refusal_of_another_space(tmp_path, tiny_model, tiny_space, core_space):
+    folder = save_checkpoint(tmp_path / "ckpt", tiny_model, TINY_SPACE, extra={"step": 3})
+    model, space, meta = load_model(folder, tiny_space)
+    assert space.fingerprint == tiny_space.fingerprint and meta["step"] == 3
+    x = torch.rand(2, 1, 32, 32)
+    assert torch.equal(model(x), tiny_model.eval()(x))
+    with pytest.raises(CheckpointError, match="trained on parameter space 'tiny'"):
+        load_model(folder, core_space)
+    with pytest.raises(CheckpointError, match="not a checkpoint"):
+        read_config(tmp_path)
+    assert [p.name for p in tmp_path.iterdir()] == ["ckpt"]  # no temporary folders left behind
+
+
+def test_lr_schedule_warms_up_then_decays():
+    assert lr_factor(0, 10, 100) == pytest.approx(0.1)
+    assert lr_factor(9, 10, 100) == pytest.approx(1.0)
+    assert lr_factor(55, 10, 100) == pytest.approx(0.5)
+    assert lr_factor(100, 10, 100) == pytest.approx(0.0, abs=1e-9)
+
+
+def test_training_runs_logs_checkpoints_and_resumes(tmp_path, tiny_space):
+    generate(tiny_config(), tmp_path / "ds", 12, workers=1, progress=False)  # 4 shards of 3
+    config = TrainConfig(
+        dataset=str(tmp_path / "ds"), out=str(tmp_path / "run"), model=TINY_MODEL, steps=4, batch_size=3,
+        warmup_steps=2, val_shards=1, val_batches=1, val_render_items=2, val_every=2, log_every=1, num_workers=0,
+    )
+    best = train(config, log=lambda *_: None)
+    meta = read_config(tmp_path / "run" / "last")
+    assert meta["step"] == 4 and np.isfinite(meta["metrics"]["spectral_distance"])
+    assert "loss/total" in meta["metrics"] and "accuracy/categorical" in meta["metrics"]
+    assert read_config(best)["metrics"]["spectral_distance"] <= meta["metrics"]["spectral_distance"]
+    assert list((tmp_path / "run").glob("events.out.tfevents.*"))
+    model, _, _ = load_model(best, tiny_space)
+    # Resuming carries on from step 4 to the new total, with the optimizer's state.
+    train(TrainConfig(**{**config.__dict__, "steps": 6}), resume=True, log=lambda *_: None)
+    assert read_config(tmp_path / "run" / "last")["step"] == 6
