@@ -3,6 +3,7 @@
     vital-gym dataset generate --config configs/dataset/core.yaml --n 100000 --out data/core --workers 2
     vital-gym dataset verify data/core
     vital-gym benchmark --presets ../shared/presets --audio data/voice --dataset data/core
+    vital-gym match target.wav -o out.vital [--checkpoint DIR] [--refine 200]
 """
 
 from __future__ import annotations
@@ -72,6 +73,24 @@ def _benchmark(args: argparse.Namespace) -> int:
     return 0
 
 
+def _match(args: argparse.Namespace) -> int:
+    from agents.match import Matcher
+
+    matcher = Matcher(args.checkpoint)
+    target = matcher.load_target(args.target)
+    result = matcher.match(target, args.note, args.velocity, args.refine, args.seed)
+    paths = matcher.write(result, args.output)
+    print(f"wrote {', '.join(str(p) for p in paths)}")
+    print(f"note {result.midi_note} ({'given' if args.note is not None else 'estimated pitch'}), velocity {result.velocity}")
+    print(f"spectral distance: {result.predicted_distance:.4f} (prediction, {result.seconds:.2f} s)")
+    if result.refined is not None:
+        r = result.refined
+        print(f"  after refinement: {result.distance:.4f} ({r.renders} renders, {100 * r.gain:.1f}% lower)")
+    print()
+    print(result.description)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="vital-gym", description="vital-gym: inverse synthesis on Vital")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -106,11 +125,20 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_argument("--clap-checkpoint", help="a local CLAP checkpoint: adds CLAP similarity")
     bench.add_argument("--out", help="where docs/benchmarks.md, docs/benchmarks/items.csv, docs/img/ go (default docs)")
     bench.set_defaults(func=_benchmark)
+    match = sub.add_parser("match", help="find a Vital preset that recreates an audio clip")
+    match.add_argument("target", help="audio file (wav/flac/ogg), one note; the first seconds are used")
+    match.add_argument("-o", "--output", required=True, help="the .vital to write (a .wav and .png go beside it)")
+    match.add_argument("--checkpoint", help="a trained model folder (default: the shipped model)")
+    match.add_argument("--note", type=int, help="MIDI note to render at (default: the target's estimated pitch)")
+    match.add_argument("--velocity", type=float, default=0.7)
+    match.add_argument("--refine", type=int, default=0, help="CMA-ES refinement through Vita with this many renders")
+    match.add_argument("--seed", type=int, default=0)
+    match.set_defaults(func=_match)
     args = parser.parse_args(argv)
     args.command_line = "vital-gym " + " ".join(shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
     try:
         return args.func(args)
-    except (ValueError, FileNotFoundError) as e:
+    except (ValueError, FileNotFoundError) as e:  # AudioFileError, CheckpointError, PresetError are ValueErrors
         print(f"vital-gym: error: {e}", file=sys.stderr)
         return 2
 

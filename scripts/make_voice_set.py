@@ -12,7 +12,7 @@ benchmark and fine-tuning take any folder of audio). Every combination of
 * pitch: espeak ``-p`` 20, 50, 80, 99
 
 is written as ``{sound}_{voice}_p{pitch}.wav``: 72 files, mono 16-bit at 44.1 kHz, leading and trailing
-silence trimmed, peak-normalised to -6 dBFS. Their median pitches, estimated with pYIN as the benchmark
+silence trimmed, peak-normalised to -6 dBFS. Their median pitches, estimated with YIN as the benchmark
 does, span MIDI 38-65 (73-349 Hz). espeak-ng is deterministic, so the set is the same on every run.
 """
 

@@ -188,7 +188,7 @@ class Syntheon:
     name = "syntheon"
 
     def __init__(self, python: str | Path, sample_rate: int, timeout_per_item: float = 120.0):
-        self.python = Path(python)
+        self.python = Path(python).absolute()  # not resolve(): a venv's python is a symlink to the base one
         if not self.python.is_file():
             raise FileNotFoundError(f"Syntheon: no python at {self.python}; run scripts/setup_syntheon.sh")
         self.sample_rate, self.timeout_per_item = sample_rate, timeout_per_item
@@ -212,6 +212,8 @@ class Syntheon:
                 failure = None if proc.returncode == 0 else f"runner exited {proc.returncode}: {proc.stderr[-300:]}"
             except subprocess.TimeoutExpired:
                 failure = "timed out"
+            except OSError as e:  # the interpreter could not be started
+                failure = f"could not run {self.python}: {e}"
             results_path = Path(tmp) / "results.json"
             results = json.loads(results_path.read_text()) if results_path.is_file() else {}
             for job in jobs:

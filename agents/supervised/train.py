@@ -183,7 +183,10 @@ def train(config: TrainConfig, resume: bool = False, log=print) -> Path:
     def checkpoint(name: str, metrics: dict[str, float]) -> None:
         save_checkpoint(
             out / name, model, manifest.config["space"],
-            extra={"step": step, "epoch": epoch, "metrics": metrics, "train_config": dataclasses.asdict(config), "dataset": str(dataset)},
+            extra={
+                "step": step, "epoch": epoch, "metrics": metrics, "train_config": dataclasses.asdict(config), "dataset": str(dataset),
+                "render": manifest.config.get("render"), "observation": manifest.config.get("observation"),
+            },
             optimizer_state={"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()},
         )
 
@@ -212,7 +215,7 @@ def train(config: TrainConfig, resume: bool = False, log=print) -> Path:
                 writer.add_scalar("train/lr", scheduler.get_last_lr()[0], step)
                 rate = step * config.batch_size / (time.perf_counter() - start)
                 writer.add_scalar("train/samples_per_second", rate, step)
-                log(f"step {step}: loss {float(terms['total']):.4f} ({rate:.0f} samples/s)")
+                log(f"step {step}: loss {float(terms['total'].detach()):.4f} ({rate:.0f} samples/s)")
             if step % config.val_every == 0 or step == config.steps:
                 metrics = validator(model, loss_fn, device, writer, step)
                 for k, v in metrics.items():

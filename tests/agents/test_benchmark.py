@@ -1,4 +1,5 @@
 import csv
+import os
 import shutil
 import sys
 from dataclasses import replace
@@ -161,7 +162,9 @@ def test_nearest_neighbour_refuses_a_dataset_made_with_the_test_seed(tmp_path, t
 
 def test_syntheon_failures_are_recorded_not_raised(tiny_render):
     # This interpreter has no syntheon package: the runner fails, and every item becomes a failure.
-    method = Syntheon(sys.executable, SR, timeout_per_item=60)
+    # A relative path is kept relative to where the benchmark started, not to the runner's folder.
+    method = Syntheon(os.path.relpath(sys.executable), SR, timeout_per_item=60)
+    assert method.python.is_absolute() and method.python.is_file()
     items = [TestItem("voice", f"t{k}", tone(220.0), 57, 0.7) for k in range(2)]
     method.prepare(items)
     preds = [method.predict(i) for i in items]

@@ -2,19 +2,12 @@ import numpy as np
 import pytest
 import torch
 
-from agents.dataset import generate
 from agents.supervised.checkpoint import CheckpointError, load_model, read_config, save_checkpoint
 from agents.supervised.losses import ParameterLoss
 from agents.supervised.model import AudioEncoder, EncoderConfig, LoRALinear, ModelConfig, SoundMatcher, load_vit_weights
 from agents.supervised.train import TrainConfig, lr_factor, train
-from tests.agents.test_dataset import tiny_config
+from tests.agents.conftest import TINY_MODEL, tiny_train_config
 from tests.conftest import TINY_SPACE
-
-# A model small enough to train for a few steps in seconds, on the tiny dataset's 32-band log-mels.
-TINY_MODEL = {
-    "encoder": {"n_mels": 32, "frames": 32, "patch_size": 16, "embed_dim": 32, "depth": 1, "num_heads": 2},
-    "decoder": {"dim": 32, "depth": 1, "num_heads": 2},
-}
 
 
 @pytest.fixture
@@ -130,12 +123,8 @@ def test_lr_schedule_warms_up_then_decays():
     assert lr_factor(100, 10, 100) == pytest.approx(0.0, abs=1e-9)
 
 
-def test_training_runs_logs_checkpoints_and_resumes(tmp_path, tiny_space):
-    generate(tiny_config(), tmp_path / "ds", 12, workers=1, progress=False)  # 4 shards of 3
-    config = TrainConfig(
-        dataset=str(tmp_path / "ds"), out=str(tmp_path / "run"), model=TINY_MODEL, steps=4, batch_size=3,
-        warmup_steps=2, val_shards=1, val_batches=1, val_render_items=2, val_every=2, log_every=1, num_workers=0,
-    )
+def test_training_runs_logs_checkpoints_and_resumes(tmp_path, tiny_space, tiny_dataset):
+    config = tiny_train_config(tiny_dataset, tmp_path / "run")
     best = train(config, log=lambda *_: None)
     meta = read_config(tmp_path / "run" / "last")
     assert meta["step"] == 4 and np.isfinite(meta["metrics"]["spectral_distance"])

@@ -1,0 +1,125 @@
+"""Audio in, Vital preset out: ``vital-gym match target.wav -o out.vital``.
+
+The target is read (any wav/flac/ogg, mono-mixed, resampled, trimmed or padded to the model's render
+length), its pitch estimated (YIN) to choose the MIDI note, its log-mel fed to a trained
+:class:`~agents.supervised.model.SoundMatcher`, and the predicted parameters written as a ``.vital`` file
+that opens in Vital, with a render of it (``.wav``), a PNG comparing target and render log-mels, the
+spectral distance, and a plain-language description of the preset. ``refine=N`` then runs CMA-ES through
+Vita for ``N`` renders (:mod:`agents.refine`) and reports the gain over the raw prediction.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from agents.benchmark.testsets import estimate_midi_note
+from agents.refine import RefineResult, refine
+from agents.supervised.checkpoint import load_model
+from agents.supervised.model import SoundMatcher
+from vital_gym.audio import AudioFileError, load_audio, write_wav
+from vital_gym.describe import describe_preset
+from vital_gym.features import LogMelSpectrogram, MelConfig
+from vital_gym.preset import Preset, PresetCodec
+from vital_gym.render import RenderConfig, Renderer, check_audio
+from vital_gym.rewards import MultiResolutionSTFTDistance
+
+DEFAULT_MODEL = Path(__file__).resolve().parent / "models" / "core_cpu"
+MAX_TARGET_SECONDS = 60.0
+
+
+@dataclass
+class MatchResult:
+    preset: Preset
+    x: np.ndarray  # the parameter vector
+    midi_note: int
+    velocity: float
+    target: np.ndarray  # (1, samples) at the render rate
+    render: np.ndarray  # (1, samples)
+    distance: float  # spectral distance of the render to the target
+    predicted_distance: float  # of the raw prediction, before refinement
+    seconds: float  # prediction time: features, network, decoding, one render (refinement excluded)
+    description: str
+    refined: RefineResult | None = None
+
+
+class Matcher:
+    """A trained model with the render and log-mel settings it was trained with."""
+
+    def __init__(self, checkpoint: str | Path | None = None, device: str = "cpu"):
+        folder = Path(checkpoint) if checkpoint else DEFAULT_MODEL
+        if not folder.exists():
+            raise FileNotFoundError(
+                f"no model at {folder}" + ("" if checkpoint else " (no model is shipped with this version yet; pass --checkpoint DIR)")
+            )
+        self.model, self.space, meta = load_model(folder, device=device)
+        self.device = device
+        self.codec = PresetCodec(self.space)
+        self.render_config = RenderConfig.from_dict(meta.get("render"))
+        self.renderer = Renderer(self.render_config)
+        self.mel = LogMelSpectrogram(MelConfig.from_dict(meta.get("observation")), self.render_config.sample_rate)
+
+    def load_target(self, path: str | Path) -> np.ndarray:
+        """The target as ``(1, samples)``; names the file and the problem when it cannot be used."""
+        cfg = self.render_config
+        audio = load_audio(path, cfg.sample_rate, cfg.num_samples, channels=1, max_seconds=MAX_TARGET_SECONDS)
+        status = check_audio(audio, cfg.silence_rms)
+        if status.silent:
+            raise AudioFileError(f"{path}: silent in its first {cfg.render_seconds} s (RMS {status.rms:.1e}); nothing to match")
+        return audio
+
+    @torch.no_grad()
+    def predict(self, target: np.ndarray) -> np.ndarray:
+        logmel = torch.from_numpy(np.round(self.mel(target) * 255.0) / 255.0).float()[None, None].to(self.device)
+        action = SoundMatcher.actions(self.model(logmel))[0].cpu().numpy()
+        return self.codec.canonical(self.space.action_to_vector(action))
+
+    def match(
+        self, target: np.ndarray, midi_note: int | None = None, velocity: float = 0.7, refine_budget: int = 0, seed: int = 0
+    ) -> MatchResult:
+        start = time.perf_counter()
+        note = estimate_midi_note(target, self.render_config.sample_rate, self.render_config.midi_note) if midi_note is None else midi_note
+        x = self.predict(target)
+        render = self.renderer.render(self.codec.to_preset(x), note, velocity).audio
+        seconds = time.perf_counter() - start
+        distance = MultiResolutionSTFTDistance().distance(render, target)
+        predicted = distance
+        refined = None
+        if refine_budget > 0:
+            refined = refine(target, x, self.codec, self.renderer, note, velocity, refine_budget, seed=seed)
+            if refined.distance < distance:
+                x = refined.x
+                render = self.renderer.render(self.codec.to_preset(x), note, velocity).audio
+                distance = refined.distance
+        preset = self.renderer.prepare(self.codec.to_preset(x, name="vital-gym match"))
+        return MatchResult(preset, x, note, velocity, target, render, distance, predicted, seconds, describe_preset(self.space, x), refined)
+
+    def write(self, result: MatchResult, out: str | Path) -> list[Path]:
+        """``out`` (.vital), its render (.wav) and the comparison (.png) beside it."""
+        out = Path(out)
+        if out.suffix != ".vital":
+            raise ValueError(f"{out}: the output must be a .vital file")
+        paths = [result.preset.save(out), write_wav(out.with_suffix(".wav"), result.render, self.render_config.sample_rate)]
+        paths.append(self._plot(result, out.with_suffix(".png")))
+        return paths
+
+    def _plot(self, result: MatchResult, path: Path) -> Path:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, axes = plt.subplots(1, 2, figsize=(9, 3.2), sharey=True)
+        for ax, audio, title in ((axes[0], result.target, "target"), (axes[1], result.render, f"match (distance {result.distance:.3f})")):
+            ax.imshow(self.mel(audio), origin="lower", aspect="auto", cmap="magma", vmin=0, vmax=1)
+            ax.set_title(title)
+            ax.set_xlabel("frame")
+        axes[0].set_ylabel("mel band")
+        fig.tight_layout()
+        fig.savefig(path, dpi=100)
+        plt.close(fig)
+        return path

@@ -1,0 +1,90 @@
+"""Time ``vital-gym match`` on a 2 s target on CPU, without refinement, model loading excluded.
+
+    python scripts/bench_match.py                          # the CPU model's architecture, random weights
+    python scripts/bench_match.py --checkpoint runs/sup/best --n 20
+
+Without ``--checkpoint`` the network of ``configs/train/supervised_cpu.yaml`` is built with random
+weights and saved to a temporary checkpoint: its predictions mean nothing, but its cost is the trained
+model's. Targets are renders of random core presets at MIDI 48/60/72 (2 s). Prints the median and worst
+time of a match (pitch estimate, log-mel, network, decoding, one Vita render) and its stages.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import tempfile
+import time
+import warnings
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+import yaml  # noqa: E402
+
+from agents.benchmark.testsets import estimate_midi_note  # noqa: E402
+from agents.match import Matcher  # noqa: E402
+from agents.supervised.checkpoint import save_checkpoint  # noqa: E402
+from agents.supervised.model import ModelConfig, SoundMatcher  # noqa: E402
+from vital_gym.params import ParameterSpace  # noqa: E402
+from vital_gym.preset import PresetCodec  # noqa: E402
+from vital_gym.render import Renderer  # noqa: E402
+
+
+def main() -> None:
+    warnings.filterwarnings("ignore", message="The value of the smallest subnormal")
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--checkpoint")
+    ap.add_argument("--n", type=int, default=10)
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    with tempfile.TemporaryDirectory() as tmp:
+        checkpoint = args.checkpoint
+        if checkpoint is None:
+            cfg = yaml.safe_load(open("configs/train/supervised_cpu.yaml"))
+            dataset = yaml.safe_load(open("configs/dataset/core.yaml"))
+            space = ParameterSpace.load("core")
+            model = SoundMatcher(space, ModelConfig.from_dict(cfg["model"]))
+            checkpoint = save_checkpoint(
+                f"{tmp}/ckpt", model, "core", extra={"render": dataset["render"], "observation": dataset["observation"]}
+            )
+        t = time.perf_counter()
+        matcher = Matcher(checkpoint)
+        load_s = time.perf_counter() - t
+        space, codec = matcher.space, PresetCodec(matcher.space)
+        renderer, rng = Renderer(matcher.render_config), np.random.default_rng(0)
+        targets = []
+        while len(targets) < args.n:
+            r = renderer.render(codec.to_preset(space.sample(rng)), int(rng.choice([48, 60, 72])))
+            if r.status.ok:
+                targets.append(r.audio)
+        matcher.match(targets[0])  # warm-up
+        total, stages = [], {"pitch": [], "log-mel + network + decode": [], "render": []}
+        for target in targets:
+            t0 = time.perf_counter()
+            note = estimate_midi_note(target, matcher.render_config.sample_rate)
+            t1 = time.perf_counter()
+            x = matcher.predict(target)
+            t2 = time.perf_counter()
+            matcher.renderer.render(codec.to_preset(x), note, 0.7)
+            t3 = time.perf_counter()
+            stages["pitch"].append(t1 - t0)
+            stages["log-mel + network + decode"].append(t2 - t1)
+            stages["render"].append(t3 - t2)
+            t = time.perf_counter()
+            matcher.match(target)
+            total.append(time.perf_counter() - t)
+    params = sum(p.numel() for p in matcher.model.parameters())
+    print(f"machine: {platform.machine()} {os.cpu_count()} cores, torch {torch.__version__}, {args.threads} threads")
+    print(f"model: {params / 1e6:.2f}M parameters ({'random weights' if args.checkpoint is None else args.checkpoint}); load {load_s:.2f} s")
+    print(f"match of a 2 s target, {args.n} targets: median {statistics.median(total):.3f} s, worst {max(total):.3f} s (target < 2 s)")
+    for k, v in stages.items():
+        print(f"  {k:28s} {1000 * statistics.median(v):7.1f} ms")
+
+
+if __name__ == "__main__":
+    main()
