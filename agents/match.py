@@ -17,11 +17,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from agents.benchmark.testsets import estimate_midi_note
 from agents.refine import RefineResult, refine
 from agents.supervised.checkpoint import load_model
 from agents.supervised.model import SoundMatcher
-from vital_gym.audio import AudioFileError, load_audio, write_wav
+from vital_gym.audio import AudioFileError, estimate_midi_note, load_audio, write_wav
 from vital_gym.describe import describe_preset
 from vital_gym.features import LogMelSpectrogram, MelConfig
 from vital_gym.preset import Preset, PresetCodec

@@ -25,8 +25,8 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import yaml  # noqa: E402
 
-from agents.benchmark.testsets import estimate_midi_note  # noqa: E402
 from agents.match import Matcher  # noqa: E402
+from vital_gym.audio import estimate_midi_note  # noqa: E402
 from agents.supervised.checkpoint import save_checkpoint  # noqa: E402
 from agents.supervised.model import ModelConfig, SoundMatcher  # noqa: E402
 from vital_gym.params import ParameterSpace  # noqa: E402

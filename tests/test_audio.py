@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from vital_gym.audio import AudioFileError, fit_length, load_audio, resample, write_wav
+from vital_gym.audio import AudioFileError, estimate_midi_note, fit_length, load_audio, resample, write_wav
 
 
 def _tone(seconds, rate, channels=1, freq=220.0):
@@ -58,3 +58,18 @@ def test_write_then_load_round_trip(tmp_path):
     path = write_wav(tmp_path / "x" / "tone.wav", audio, 44100)
     back = load_audio(path, 44100)
     np.testing.assert_allclose(back, audio, atol=1e-4)  # 16-bit PCM
+
+
+def harmonic_tone(freq: float, seconds: float = 0.5, sr: int = 44100) -> np.ndarray:
+    t = np.arange(int(seconds * sr)) / sr
+    x = sum(np.sin(2 * np.pi * freq * k * t) / k for k in range(1, 7))
+    return (0.3 * x / np.max(np.abs(x)))[None].astype(np.float32)
+
+
+@pytest.mark.parametrize("freq, note", [(110.0, 45), (220.0, 57), (261.63, 60), (440.0, 69)])
+def test_estimate_midi_note_of_a_harmonic_tone(freq, note):
+    assert estimate_midi_note(harmonic_tone(freq), 44100) == note
+
+
+def test_estimate_midi_note_of_silence_is_the_default():
+    assert estimate_midi_note(np.zeros((1, 22050), np.float32), 44100, default=61) == 61

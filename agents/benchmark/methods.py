@@ -177,6 +177,36 @@ class NearestNeighbour:
         return Prediction(self.codec.to_preset(self.params[k], name=f"nearest-{k}"))
 
 
+class Supervised:
+    """A trained :class:`~agents.supervised.model.SoundMatcher`, optionally refined by CMA-ES through Vita.
+
+    The network sees the target's log-mel; with ``refine_budget`` > 0 the prediction is then refined for
+    that many renders at the target's note and velocity (``agents/refine.py``).
+    """
+
+    def __init__(self, checkpoint: str | Path, codec: PresetCodec, refine_budget: int = 0, seed: int = 0):
+        from agents.match import Matcher
+
+        self.matcher = Matcher(checkpoint)
+        if self.matcher.space.fingerprint != codec.space.fingerprint:
+            raise ValueError(f"checkpoint {checkpoint} was trained on space '{self.matcher.space.name}', not '{codec.space.name}'")
+        self.refine_budget, self.seed = refine_budget, seed
+        self.name = "supervised" if refine_budget == 0 else "supervised+refine"
+        self.description = f"{checkpoint}" + (f", CMA-ES refinement with {refine_budget} renders" if refine_budget else "")
+
+    def prepare(self, items: Sequence[TestItem]) -> None:
+        pass
+
+    def predict(self, item: TestItem) -> Prediction:
+        from agents.refine import refine
+
+        x = self.matcher.predict(item.audio)
+        if self.refine_budget:
+            m = self.matcher
+            x = refine(item.audio, x, m.codec, m.renderer, item.midi_note, item.velocity, self.refine_budget, seed=self.seed).x
+        return Prediction(self.matcher.codec.to_preset(x, name=self.name))
+
+
 class Syntheon:
     """gudgud96/syntheon's Vital matcher, run in its own virtual environment (scripts/setup_syntheon.sh).
 

@@ -22,13 +22,14 @@ from typing import Any, Sequence
 import numpy as np
 
 from agents.benchmark.metrics import AUDIO_METRICS, HIGHER_IS_BETTER, PARAM_METRICS, AudioMetrics, ParameterMetrics, mean_ci95
-from agents.benchmark.methods import InitPreset, LibraryLookup, Method, NearestNeighbour, RandomPreset, Syntheon
+from agents.benchmark.methods import InitPreset, LibraryLookup, Method, NearestNeighbour, RandomPreset, Supervised, Syntheon
 from agents.benchmark.testsets import SET_KINDS, TestItem, audio_set, preset_set, synthetic_set
 from agents.dataset.generate import DatasetConfig, load_space
+from agents.match import DEFAULT_MODEL
 from vital_gym.preset import PresetCodec
 from vital_gym.render import RenderConfig, Renderer, RenderError
 
-METHODS = ("init", "random", "nearest", "library", "syntheon")
+METHODS = ("init", "random", "nearest", "library", "supervised", "supervised+refine", "syntheon")
 
 
 @dataclass
@@ -44,6 +45,8 @@ class BenchmarkConfig:
     audio: str | None = None  # the voice set
     library: str | None = None  # library lookup's folder (default: presets)
     dataset: str | None = None  # nearest neighbour's training set
+    checkpoint: str | None = None  # the supervised model (default: the shipped one, when there is one)
+    refine_budget: int = 100  # renders of supervised+refine per item
     syntheon_python: str | None = ".syntheon-venv/bin/python"
     clap_checkpoint: str | None = None
     seed: int = 0
@@ -54,7 +57,8 @@ class BenchmarkConfig:
     @classmethod
     def quick(cls, **overrides: Any) -> "BenchmarkConfig":
         """A handful of items per set and no Syntheon: runs in CI."""
-        return cls(**{"n_synthetic": 4, "limit": 3, "methods": ("init", "random", "nearest", "library"), "syntheon_python": None, **overrides})
+        quick_methods = ("init", "random", "nearest", "library", "supervised", "supervised+refine")
+        return cls(**{"n_synthetic": 4, "limit": 3, "methods": quick_methods, "refine_budget": 8, "syntheon_python": None, **overrides})
 
 
 @dataclass
@@ -90,6 +94,9 @@ def build_methods(config: BenchmarkConfig, codec: PresetCodec, render: RenderCon
                 if not folder:
                     raise FileNotFoundError("no --library (or --presets) folder given")
                 methods.append(LibraryLookup(folder, render))
+            elif name in ("supervised", "supervised+refine"):
+                budget = config.refine_budget if name == "supervised+refine" else 0
+                methods.append(Supervised(config.checkpoint or DEFAULT_MODEL, codec, budget, config.seed))
             elif name == "syntheon":
                 if not config.syntheon_python:
                     raise FileNotFoundError("no Syntheon python given")

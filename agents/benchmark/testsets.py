@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from agents.dataset.generate import DatasetConfig, SampleMaker
-from vital_gym.audio import AUDIO_SUFFIXES, AudioFileError, load_audio
+from vital_gym.audio import AUDIO_SUFFIXES, AudioFileError, estimate_midi_note, load_audio
 from vital_gym.params import ParameterSpace
 from vital_gym.preset import Preset, PresetCodec, PresetError
 from vital_gym.render import RenderConfig, Renderer, RenderError, check_audio
@@ -95,27 +95,6 @@ def preset_set(
         params = codec.from_preset(preset)
         items.append(TestItem("human", path.stem, result.audio, render.midi_note, render.velocity, params, result.preset, path))
     return items
-
-
-def estimate_midi_note(audio: np.ndarray, sample_rate: int, default: int = 60) -> int:
-    """The clip's median pitch (YIN) over frames within 20 dB of its loudest, as the nearest MIDI note.
-
-    ``default`` when the clip is silent. YIN (about 15 ms for 2 s) rather than pYIN (over 1 s) keeps
-    ``vital-gym match`` fast; on a clip with no pitch the answer is arbitrary but harmless (a note to play).
-    """
-    import librosa
-
-    mono = np.asarray(audio, dtype=np.float32).reshape(-1, audio.shape[-1]).mean(axis=0)
-    frame, hop = 2048, 512
-    if mono.size < frame:
-        mono = np.pad(mono, (0, frame - mono.size))
-    rms = librosa.feature.rms(y=mono, frame_length=frame, hop_length=hop)[0]
-    if not np.any(rms > 0):
-        return default
-    f0 = librosa.yin(mono, fmin=50.0, fmax=1600.0, sr=sample_rate, frame_length=frame, hop_length=hop)
-    n = min(len(f0), len(rms))
-    loud = rms[:n] >= 0.1 * rms.max()
-    return int(np.clip(np.round(librosa.hz_to_midi(float(np.median(f0[:n][loud])))), 0, 127))
 
 
 def audio_set(folder: str | Path, render: RenderConfig, limit: int | None = None) -> list[TestItem]:

@@ -12,7 +12,7 @@ import yaml
 from agents.benchmark.methods import LibraryLookup, NearestNeighbour, Syntheon
 from agents.benchmark.metrics import AudioMetrics, ParameterMetrics, mean_ci95
 from agents.benchmark.run import BenchmarkConfig, run_benchmark
-from agents.benchmark.testsets import TEST_SEED, TestItem, audio_set, estimate_midi_note, synthetic_set
+from agents.benchmark.testsets import TEST_SEED, TestItem, audio_set, synthetic_set
 from agents.cli import main as cli
 from agents.dataset import generate
 from tests.agents.test_dataset import tiny_config
@@ -105,11 +105,6 @@ def test_synthetic_set_is_fixed_audible_and_held_out(tiny_space):
     assert not any(np.array_equal(x.params, t.params) for x in a for t in training)
 
 
-def test_estimate_midi_note_of_a_harmonic_tone():
-    assert estimate_midi_note(tone(220.0, seconds=0.5), SR) == 57  # A3
-    assert estimate_midi_note(np.zeros((1, SR // 2), np.float32), SR, default=61) == 61
-
-
 def test_audio_set_skips_bad_files_by_name(tmp_path, tiny_render):
     write_wav(tmp_path / "hum.wav", tone(220.0, seconds=0.5), SR)
     write_wav(tmp_path / "silence.wav", np.zeros((1, 1000), np.float32), SR)
@@ -188,7 +183,7 @@ def test_syntheon_matches_a_tone_with_a_preset_vita_renders():
 
 
 # ------------------------------------------------------------------ the whole run
-def test_quick_benchmark_writes_csv_report_and_plots(tmp_path, preset_folder):
+def test_quick_benchmark_writes_csv_report_and_plots(tmp_path, preset_folder, tiny_checkpoint):
     dataset_yaml = tmp_path / "tiny.yaml"
     dataset_yaml.write_text(yaml.safe_dump(tiny_config().to_dict()))
     generate(tiny_config(), tmp_path / "ds", 6, workers=1, progress=False)
@@ -198,14 +193,17 @@ def test_quick_benchmark_writes_csv_report_and_plots(tmp_path, preset_folder):
         write_wav(voices / f"v{k}.wav", tone(f, seconds=0.5), SR)
     config = BenchmarkConfig.quick(
         dataset_config=str(dataset_yaml), n_synthetic=2, presets=str(preset_folder), audio=str(voices),
-        dataset=str(tmp_path / "ds"), out=str(tmp_path / "docs"), command="vital-gym benchmark --quick",
+        dataset=str(tmp_path / "ds"), checkpoint=str(tiny_checkpoint), out=str(tmp_path / "docs"), command="vital-gym benchmark --quick",
     )
     results, report = run_benchmark(config, log=lambda *_: None)
     rows = list(csv.DictReader((tmp_path / "docs" / "benchmarks" / "items.csv").open()))
     counts = {s: len({r["item"] for r in rows if r["set"] == s}) for s in ("synthetic", "human", "voice")}
     assert counts == {"synthetic": 2, "human": 3, "voice": 2}
-    assert {r["method"] for r in rows} == {"init", "random", "nearest", "library"}
-    assert len(rows) == 7 * 4 and all(r["ok"] == "1" for r in rows)
+    assert {r["method"] for r in rows} == {"init", "random", "nearest", "library", "supervised", "supervised+refine"}
+    assert len(rows) == 7 * 6 and all(r["ok"] == "1" for r in rows)
+    # Refinement starts from the prediction and keeps the best render: never worse on the env's distance.
+    by = {(r["item"], r["method"]): float(r["mrstft"]) for r in rows}
+    assert all(by[(i, "supervised+refine")] <= by[(i, "supervised")] + 1e-6 for i, _ in by if _ == "supervised")
     assert all(r["param_mae"] for r in rows if r["set"] != "voice") and not any(r["param_mae"] for r in rows if r["set"] == "voice")
     text = report.read_text()
     assert "vital-gym benchmark --quick" in text and "## synthetic (2 items)" in text and "| library |" in text
