@@ -1,0 +1,125 @@
+"""An SB3 actor-critic policy whose actor is the supervised sound matcher, for one-shot ``VitalMatch-v0``.
+
+Built through SB3's extension points, nothing patched:
+
+* :class:`SoundMatcherEncoder` (``features_extractor_class``) is the supervised encoder; it returns the
+  patch tokens ``(B, N, E)`` flattened to ``(B, N * E)``, SB3's feature vector;
+* ``_build_mlp_extractor`` installs :class:`DecoderAndValue`: the actor latent is the supervised decoder's
+  action mean ``tanh(z / 2)`` ``(B, action_dim)``; the critic latent is an MLP on the mean-pooled tokens;
+* ``_build`` sets SB3's ``action_net`` (a ``Linear(action_dim, action_dim)``) to the identity, so at the
+  start the Gaussian policy's mean *is* the supervised network's action (``tests/agents/test_ppo.py``
+  checks it), and the log-std starts small (``log_std_init``, default -2: std 0.14 in action units).
+
+``ortho_init`` defaults to False: SB3's orthogonal re-initialisation would overwrite the pretrained
+weights. Without ``checkpoint`` the same architecture starts from random weights (``model`` gives its
+config), which is PPO from scratch for comparisons.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+import torch
+from stable_baselines3.common.policies import ActorCriticPolicy
+from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
+from torch import nn
+
+from agents.supervised.checkpoint import load_model
+from agents.supervised.model import ModelConfig, SoundMatcher
+from vital_gym.params import ParameterSpace
+
+
+def build_matcher(checkpoint: str | None, model: dict[str, Any] | None, space: str | dict[str, Any] | None) -> SoundMatcher:
+    """The supervised network from a checkpoint, or a random one of config ``model`` for ``space``."""
+    if checkpoint:
+        matcher, _, _ = load_model(checkpoint)
+        return matcher
+    if space is None:
+        raise ValueError("PPO from scratch needs the parameter space (policy_kwargs 'space')")
+    spec = ParameterSpace.from_dict(space) if isinstance(space, dict) else ParameterSpace.load(space)
+    return SoundMatcher(spec, ModelConfig.from_dict(model or {}))
+
+
+class SoundMatcherEncoder(BaseFeaturesExtractor):
+    """Log-mel observation ``(B, 1, n_mels, frames)`` -> flattened patch tokens ``(B, N * E)``."""
+
+    def __init__(self, observation_space: gym.spaces.Box, checkpoint: str | None = None, model: dict | None = None, space: Any = None):
+        matcher = build_matcher(checkpoint, model, space)
+        with torch.no_grad():
+            tokens = matcher.encoder(torch.zeros(1, *observation_space.shape))
+        super().__init__(observation_space, features_dim=tokens.shape[1] * tokens.shape[2])
+        self.encoder = matcher.encoder
+        self.num_tokens, self.token_dim = tokens.shape[1], tokens.shape[2]
+
+    def forward(self, observations: torch.Tensor) -> torch.Tensor:
+        return self.encoder(observations).flatten(1)
+
+
+class DecoderAndValue(nn.Module):
+    """SB3's ``mlp_extractor``: actor latent = supervised action mean; critic latent = pooled tokens' MLP."""
+
+    def __init__(self, decoder: nn.Module, num_tokens: int, token_dim: int, action_dim: int, value_hidden: int = 256):
+        super().__init__()
+        self.decoder, self.num_tokens, self.token_dim = decoder, num_tokens, token_dim
+        self.value = nn.Sequential(nn.LayerNorm(token_dim), nn.Linear(token_dim, value_hidden), nn.Tanh(), nn.Linear(value_hidden, value_hidden), nn.Tanh())
+        self.latent_dim_pi, self.latent_dim_vf = action_dim, value_hidden
+
+    def _tokens(self, features: torch.Tensor) -> torch.Tensor:
+        return features.view(features.shape[0], self.num_tokens, self.token_dim)
+
+    def forward_actor(self, features: torch.Tensor) -> torch.Tensor:
+        return SoundMatcher.actions(self.decoder(self._tokens(features)))
+
+    def forward_critic(self, features: torch.Tensor) -> torch.Tensor:
+        return self.value(self._tokens(features).mean(1))
+
+    def forward(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.forward_actor(features), self.forward_critic(features)
+
+
+class SoundMatcherPolicy(ActorCriticPolicy):
+    """``PPO(SoundMatcherPolicy, env, policy_kwargs={"checkpoint": DIR})``; see the module docstring."""
+
+    def __init__(
+        self,
+        observation_space: gym.spaces.Box,
+        action_space: gym.spaces.Box,
+        lr_schedule,
+        checkpoint: str | None = None,
+        model: dict[str, Any] | None = None,
+        space: str | dict[str, Any] | None = None,
+        value_hidden: int = 256,
+        log_std_init: float = -2.0,
+        ortho_init: bool = False,
+        **kwargs: Any,
+    ):
+        self.source = {"checkpoint": checkpoint, "model": model, "space": space}
+        self.value_hidden = value_hidden
+        super().__init__(
+            observation_space,
+            action_space,
+            lr_schedule,
+            features_extractor_class=SoundMatcherEncoder,
+            features_extractor_kwargs=self.source,
+            log_std_init=log_std_init,
+            ortho_init=ortho_init,
+            share_features_extractor=True,
+            **kwargs,
+        )
+
+    def _build_mlp_extractor(self) -> None:
+        matcher = build_matcher(**self.source)
+        if matcher.decoder.action_dim != self.action_space.shape[0]:
+            raise ValueError(
+                f"the network predicts {matcher.decoder.action_dim} action dimensions; the env has {self.action_space.shape[0]} "
+                "(a checkpoint of another parameter space?)"
+            )
+        fx = self.features_extractor
+        self.mlp_extractor = DecoderAndValue(matcher.decoder, fx.num_tokens, fx.token_dim, self.action_space.shape[0], self.value_hidden)
+
+    def _build(self, lr_schedule) -> None:
+        super()._build(lr_schedule)
+        with torch.no_grad():  # the mean starts as the supervised action (the optimizer holds the same tensors)
+            self.action_net.weight.copy_(torch.eye(self.action_net.weight.shape[0]))
+            self.action_net.bias.zero_()
