@@ -14,6 +14,7 @@ with a warning that names it and is skipped; only a folder with no usable file a
 from __future__ import annotations
 
 import abc
+import copy
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,6 +76,16 @@ class _FolderTargets(abc.ABC):
     def __len__(self) -> int:
         return len(self.files)
 
+    def split(self, held_out_every: int) -> tuple["_FolderTargets", "_FolderTargets"]:
+        """Two views over disjoint files: every ``held_out_every``-th file (sorted order) is held out."""
+        if held_out_every < 2 or len(self.files) < held_out_every:
+            raise TargetError(f"cannot hold out every {held_out_every}th of the {len(self.files)} files in {self.folder}")
+        train, held = copy.copy(self), copy.copy(self)
+        train.files = [f for k, f in enumerate(self.files) if k % held_out_every != held_out_every - 1]
+        held.files = [f for k, f in enumerate(self.files) if k % held_out_every == held_out_every - 1]
+        train._bad, held._bad = {}, {}
+        return train, held
+
     @abc.abstractmethod
     def _load(self, path: Path) -> Target:
         """Read and render one file; raise a PresetError/AudioFileError/TargetError if it is unusable."""
@@ -133,7 +144,11 @@ def make_targets(
     spec: Any, space: ParameterSpace, codec: PresetCodec, renderer: Renderer
 ) -> TargetSource:
     """``"random"``, ``{"kind": "presets"|"audio", "path": DIR}``, ``"presets:DIR"``, ``"audio:DIR"``,
-    or any object with ``sample(rng) -> Target``."""
+    or any object with ``sample(rng) -> Target``.
+
+    A folder spec may add ``"held_out_every": n`` and ``"part": "train"`` or ``"held_out"`` to use one side
+    of :meth:`_FolderTargets.split` (a plain dict, so vector-env workers can build it themselves).
+    """
     if hasattr(spec, "sample"):
         return spec
     if isinstance(spec, str):
@@ -146,8 +161,13 @@ def make_targets(
         return RandomPresetTargets(space, codec, renderer)
     if kind in ("presets", "audio") and not path:
         raise ValueError(f"targets kind '{kind}' needs a folder path")
-    if kind == "presets":
-        return PresetFolderTargets(path, renderer, codec)
-    if kind == "audio":
-        return AudioFolderTargets(path, renderer)
+    if kind in ("presets", "audio"):
+        folder = PresetFolderTargets(path, renderer, codec) if kind == "presets" else AudioFolderTargets(path, renderer)
+        part = spec.get("part")
+        if part is None:
+            return folder
+        if part not in ("train", "held_out"):
+            raise ValueError(f"targets part {part!r}: 'train' or 'held_out'")
+        train, held = folder.split(int(spec.get("held_out_every", 4)))
+        return train if part == "train" else held
     raise ValueError(f"unknown targets kind {kind!r}: 'random', 'presets' or 'audio'")

@@ -1,0 +1,282 @@
+"""PPO (or an sb3-contrib algorithm) on one-shot ``VitalMatch-v0``, warm-started from the supervised model.
+
+    python -m agents.ppo.train --config configs/rl/ppo.yaml --checkpoint runs/sup/best --out runs/ppo
+    python -m agents.ppo.train --config configs/rl/ppo.yaml --checkpoint none --out runs/ppo-scratch   # from scratch
+    python -m agents.ppo.train --config configs/rl/ppo.yaml --checkpoint runs/sup/best \\
+        --targets audio:data/voice --out runs/ppo-voice                                               # out-of-domain
+    tensorboard --logdir runs
+
+Hyperparameters are rl-baselines3-zoo-style YAML (``configs/rl/*.yaml``: one block per env id). Training
+runs ``n_envs`` environments in ``SubprocVecEnv`` workers (forkserver). For a folder of targets, every
+``held_out_every``-th file is held out: training never sees it, and evaluation uses only those. For random
+targets, evaluation uses ``n_eval`` presets drawn from seeds training does not use. Evaluation runs
+before training and every ``eval_every`` steps, deterministically (the policy's mean), and logs mean
+reward, spectral distance and a target/render spectrogram image; the best policy is saved. TensorBoard
+also gets SB3's own losses, KL and entropy, and the mean of every reward component over rollouts.
+
+Policies are saved as ``policy.safetensors`` + ``config.json`` (no pickle): :func:`load_policy`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+import yaml  # noqa: E402
+from stable_baselines3 import PPO  # noqa: E402
+from stable_baselines3.common.base_class import BaseAlgorithm  # noqa: E402
+from stable_baselines3.common.callbacks import BaseCallback  # noqa: E402
+from stable_baselines3.common.logger import Image  # noqa: E402
+from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv  # noqa: E402
+
+from agents.ppo.policy import SoundMatcherPolicy  # noqa: E402
+from agents.supervised.checkpoint import read_config  # noqa: E402
+from vital_gym.envs import VitalMatchEnv  # noqa: E402
+from vital_gym.targets import Target  # noqa: E402
+
+ENV_ID = "VitalMatch-v0"
+
+
+def algorithms() -> dict[str, type[BaseAlgorithm]]:
+    from sb3_contrib import TRPO
+
+    return {"ppo": PPO, "trpo": TRPO}
+
+
+@dataclass
+class RLConfig:
+    algo: str = "ppo"
+    n_envs: int = 2
+    n_timesteps: int = 20000
+    policy_kwargs: dict[str, Any] = field(default_factory=dict)  # SoundMatcherPolicy: checkpoint, log_std_init, ...
+    env_kwargs: dict[str, Any] = field(default_factory=dict)  # VitalMatchEnv arguments (targets included)
+    hyperparams: dict[str, Any] = field(default_factory=dict)  # the algorithm's own (n_steps, batch_size, ...)
+    held_out_every: int = 4
+    n_eval: int = 16
+    eval_every: int = 2048
+    vec: str = "subproc"  # or "dummy" (one process)
+    seed: int = 0
+    out: str = "runs/ppo"
+
+    @classmethod
+    def from_yaml(cls, path: str | Path, env_id: str = ENV_ID, **overrides: Any) -> "RLConfig":
+        blocks = yaml.safe_load(Path(path).read_text()) or {}
+        if env_id not in blocks:
+            raise ValueError(f"{path} has no block for {env_id} (has {sorted(blocks)})")
+        d = {**blocks[env_id], **{k: v for k, v in overrides.items() if v is not None}}
+        unknown = set(d) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise ValueError(f"{path}: unknown settings {sorted(unknown)}")
+        config = cls(**d)
+        if config.algo not in algorithms():
+            raise ValueError(f"algo {config.algo!r}: one of {sorted(algorithms())}")
+        return config
+
+
+def train_and_eval_targets(targets: Any, held_out_every: int) -> tuple[Any, Any]:
+    """The targets spec training uses, and the one evaluation uses (disjoint)."""
+    if isinstance(targets, str) and ":" in targets:
+        kind, _, path = targets.partition(":")
+        targets = {"kind": kind, "path": path}
+    if isinstance(targets, dict) and targets.get("kind") in ("audio", "presets"):
+        return {**targets, "held_out_every": held_out_every, "part": "train"}, {**targets, "held_out_every": held_out_every, "part": "held_out"}
+    return targets, targets  # random presets: evaluation draws from seeds training does not use
+
+
+class FixedTargets:
+    """A fixed list of targets, served in order (evaluation)."""
+
+    def __init__(self, targets: list[Target]):
+        self.targets, self.k = targets, 0
+
+    def sample(self, rng: np.random.Generator) -> Target:
+        target = self.targets[self.k % len(self.targets)]
+        self.k += 1
+        return target
+
+
+EVAL_SEED = 10_000_019  # seeds of held-out random targets; training envs are seeded from config.seed
+
+
+def make_eval_env(env_kwargs: dict[str, Any], targets: Any, n: int) -> VitalMatchEnv:
+    """An env whose episodes run over ``n`` fixed held-out targets (fewer if the held-out folder is smaller)."""
+    env = VitalMatchEnv(**{**env_kwargs, "targets": targets, "render_mode": "rgb_array"})
+    source = env.targets
+    if hasattr(source, "files"):
+        fixed = [source.get(k) for k in range(min(n, len(source.files)))]
+    else:
+        fixed = [source.sample(np.random.default_rng([EVAL_SEED, k])) for k in range(n)]
+    env.targets = FixedTargets(fixed)
+    return env
+
+
+def evaluate(model: BaseAlgorithm, env: VitalMatchEnv) -> tuple[dict[str, float], np.ndarray | None]:
+    """Mean reward and spectral distance over the fixed targets with the policy's mean action."""
+    env.targets.k = 0
+    rewards, distances, image = [], [], None
+    for k in range(len(env.targets.targets)):
+        obs, _ = env.reset(seed=k)
+        action, _ = model.predict(obs, deterministic=True)
+        _, reward, _, _, info = env.step(action)
+        rewards.append(reward)
+        distances.append(info["spectral_distance"])
+        if k == 0:
+            image = env.render()
+    return {"mean_reward": float(np.mean(rewards)), "spectral_distance": float(np.mean(distances))}, image
+
+
+class RewardTermsCallback(BaseCallback):
+    """Rollout means of every reward component the env reports in ``info``."""
+
+    def _on_step(self) -> bool:
+        for info in self.locals.get("infos", []):
+            for k in ("spectral_distance", "clap_similarity", "score"):
+                if k in info:
+                    self.logger.record_mean(f"rollout/{k}", float(info[k]))
+        return True
+
+
+class HeldOutEvalCallback(BaseCallback):
+    """Evaluate on the fixed held-out targets every ``every`` steps; keep the best policy."""
+
+    def __init__(self, env: VitalMatchEnv, every: int, save: Callable[[str, dict[str, float]], None]):
+        super().__init__()
+        self.env, self.every, self.save = env, every, save
+        self.best, self.last_eval, self.history = -np.inf, 0, []
+
+    def run(self) -> dict[str, float]:
+        metrics, image = evaluate(self.model, self.env)
+        self.history.append({"timesteps": self.num_timesteps, **metrics})
+        for k, v in metrics.items():
+            self.logger.record(f"eval/{k}", v)
+        if image is not None:
+            self.logger.record("eval/target_vs_render", Image(image, "HWC"), exclude=("stdout", "log", "json", "csv"))
+        self.logger.dump(self.num_timesteps)
+        if metrics["mean_reward"] > self.best:
+            self.best = metrics["mean_reward"]
+            self.save("best", metrics)
+        return metrics
+
+    def _on_step(self) -> bool:
+        if self.num_timesteps - self.last_eval >= self.every:
+            self.last_eval = self.num_timesteps
+            self.run()
+        return True
+
+
+def policy_source(policy_kwargs: dict[str, Any], env_kwargs: dict[str, Any]) -> dict[str, Any]:
+    """What rebuilds the network without the supervised checkpoint: its model config and space."""
+    checkpoint = policy_kwargs.get("checkpoint")
+    if checkpoint:
+        meta = read_config(checkpoint)
+        return {"model": meta["model"], "space": meta["space"]}
+    return {"model": policy_kwargs.get("model"), "space": policy_kwargs.get("space", env_kwargs.get("space", "core"))}
+
+
+def save_policy(folder: Path, model: BaseAlgorithm, config: RLConfig, source: dict[str, Any], metrics: dict[str, float]) -> Path:
+    from safetensors.torch import save_model
+
+    folder.mkdir(parents=True, exist_ok=True)
+    save_model(model.policy, str(folder / "policy.safetensors"))  # handles SB3's shared feature-extractor aliases
+    policy_kwargs = {**{k: v for k, v in config.policy_kwargs.items() if k != "checkpoint"}, **source}
+    meta = {"algo": config.algo, "policy_kwargs": policy_kwargs, "env_kwargs": config.env_kwargs, "timesteps": model.num_timesteps, "metrics": metrics}
+    (folder / "config.json").write_text(json.dumps(meta, indent=2, default=str))
+    return folder
+
+
+def load_policy(folder: str | Path, env: Any, device: str = "cpu") -> BaseAlgorithm:
+    """Rebuild the algorithm around ``env`` and load the saved policy weights (safetensors only)."""
+    from safetensors.torch import load_model
+
+    folder = Path(folder)
+    meta = json.loads((folder / "config.json").read_text())
+    algo = algorithms()[meta["algo"]]
+    # The rollout size only matters for training; a loaded policy is for acting (or for training anew).
+    model = algo(SoundMatcherPolicy, env, policy_kwargs=meta["policy_kwargs"], device=device, n_steps=2, batch_size=2)
+    load_model(model.policy, str(folder / "policy.safetensors"), device=device)
+    return model
+
+
+def make_env_fn(env_kwargs: dict[str, Any], targets: Any, seed: int) -> Callable[[], VitalMatchEnv]:
+    def make() -> VitalMatchEnv:
+        torch.set_num_threads(1)  # one process per core
+        env = VitalMatchEnv(**{**env_kwargs, "targets": targets})
+        env.reset(seed=seed)
+        return env
+
+    return make
+
+
+def train(config: RLConfig, log=print) -> dict[str, Any]:
+    """Train; returns the evaluation history (before training, during, and at the end)."""
+    out = Path(config.out)
+    env_kwargs = dict(config.env_kwargs)
+    train_targets, eval_targets = train_and_eval_targets(env_kwargs.pop("targets", "random"), config.held_out_every)
+    fns = [make_env_fn(env_kwargs, train_targets, config.seed * 1000 + i) for i in range(config.n_envs)]
+    venv = SubprocVecEnv(fns, start_method="forkserver") if config.vec == "subproc" else DummyVecEnv(fns)
+    eval_env = make_eval_env(env_kwargs, eval_targets, config.n_eval)
+    policy_kwargs = dict(config.policy_kwargs)
+    if not policy_kwargs.get("checkpoint"):  # from scratch: the architecture for the env's space
+        policy_kwargs.setdefault("space", config.env_kwargs.get("space", "core"))
+    source = policy_source(policy_kwargs, config.env_kwargs)
+    algo = algorithms()[config.algo]
+    model = algo(
+        SoundMatcherPolicy, venv, policy_kwargs=policy_kwargs, seed=config.seed, tensorboard_log=str(out), device="auto",
+        **config.hyperparams,
+    )
+    save = lambda name, metrics: save_policy(out / name, model, config, source, metrics)  # noqa: E731
+    evaluator = HeldOutEvalCallback(eval_env, config.eval_every, save)
+    from stable_baselines3.common.logger import configure
+
+    model.set_logger(configure(str(out / "tb"), ["stdout", "tensorboard"] if log is print else ["tensorboard"]))
+    metrics0, _ = evaluate(model, eval_env)  # before any update (the callback only starts inside learn())
+    evaluator.history.append({"timesteps": 0, **metrics0})
+    log(f"before training: {metrics0}")
+    # TRPO's Fisher-vector products differentiate twice; the fused CPU attention kernels cannot.
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    attention = sdpa_kernel(SDPBackend.MATH) if config.algo == "trpo" else contextlib.nullcontext()
+    try:
+        with attention:
+            model.learn(config.n_timesteps, callback=[RewardTermsCallback(), evaluator], progress_bar=False)
+        final = evaluator.run()
+    finally:
+        venv.close()
+    save("last", final)
+    log(f"after {model.num_timesteps} steps: {final}")
+    history = {"before": metrics0, "after": final, "best_mean_reward": evaluator.best, "curve": evaluator.history}
+    (out / "eval_history.json").write_text(json.dumps(history, indent=2))
+    return history
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--config", default="configs/rl/ppo.yaml")
+    ap.add_argument("--checkpoint", help="supervised checkpoint to start from; 'none' for PPO from scratch")
+    ap.add_argument("--targets", help="'random', 'audio:DIR' or 'presets:DIR' (overrides env_kwargs.targets)")
+    ap.add_argument("--n-timesteps", type=int)
+    ap.add_argument("--algo")
+    ap.add_argument("--out")
+    ap.add_argument("--seed", type=int)
+    args = ap.parse_args(argv)
+    config = RLConfig.from_yaml(args.config, n_timesteps=args.n_timesteps, algo=args.algo, out=args.out, seed=args.seed)
+    if args.checkpoint:
+        config.policy_kwargs = {**config.policy_kwargs, "checkpoint": None if args.checkpoint == "none" else args.checkpoint}
+    if args.targets:
+        config.env_kwargs = {**config.env_kwargs, "targets": args.targets}
+    train(config)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

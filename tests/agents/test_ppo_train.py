@@ -1,0 +1,81 @@
+import json
+
+import numpy as np
+import pytest
+import yaml
+
+from agents.ppo.train import RLConfig, load_policy, train
+from tests.agents.conftest import TINY_MODEL
+from tests.agents.test_dataset import tiny_config
+from tests.conftest import TINY_SPACE
+from vital_gym.audio import write_wav
+from vital_gym.envs import VitalMatchEnv
+
+SR = 44100
+
+
+@pytest.fixture
+def tiny_space_file(tmp_path):
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(TINY_SPACE))
+    return str(path)
+
+
+@pytest.fixture
+def four_wavs(tmp_path):
+    folder = tmp_path / "voices"
+    folder.mkdir()
+    for k, f in enumerate((147.0, 196.0, 262.0, 330.0)):
+        t = np.arange(int(0.3 * SR)) / SR
+        write_wav(folder / f"v{k}.wav", (0.3 * np.sin(2 * np.pi * f * t) * np.exp(-t))[None].astype(np.float32), SR)
+    return folder
+
+
+def rl_config(tmp_path, space_file, checkpoint, targets, vec="dummy") -> RLConfig:
+    config = tiny_config()
+    return RLConfig(
+        algo="ppo", n_envs=2, n_timesteps=8, vec=vec, out=str(tmp_path / "run"), n_eval=2, eval_every=4, held_out_every=4,
+        policy_kwargs={"checkpoint": checkpoint, "model": TINY_MODEL},
+        env_kwargs={"space": space_file, "targets": targets, "render": config.render, "observation": config.observation},
+        hyperparams={"n_steps": 4, "batch_size": 4, "n_epochs": 1, "learning_rate": 1e-3},
+    )
+
+
+def test_fine_tuning_on_a_folder_of_four_wavs_holds_one_out(tmp_path, tiny_space_file, four_wavs, tiny_checkpoint):
+    config = rl_config(tmp_path, tiny_space_file, str(tiny_checkpoint), f"audio:{four_wavs}", vec="subproc")
+    history = train(config, log=lambda *_: None)
+    assert history["curve"][0]["timesteps"] == 0 and history["curve"][-1]["timesteps"] >= 8
+    assert np.isfinite(history["before"]["spectral_distance"]) and np.isfinite(history["after"]["spectral_distance"])
+    run = tmp_path / "run"
+    assert json.loads((run / "eval_history.json").read_text())["after"] == history["after"]
+    assert list((run / "tb").glob("events.out.tfevents.*"))
+    # The saved policy reloads from safetensors + JSON alone and acts as the trained one did.
+    env = VitalMatchEnv(**{**config.env_kwargs, "targets": f"audio:{four_wavs}"})
+    obs, _ = env.reset(seed=0)
+    policy = load_policy(run / "last", env)
+    action, _ = policy.predict(obs, deterministic=True)
+    assert action.shape == env.action_space.shape
+    assert "checkpoint" not in json.loads((run / "last" / "config.json").read_text())["policy_kwargs"]
+
+
+def test_ppo_from_scratch_and_trpo_run(tmp_path, tiny_space_file):
+    history = train(rl_config(tmp_path / "a", tiny_space_file, None, "random"), log=lambda *_: None)
+    assert np.isfinite(history["after"]["mean_reward"])
+    config = rl_config(tmp_path / "b", tiny_space_file, None, "random")
+    config.algo, config.hyperparams = "trpo", {"n_steps": 4, "batch_size": 4, "n_critic_updates": 1}
+    assert np.isfinite(train(config, log=lambda *_: None)["after"]["mean_reward"])
+
+
+@pytest.mark.parametrize("name", ["ppo", "trpo"])
+def test_shipped_rl_configs_parse(name):
+    config = RLConfig.from_yaml(f"configs/rl/{name}.yaml")
+    assert config.algo == name and config.env_kwargs["space"] == "core"
+
+
+def test_bad_rl_config_is_named(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump({"VitalMatch-v0": {"algo": "dqn"}}))
+    with pytest.raises(ValueError, match="dqn"):
+        RLConfig.from_yaml(path)
+    with pytest.raises(ValueError, match="no block for"):
+        RLConfig.from_yaml(path, env_id="Other-v0")
