@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 import torch
@@ -19,7 +19,8 @@ class ShardDataset(IterableDataset):
     in [-1, 1], ``params`` float32 ``(P,)``, ``discrete`` int64 ``(K,)``; other fields as stored. Each
     epoch visits every sample once: shard order is shuffled with ``seed + epoch`` (call
     :meth:`set_epoch`), shards are split between DataLoader workers, and samples are shuffled within a
-    buffer of ``buffer_shards`` shards.
+    buffer of ``buffer_shards`` shards. ``augment`` (e.g. :class:`~agents.dataset.augment.LogMelAugment`)
+    degrades each ``logmel`` with draws seeded by ``(seed, epoch)`` (per DataLoader worker).
     """
 
     def __init__(
@@ -30,6 +31,7 @@ class ShardDataset(IterableDataset):
         seed: int = 0,
         buffer_shards: int = 2,
         shards: list[str] | None = None,
+        augment: Callable[[np.ndarray, np.random.Generator], np.ndarray] | None = None,
     ):
         self.folder = Path(folder)
         self.manifest = Manifest.load(self.folder)
@@ -40,6 +42,7 @@ class ShardDataset(IterableDataset):
         self.fields, self.shuffle, self.seed = tuple(fields), shuffle, seed
         self.buffer_shards = max(1, buffer_shards)
         self.epoch = 0
+        self.augment = augment
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -57,12 +60,17 @@ class ShardDataset(IterableDataset):
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
         rng = np.random.default_rng([self.seed, self.epoch])
         mine = self._my_shards(rng)
+        info = get_worker_info()
+        aug_rng = np.random.default_rng([self.seed, self.epoch, 0 if info is None else info.id + 1])
         for start in range(0, len(mine), self.buffer_shards):
             blocks = [read_shard(self.folder / n, self.fields) for n in mine[start : start + self.buffer_shards]]
             arrays = {k: np.concatenate([b[k] for b in blocks]) for k in self.fields}
             n = len(arrays[self.fields[0]])
             for i in rng.permutation(n) if self.shuffle else range(n):
-                yield {k: _to_tensor(k, arrays[k][i]) for k in self.fields}
+                item = {k: _to_tensor(k, arrays[k][i]) for k in self.fields}
+                if self.augment is not None and "logmel" in item:
+                    item["logmel"] = torch.from_numpy(self.augment(item["logmel"][0].numpy(), aug_rng))[None]
+                yield item
 
 
 def _to_tensor(name: str, value: np.ndarray) -> torch.Tensor:

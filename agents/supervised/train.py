@@ -31,6 +31,7 @@ import yaml  # noqa: E402
 from torch.utils.data import DataLoader  # noqa: E402
 
 from agents.dataset import Manifest, ShardDataset  # noqa: E402
+from agents.dataset.augment import LogMelAugment  # noqa: E402
 from agents.dataset.shards import read_shard  # noqa: E402
 from agents.supervised.checkpoint import load_optimizer_state, read_config, save_checkpoint  # noqa: E402
 from agents.supervised.losses import LossWeights, ParameterLoss  # noqa: E402
@@ -48,6 +49,7 @@ class TrainConfig:
     out: str = "runs/supervised"
     model: dict[str, Any] = field(default_factory=dict)  # ModelConfig fields (encoder, decoder)
     loss: dict[str, float] = field(default_factory=dict)  # LossWeights fields
+    augment: dict[str, Any] | None = None  # LogMelAugment fields (noise floor, EQ); None: clean log-mels
     steps: int = 20000
     batch_size: int = 64
     lr: float = 3e-4
@@ -175,7 +177,11 @@ def train(config: TrainConfig, resume: bool = False, log=print) -> Path:
 
     writer = SummaryWriter(str(out))
     validator = Validator(dataset, manifest, val_shards, space, config)
-    data = ShardDataset(dataset, ("logmel", "params"), shuffle=True, seed=config.seed, shards=train_shards)
+    augment = None
+    if config.augment is not None:
+        top_db = MelConfig.from_dict(manifest.config.get("observation")).top_db
+        augment = LogMelAugment(**{"top_db": top_db, **config.augment})
+    data = ShardDataset(dataset, ("logmel", "params"), shuffle=True, seed=config.seed, shards=train_shards, augment=augment)
     loader = DataLoader(data, batch_size=config.batch_size, num_workers=config.num_workers, drop_last=True, persistent_workers=False)
     n_params = sum(p.numel() for p in params)
     log(f"{n_params / 1e6:.2f}M trainable parameters; {len(data)} training samples, {len(val_shards)} shards held out; device {device}")

@@ -215,3 +215,23 @@ def test_perturbations_of_human_presets(human_folder, tmp_path):
 def test_perturbation_source_needs_a_usable_preset(tmp_path):
     with pytest.raises(ValueError, match="no usable .vital preset"):
         SampleMaker(tiny_config(sources={"human": {"weight": 1.0, "presets": str(tmp_path)}}))
+
+
+def test_logmel_augmentation_adds_a_noise_floor_and_colour_reproducibly(reference):
+    from agents.dataset.augment import LogMelAugment
+
+    logmel = np.zeros((32, 20), np.float32)  # silence: 80 dB below full scale
+    logmel[10] = 0.75  # one band at -20 dB
+    noisy = LogMelAugment(noise_db=(-40.0, -40.0), eq_db=0.0, p=1.0)(logmel, np.random.default_rng(0))
+    assert np.allclose(noisy[0], 0.5, atol=1e-4)  # the floor now reads -40 dB
+    assert np.allclose(noisy[10], (10 * np.log10(10**-2 + 10**-4) + 80) / 80, atol=1e-4)
+    eq = LogMelAugment(eq_db=6.0, noise_db=(-200.0, -200.0), p=1.0)(logmel, np.random.default_rng(1))
+    shift_db = (eq[10] - logmel[10]) * 80
+    assert np.all(np.abs(shift_db) <= 6.0 + 1e-3) and np.allclose(shift_db, shift_db[0])  # one gain per band
+    assert np.array_equal(LogMelAugment(p=0.0)(logmel, np.random.default_rng(2)), logmel)
+    # Through the loader: same seed and epoch, same degradation; the stored data is untouched.
+    a = [x["logmel"] for x in ShardDataset(reference[0], seed=3, augment=LogMelAugment(p=1.0))]
+    b = [x["logmel"] for x in ShardDataset(reference[0], seed=3, augment=LogMelAugment(p=1.0))]
+    clean = [x["logmel"] for x in ShardDataset(reference[0], seed=3)]
+    assert all(torch.equal(x, y) for x, y in zip(a, b)) and not all(torch.equal(x, y) for x, y in zip(a, clean))
+    assert all(float(x.min()) >= 0.0 and float(x.max()) <= 1.0 for x in a)

@@ -124,7 +124,7 @@ def test_lr_schedule_warms_up_then_decays():
 
 
 def test_training_runs_logs_checkpoints_and_resumes(tmp_path, tiny_space, tiny_dataset):
-    config = tiny_train_config(tiny_dataset, tmp_path / "run")
+    config = tiny_train_config(tiny_dataset, tmp_path / "run", augment={"p": 0.5})
     best = train(config, log=lambda *_: None)
     meta = read_config(tmp_path / "run" / "last")
     assert meta["step"] == 4 and np.isfinite(meta["metrics"]["spectral_distance"])
