@@ -4,7 +4,7 @@
 
 One-shot ``VitalMatch-v0`` at its default config (core space, 2 s renders, spectral reward), random
 actions, forkserver workers (SB3's default start method). The raw rate is ``vita.Synth.render`` alone on
-one core over random core presets. The ideal for N workers on N free cores is N x the raw rate; the gap
+one core over presets decoded from random actions of the same distribution. The ideal for N workers on N free cores is N x the raw rate; the gap
 is the env's own cost (new synths, log-mel, reward; see scripts/bench_env.py) and the IPC.
 """
 
@@ -44,7 +44,8 @@ def raw_rate(n: int) -> float:
     cfg = env.render_config
     seconds = 0.0
     for _ in range(n):
-        preset = env.renderer.prepare(env.codec.to_preset(env.space.sample(rng)))
+        action = rng.uniform(-1, 1, env.action_space.shape).astype(np.float32)  # as the env steps below
+        preset = env.renderer.prepare(env.codec.to_preset(env.codec.canonical(env.space.action_to_vector(action))))
         synth = vita.Synth()
         synth.load_json(preset.to_json())
         t = time.perf_counter()
