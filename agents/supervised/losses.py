@@ -2,7 +2,9 @@
 
 * continuous and integer parameters: MSE between ``sigmoid(z)`` and the normalised value;
 * on/off: binary cross-entropy on the logit ``z``;
-* categorical: cross-entropy over the block's logits;
+* categorical: cross-entropy over the block's logits, or, with a Gumbel temperature set
+  (:meth:`ParameterLoss.set_gumbel_temperature`, annealed by the training script), the negative log of
+  the target's entry in a Gumbel-softmax sample: noisier, relaxed gradients early, plain CE as tau -> 0;
 * modulation slots: a set. Vital's slot order means nothing, so predicted slots are matched to target
   slots order-independently (Hungarian matching on the per-pair loss, as in DETR) and the matched pairs'
   losses are averaged: source cross-entropy, plus destination cross-entropy and amount MSE where the
@@ -53,6 +55,19 @@ class ParameterLoss:
             src, dst, amt = (space.layout[space.index[f"mod_{slot}_{k}"]] for k in ("source", "destination", "amount"))
             self.slots.append((src.slice, dst.slice, amt.start, space.index[src.name], space.index[dst.name], space.index[amt.name]))
         self.group_of = np.array([p.group for p in space.parameters])
+        self.gumbel_tau: float | None = None
+
+    def set_gumbel_temperature(self, tau: float | None) -> None:
+        """``None``: plain cross-entropy for categorical parameters; a positive ``tau``: Gumbel-softmax."""
+        if tau is not None and tau <= 0:
+            raise ValueError(f"Gumbel temperature must be > 0, got {tau}")
+        self.gumbel_tau = tau
+
+    def _categorical(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        if self.gumbel_tau is None:
+            return F.cross_entropy(logits, target)
+        sample = F.gumbel_softmax(logits, tau=self.gumbel_tau, hard=False)
+        return -torch.log(sample.gather(1, target[:, None]).clamp_min(1e-8)).mean()
 
     def class_index(self, x: torch.Tensor, param: int, n: int) -> torch.Tensor:
         return torch.round(x[:, param] * (n - 1)).long()
@@ -63,7 +78,7 @@ class ParameterLoss:
         zero = z.new_zeros(())
         terms["continuous"] = F.mse_loss(torch.sigmoid(z[:, self.cont_dims]), x[:, self.cont_params]) if len(self.cont_dims) else zero
         terms["toggle"] = F.binary_cross_entropy_with_logits(z[:, self.tog_dims], x[:, self.tog_params]) if len(self.tog_dims) else zero
-        ce = [F.cross_entropy(z[:, a:b], self.class_index(x, i, n)) for a, b, i, n in self.categorical]
+        ce = [self._categorical(z[:, a:b], self.class_index(x, i, n)) for a, b, i, n in self.categorical]
         terms["categorical"] = torch.stack(ce).mean() if ce else zero
         terms["modulation"] = self._slot_loss(z, x) if self.slots else zero
         terms["total"] = (

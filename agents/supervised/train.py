@@ -50,6 +50,7 @@ class TrainConfig:
     model: dict[str, Any] = field(default_factory=dict)  # ModelConfig fields (encoder, decoder)
     loss: dict[str, float] = field(default_factory=dict)  # LossWeights fields
     augment: dict[str, Any] | None = None  # LogMelAugment fields (noise floor, EQ); None: clean log-mels
+    gumbel: dict[str, float] | None = None  # {start, end}: Gumbel-softmax categorical loss, tau annealed
     steps: int = 20000
     batch_size: int = 64
     lr: float = 3e-4
@@ -74,6 +75,11 @@ class TrainConfig:
         if unknown:
             raise ValueError(f"unknown training settings {sorted(unknown)}")
         return cls(**d)
+
+
+def gumbel_temperature(step: int, total: int, start: float, end: float) -> float:
+    """Exponential annealing from ``start`` at step 0 to ``end`` at ``total``."""
+    return start * (end / start) ** min(1.0, step / max(1, total))
 
 
 def lr_factor(step: int, warmup: int, total: int) -> float:
@@ -204,6 +210,8 @@ def train(config: TrainConfig, resume: bool = False, log=print) -> Path:
     while step < config.steps:
         data.set_epoch(epoch)
         for batch in loader:
+            if config.gumbel:
+                loss_fn.set_gumbel_temperature(gumbel_temperature(step, config.steps, config.gumbel["start"], config.gumbel["end"]))
             with autocast:
                 z = forward(batch["logmel"].to(device, non_blocking=True))
             terms = loss_fn(z.float(), batch["params"].to(device, non_blocking=True))
@@ -219,11 +227,15 @@ def train(config: TrainConfig, resume: bool = False, log=print) -> Path:
                 for k, v in loss_fn.metrics(z.float(), batch["params"].to(device)).items():
                     writer.add_scalar(f"train/{k}", v, step)
                 writer.add_scalar("train/lr", scheduler.get_last_lr()[0], step)
+                if loss_fn.gumbel_tau is not None:
+                    writer.add_scalar("train/gumbel_tau", loss_fn.gumbel_tau, step)
                 rate = step * config.batch_size / (time.perf_counter() - start)
                 writer.add_scalar("train/samples_per_second", rate, step)
                 log(f"step {step}: loss {float(terms['total'].detach()):.4f} ({rate:.0f} samples/s)")
             if step % config.val_every == 0 or step == config.steps:
+                tau, loss_fn.gumbel_tau = loss_fn.gumbel_tau, None  # validation reports plain cross-entropy
                 metrics = validator(model, loss_fn, device, writer, step)
+                loss_fn.gumbel_tau = tau
                 for k, v in metrics.items():
                     writer.add_scalar(f"val/{k}", v, step)
                 log(f"step {step}: validation {metrics}")

@@ -124,7 +124,7 @@ def test_lr_schedule_warms_up_then_decays():
 
 
 def test_training_runs_logs_checkpoints_and_resumes(tmp_path, tiny_space, tiny_dataset):
-    config = tiny_train_config(tiny_dataset, tmp_path / "run", augment={"p": 0.5})
+    config = tiny_train_config(tiny_dataset, tmp_path / "run", augment={"p": 0.5}, gumbel={"start": 1.0, "end": 0.2})
     best = train(config, log=lambda *_: None)
     meta = read_config(tmp_path / "run" / "last")
     assert meta["step"] == 4 and np.isfinite(meta["metrics"]["spectral_distance"])
@@ -135,3 +135,26 @@ def test_training_runs_logs_checkpoints_and_resumes(tmp_path, tiny_space, tiny_d
     # Resuming carries on from step 4 to the new total, with the optimizer's state.
     train(TrainConfig(**{**config.__dict__, "steps": 6}), resume=True, log=lambda *_: None)
     assert read_config(tmp_path / "run" / "last")["step"] == 6
+
+
+def test_gumbel_softmax_categorical_loss_and_its_annealing(tiny_space, tiny_codec, rng):
+    from agents.supervised.train import gumbel_temperature
+
+    loss = ParameterLoss(tiny_space)
+    x = torch.from_numpy(tiny_codec.canonical(tiny_space.sample(rng)))[None].repeat(64, 1)
+    z = torch.randn(64, tiny_space.action_dim, requires_grad=True)
+    plain = loss(z, x)["categorical"]
+    loss.set_gumbel_temperature(1.0)
+    torch.manual_seed(0)
+    relaxed = loss(z, x)["categorical"]
+    assert torch.isfinite(relaxed) and not torch.isclose(relaxed, plain)
+    relaxed.backward()
+    assert z.grad is not None and torch.isfinite(z.grad).all()
+    # As tau -> 0 the sample is one-hot at the noisy argmax; with confident correct logits it is the target.
+    loss.set_gumbel_temperature(0.05)
+    assert float(loss(ideal_logits(tiny_space, x[0].numpy())[None], x[:1])["categorical"]) < 1e-3
+    with pytest.raises(ValueError, match="> 0"):
+        loss.set_gumbel_temperature(0.0)
+    assert gumbel_temperature(0, 100, 1.0, 0.1) == pytest.approx(1.0)
+    assert gumbel_temperature(50, 100, 1.0, 0.1) == pytest.approx(0.1**0.5)
+    assert gumbel_temperature(200, 100, 1.0, 0.1) == pytest.approx(0.1)
