@@ -63,6 +63,7 @@ def _benchmark(args: argparse.Namespace) -> int:
         "dataset": args.dataset,
         "checkpoint": args.checkpoint,
         "refine_budget": args.refine_budget,
+        "policy": args.policy,
         "syntheon_python": args.syntheon_python,
         "clap_checkpoint": args.clap_checkpoint,
         "out": args.out,
@@ -116,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_argument("--quick", action="store_true", help="a handful of items, no Syntheon (what CI runs)")
     bench.add_argument("--dataset-config", help="dataset YAML giving the space, render settings and sampling")
     bench.add_argument("--sets", help="comma-separated: synthetic,human,voice (default: all with a folder)")
-    bench.add_argument("--methods", help="comma-separated: init,random,nearest,library,supervised,supervised+refine,syntheon")
+    bench.add_argument("--methods", help="comma-separated: init,random,nearest,library,supervised,supervised+refine,ppo,syntheon")
     bench.add_argument("--n-synthetic", type=int, help="synthetic items (default 200)")
     bench.add_argument("--limit", type=int, help="at most this many human and voice items")
     bench.add_argument("--presets", help="folder of .vital files: the human set (default ../shared/presets)")
@@ -125,6 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_argument("--dataset", help="a generated dataset for nearest neighbour")
     bench.add_argument("--checkpoint", help="a trained model for supervised and supervised+refine (default: the shipped one)")
     bench.add_argument("--refine-budget", type=int, help="renders per item for supervised+refine (default 100)")
+    bench.add_argument("--policy", help="a policy saved by agents/ppo/train.py (runs/ppo/best) for method ppo")
     bench.add_argument("--syntheon-python", help="python of Syntheon's venv (default .syntheon-venv/bin/python)")
     bench.add_argument("--clap-checkpoint", help="a local CLAP checkpoint: adds CLAP similarity")
     bench.add_argument("--out", help="where docs/benchmarks.md, docs/benchmarks/items.csv, docs/img/ go (default docs)")

@@ -207,6 +207,36 @@ class Supervised:
         return Prediction(self.matcher.codec.to_preset(x, name=self.name))
 
 
+class RLPolicy:
+    """A policy saved by ``agents/ppo/train.py`` (PPO or TRPO), acting with its mean on the target's log-mel."""
+
+    name = "ppo"
+
+    def __init__(self, folder: str | Path, codec: PresetCodec):
+        from agents.ppo.train import load_policy
+        from vital_gym.envs import VitalMatchEnv
+
+        folder = Path(folder)
+        if not (folder / "config.json").is_file():
+            raise FileNotFoundError(f"no saved policy at {folder} (agents/ppo/train.py writes best/ and last/)")
+        meta = json.loads((folder / "config.json").read_text())
+        self.env = VitalMatchEnv(**{**meta["env_kwargs"], "targets": "random"})  # its spaces and log-mel settings
+        if self.env.space.fingerprint != codec.space.fingerprint:
+            raise ValueError(f"policy {folder} acts in space '{self.env.space.name}', not '{codec.space.name}'")
+        self.model = load_policy(folder, self.env)
+        self.name = meta.get("algo", "ppo")
+        self.description = f"{folder} ({meta.get('timesteps', '?')} env steps)"
+
+    def prepare(self, items: Sequence[TestItem]) -> None:
+        pass
+
+    def predict(self, item: TestItem) -> Prediction:
+        obs = self.env.features(item.audio)[None]  # the env's observation of this target
+        action, _ = self.model.predict(obs, deterministic=True)
+        codec = self.env.codec
+        return Prediction(codec.to_preset(codec.canonical(self.env.space.action_to_vector(action)), name=self.name))
+
+
 class Syntheon:
     """gudgud96/syntheon's Vital matcher, run in its own virtual environment (scripts/setup_syntheon.sh).
 

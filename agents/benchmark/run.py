@@ -22,14 +22,14 @@ from typing import Any, Sequence
 import numpy as np
 
 from agents.benchmark.metrics import AUDIO_METRICS, HIGHER_IS_BETTER, PARAM_METRICS, AudioMetrics, ParameterMetrics, mean_ci95
-from agents.benchmark.methods import InitPreset, LibraryLookup, Method, NearestNeighbour, RandomPreset, Supervised, Syntheon
+from agents.benchmark.methods import InitPreset, LibraryLookup, Method, NearestNeighbour, RandomPreset, RLPolicy, Supervised, Syntheon
 from agents.benchmark.testsets import SET_KINDS, TestItem, audio_set, preset_set, synthetic_set
 from agents.dataset.generate import DatasetConfig, load_space
 from agents.match import DEFAULT_MODEL
 from vital_gym.preset import PresetCodec
 from vital_gym.render import RenderConfig, Renderer, RenderError
 
-METHODS = ("init", "random", "nearest", "library", "supervised", "supervised+refine", "syntheon")
+METHODS = ("init", "random", "nearest", "library", "supervised", "supervised+refine", "ppo", "syntheon")
 
 
 @dataclass
@@ -47,6 +47,7 @@ class BenchmarkConfig:
     dataset: str | None = None  # nearest neighbour's training set
     checkpoint: str | None = None  # the supervised model (default: the shipped one, when there is one)
     refine_budget: int = 100  # renders of supervised+refine per item
+    policy: str | None = None  # a policy folder saved by agents/ppo/train.py (method "ppo")
     syntheon_python: str | None = ".syntheon-venv/bin/python"
     clap_checkpoint: str | None = None
     seed: int = 0
@@ -97,6 +98,10 @@ def build_methods(config: BenchmarkConfig, codec: PresetCodec, render: RenderCon
             elif name in ("supervised", "supervised+refine"):
                 budget = config.refine_budget if name == "supervised+refine" else 0
                 methods.append(Supervised(config.checkpoint or DEFAULT_MODEL, codec, budget, config.seed))
+            elif name == "ppo":
+                if not config.policy:
+                    raise FileNotFoundError("no --policy given")
+                methods.append(RLPolicy(config.policy, codec))
             elif name == "syntheon":
                 if not config.syntheon_python:
                     raise FileNotFoundError("no Syntheon python given")

@@ -79,3 +79,21 @@ def test_bad_rl_config_is_named(tmp_path):
         RLConfig.from_yaml(path)
     with pytest.raises(ValueError, match="no block for"):
         RLConfig.from_yaml(path, env_id="Other-v0")
+
+
+def test_a_saved_policy_is_a_benchmark_method(tmp_path, tiny_space_file, tiny_checkpoint, tiny_space):
+    from agents.benchmark.methods import RLPolicy
+    from agents.benchmark.testsets import TestItem
+    from vital_gym.preset import PresetCodec
+    from vital_gym.render import Renderer
+
+    config = rl_config(tmp_path, tiny_space_file, str(tiny_checkpoint), "random")
+    train(config, log=lambda *_: None)
+    method = RLPolicy(tmp_path / "run" / "last", PresetCodec(tiny_space))
+    target = Renderer(method.env.render_config).render(PresetCodec(tiny_space).to_preset(tiny_space.sample(np.random.default_rng(1)))).audio
+    pred = method.predict(TestItem("synthetic", "t", target, 60, 0.7))
+    assert pred.preset is not None and method.name == "ppo"
+    # Acting is deterministic: the same target gives the same preset.
+    assert method.predict(TestItem("synthetic", "t", target, 60, 0.7)).preset.settings == pred.preset.settings
+    with pytest.raises(FileNotFoundError, match="no saved policy"):
+        RLPolicy(tmp_path, PresetCodec(tiny_space))
