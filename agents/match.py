@@ -83,19 +83,19 @@ class Matcher:
         start = time.perf_counter()
         note = estimate_midi_note(target, self.render_config.sample_rate, self.render_config.midi_note) if midi_note is None else midi_note
         x = self.predict(target)
-        render = self.renderer.render(self.codec.to_preset(x), note, velocity).audio
+        rendered = self.renderer.render(self.codec.to_preset(x, name="vital-gym match"), note, velocity)
         seconds = time.perf_counter() - start
-        distance = MultiResolutionSTFTDistance().distance(render, target)
-        predicted = distance
+        distance = predicted = MultiResolutionSTFTDistance().distance(rendered.audio, target)
         refined = None
         if refine_budget > 0:
             refined = refine(target, x, self.codec, self.renderer, note, velocity, refine_budget, seed=seed)
             if refined.distance < distance:
-                x = refined.x
-                render = self.renderer.render(self.codec.to_preset(x), note, velocity).audio
-                distance = refined.distance
-        preset = self.renderer.prepare(self.codec.to_preset(x, name="vital-gym match"))
-        return MatchResult(preset, x, note, velocity, target, render, distance, predicted, seconds, describe_preset(self.space, x), refined)
+                x, distance = refined.x, refined.distance
+                rendered = self.renderer.render(self.codec.to_preset(x, name="vital-gym match"), note, velocity)
+        # The preset exactly as rendered (phase setting written in), so the saved file sounds like the render.
+        return MatchResult(
+            rendered.preset, x, note, velocity, target, rendered.audio, distance, predicted, seconds, describe_preset(self.space, x), refined
+        )
 
     def write(self, result: MatchResult, out: str | Path) -> list[Path]:
         """``out`` (.vital), its render (.wav) and the comparison (.png) beside it."""

@@ -376,6 +376,13 @@ class ParameterSpace:
         return cls.from_dict(spec, origin=path)
 
     @classmethod
+    def from_spec(cls, spec: "str | Path | Mapping[str, Any] | ParameterSpace") -> "ParameterSpace":
+        """A space from what configs and manifests record: a name, a YAML path, or the YAML's mapping."""
+        if isinstance(spec, ParameterSpace):
+            return spec
+        return cls.from_dict(spec) if isinstance(spec, Mapping) else cls.load(spec)
+
+    @classmethod
     def from_dict(cls, spec: Mapping[str, Any], origin: Path | None = None) -> "ParameterSpace":
         where = str(origin or "<dict>")
         spec = dict(spec)

@@ -61,7 +61,7 @@ class RandomPresetTargets:
         )
 
 
-class _FolderTargets(abc.ABC):
+class FolderTargets(abc.ABC):
     kind = "file"
 
     def __init__(self, folder: str | Path, suffixes: tuple[str, ...]):
@@ -76,7 +76,7 @@ class _FolderTargets(abc.ABC):
     def __len__(self) -> int:
         return len(self.files)
 
-    def split(self, held_out_every: int) -> tuple["_FolderTargets", "_FolderTargets"]:
+    def split(self, held_out_every: int) -> tuple["FolderTargets", "FolderTargets"]:
         """Two views over disjoint files: every ``held_out_every``-th file (sorted order) is held out."""
         if held_out_every < 2 or len(self.files) < held_out_every:
             raise TargetError(f"cannot hold out every {held_out_every}th of the {len(self.files)} files in {self.folder}")
@@ -87,7 +87,7 @@ class _FolderTargets(abc.ABC):
         return train, held
 
     @abc.abstractmethod
-    def _load(self, path: Path) -> Target:
+    def load(self, path: Path) -> Target:
         """Read and render one file; raise a PresetError/AudioFileError/TargetError if it is unusable."""
 
     def sample(self, rng: np.random.Generator) -> Target:
@@ -100,7 +100,7 @@ class _FolderTargets(abc.ABC):
             if path in self._bad:
                 continue
             try:
-                return self._load(path)
+                return self.load(path)
             except (PresetError, AudioFileError, RenderError, TargetError) as e:
                 self._bad[path] = str(e)
                 warnings.warn(f"skipping {self.kind} target {path}: {e}", stacklevel=2)
@@ -108,14 +108,14 @@ class _FolderTargets(abc.ABC):
         raise TargetError(f"no usable {self.kind} in {self.folder} ({problems})")
 
 
-class PresetFolderTargets(_FolderTargets):
+class PresetFolderTargets(FolderTargets):
     kind = "preset"
 
     def __init__(self, folder: str | Path, renderer: Renderer, codec: PresetCodec | None = None):
         super().__init__(folder, (".vital",))
         self.renderer, self.codec = renderer, codec
 
-    def _load(self, path: Path) -> Target:
+    def load(self, path: Path) -> Target:
         preset = Preset.load(path)
         result = self.renderer.render(preset)
         if not result.status.ok:
@@ -124,20 +124,28 @@ class PresetFolderTargets(_FolderTargets):
         return Target(result.audio, path.stem, result.preset, params)
 
 
-class AudioFolderTargets(_FolderTargets):
+class AudioFolderTargets(FolderTargets):
     kind = "audio"
 
     def __init__(self, folder: str | Path, renderer: Renderer):
         super().__init__(folder, AUDIO_SUFFIXES)
         self.config = renderer.config
 
-    def _load(self, path: Path) -> Target:
+    def load(self, path: Path) -> Target:
         cfg = self.config
         audio = load_audio(path, cfg.sample_rate, cfg.num_samples, cfg.channels)
         status = check_audio(audio, cfg.silence_rms, cfg.clip_level)
         if status.silent:
             raise AudioFileError(f"{path}: silent (RMS {status.rms:.2e} after trimming to {cfg.render_seconds} s)")
         return Target(audio, path.stem)
+
+
+def targets_spec(spec: Any) -> Any:
+    """``"kind:DIR"`` strings as ``{"kind", "path"}`` dicts; other specs unchanged."""
+    if isinstance(spec, str):
+        kind, _, path = spec.partition(":")
+        return {"kind": kind, "path": path or None}
+    return spec
 
 
 def make_targets(
@@ -147,13 +155,11 @@ def make_targets(
     or any object with ``sample(rng) -> Target``.
 
     A folder spec may add ``"held_out_every": n`` and ``"part": "train"`` or ``"held_out"`` to use one side
-    of :meth:`_FolderTargets.split` (a plain dict, so vector-env workers can build it themselves).
+    of :meth:`FolderTargets.split` (a plain dict, so vector-env workers can build it themselves).
     """
     if hasattr(spec, "sample"):
         return spec
-    if isinstance(spec, str):
-        kind, _, path = spec.partition(":")
-        spec = {"kind": kind, "path": path or None}
+    spec = targets_spec(spec)
     if not isinstance(spec, dict) or "kind" not in spec:
         raise ValueError(f"targets={spec!r}: use 'random', 'presets:DIR', 'audio:DIR' or a TargetSource")
     kind, path = spec["kind"], spec.get("path")

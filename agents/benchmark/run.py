@@ -24,8 +24,9 @@ import numpy as np
 from agents.benchmark.metrics import AUDIO_METRICS, HIGHER_IS_BETTER, PARAM_METRICS, AudioMetrics, ParameterMetrics, mean_ci95
 from agents.benchmark.methods import InitPreset, LibraryLookup, Method, NearestNeighbour, RandomPreset, RLPolicy, Supervised, Syntheon
 from agents.benchmark.testsets import SET_KINDS, TestItem, audio_set, preset_set, synthetic_set
-from agents.dataset.generate import DatasetConfig, load_space
+from agents.dataset.generate import DatasetConfig
 from agents.match import DEFAULT_MODEL
+from vital_gym.params import ParameterSpace
 from vital_gym.preset import PresetCodec
 from vital_gym.render import RenderConfig, Renderer, RenderError
 
@@ -111,11 +112,12 @@ def build_methods(config: BenchmarkConfig, codec: PresetCodec, render: RenderCon
     return methods, skipped
 
 
-def build_sets(config: BenchmarkConfig, dataset_config: DatasetConfig, render: RenderConfig) -> tuple[dict[str, list[TestItem]], dict[str, str]]:
+def build_sets(
+    config: BenchmarkConfig, dataset_config: DatasetConfig, space: ParameterSpace, render: RenderConfig
+) -> tuple[dict[str, list[TestItem]], dict[str, str]]:
     unknown = set(config.sets) - set(SET_KINDS)
     if unknown:
         raise ValueError(f"unknown test sets {sorted(unknown)}; known: {list(SET_KINDS)}")
-    space = load_space(dataset_config.space)
     sets: dict[str, list[TestItem]] = {}
     skipped: dict[str, str] = {}
     for kind in config.sets:
@@ -301,7 +303,7 @@ def plot_examples(
 def run_benchmark(config: BenchmarkConfig, log=print) -> tuple[list[Result], Path]:
     """Run everything; returns the per-item results and the markdown report's path."""
     dataset_config = DatasetConfig.from_yaml(config.dataset_config)
-    space = load_space(dataset_config.space)
+    space = ParameterSpace.from_spec(dataset_config.space)
     codec = PresetCodec(space)
     render = RenderConfig.from_dict(dataset_config.render)
     clap = None
@@ -311,7 +313,7 @@ def run_benchmark(config: BenchmarkConfig, log=print) -> tuple[list[Result], Pat
         clap = ClapEmbedder.from_config(RewardConfig(clap_weight=1.0, clap_checkpoint=config.clap_checkpoint))
     methods, skipped = build_methods(config, codec, render)
     log(f"methods: {[m.name for m in methods]}" + (f"; left out: {skipped}" if skipped else ""))
-    sets, skipped_sets = build_sets(config, dataset_config, render)
+    sets, skipped_sets = build_sets(config, dataset_config, space, render)
     skipped.update(skipped_sets)
     out = Path(config.out)
     renderer = Renderer(render)

@@ -17,14 +17,16 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
 from agents.dataset.generate import DatasetConfig, SampleMaker
-from vital_gym.audio import AUDIO_SUFFIXES, AudioFileError, estimate_midi_note, load_audio
+from vital_gym.audio import AUDIO_SUFFIXES, AudioFileError, estimate_midi_note
 from vital_gym.params import ParameterSpace
 from vital_gym.preset import Preset, PresetCodec, PresetError
-from vital_gym.render import RenderConfig, Renderer, RenderError, check_audio
+from vital_gym.render import RenderConfig, Renderer, RenderError
+from vital_gym.targets import AudioFolderTargets, PresetFolderTargets, Target, TargetError, FolderTargets
 
 TEST_SEED = 0x7E57  # the synthetic test set's seed; training datasets must use another one
 SET_KINDS = ("synthetic", "human", "voice")
@@ -69,6 +71,23 @@ def synthetic_set(
     return items
 
 
+def _usable(set_name: str, source: FolderTargets) -> Iterator[tuple[Path, Target]]:
+    """Each file of ``source`` that loads (the env's own loading and checks), the others warned about."""
+    for path in source.files:
+        try:
+            yield path, source.load(path)
+        except (PresetError, AudioFileError, RenderError, TargetError) as e:
+            warnings.warn(f"{set_name} test set: skipping {path}: {e}", stacklevel=3)
+
+
+def _folder(set_name: str, kind: type[FolderTargets], folder: str | Path, *args: object) -> FolderTargets:
+    try:
+        return kind(folder, *args)
+    except TargetError as e:
+        suffixes = ".vital" if kind is PresetFolderTargets else "/".join(AUDIO_SUFFIXES)
+        raise FileNotFoundError(f"{set_name} test set: no {suffixes} files in {folder} ({e})") from None
+
+
 def preset_set(
     folder: str | Path, space: ParameterSpace, render: RenderConfig, limit: int | None = None
 ) -> list[TestItem]:
@@ -76,43 +95,19 @@ def preset_set(
 
     Files that do not load or render silent are skipped with a warning that names them.
     """
-    folder = Path(folder)
-    files = sorted(folder.rglob("*.vital")) if folder.is_dir() else []
-    if not files:
-        raise FileNotFoundError(f"human test set: no .vital files in {folder}")
-    renderer, codec = Renderer(render), PresetCodec(space)
-    items = []
-    for path in files[:limit]:
-        try:
-            preset = Preset.load(path)
-            result = renderer.render(preset)
-        except (PresetError, RenderError) as e:
-            warnings.warn(f"human test set: skipping {path}: {e}", stacklevel=2)
-            continue
-        if not result.status.ok:
-            warnings.warn(f"human test set: skipping {path}: renders {result.status.describe()}", stacklevel=2)
-            continue
-        params = codec.from_preset(preset)
-        items.append(TestItem("human", path.stem, result.audio, render.midi_note, render.velocity, params, result.preset, path))
-    return items
+    source = _folder("human", PresetFolderTargets, folder, Renderer(render), PresetCodec(space))
+    source.files = source.files[:limit]
+    return [
+        TestItem("human", t.name, t.audio, render.midi_note, render.velocity, t.params, t.preset, path)
+        for path, t in _usable("human", source)
+    ]
 
 
 def audio_set(folder: str | Path, render: RenderConfig, limit: int | None = None) -> list[TestItem]:
     """Every usable audio file under ``folder``, fitted to the render length; the note is its pitch."""
-    folder = Path(folder)
-    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES) if folder.is_dir() else []
-    if not files:
-        raise FileNotFoundError(f"voice test set: no {'/'.join(AUDIO_SUFFIXES)} files in {folder}")
-    items = []
-    for path in files[:limit]:
-        try:
-            audio = load_audio(path, render.sample_rate, render.num_samples, channels=1)
-        except AudioFileError as e:
-            warnings.warn(f"voice test set: skipping {e}", stacklevel=2)
-            continue
-        if check_audio(audio, render.silence_rms).silent:
-            warnings.warn(f"voice test set: skipping {path}: silent", stacklevel=2)
-            continue
-        note = estimate_midi_note(audio, render.sample_rate, render.midi_note)
-        items.append(TestItem("voice", path.stem, audio, note, render.velocity, path=path))
-    return items
+    source = _folder("voice", AudioFolderTargets, folder, Renderer(render))
+    source.files = source.files[:limit]
+    return [
+        TestItem("voice", t.name, t.audio, estimate_midi_note(t.audio, render.sample_rate, render.midi_note), render.velocity, path=path)
+        for path, t in _usable("voice", source)
+    ]

@@ -82,10 +82,6 @@ class DatasetConfig:
         return d
 
 
-def load_space(spec: str | dict[str, Any]) -> ParameterSpace:
-    return ParameterSpace.from_dict(spec) if isinstance(spec, dict) else ParameterSpace.load(spec)
-
-
 def with_priors(space: ParameterSpace, priors: dict[str, dict[str, float]]) -> ParameterSpace:
     """The space with some parameters' priors replaced (names, ranges and fingerprint unchanged)."""
     unknown = set(priors) - set(space.names)
@@ -118,7 +114,7 @@ class SampleMaker:
 
     def __init__(self, config: DatasetConfig):
         self.config = config
-        self.space = load_space(config.space)
+        self.space = ParameterSpace.from_spec(config.space)
         self.codec = PresetCodec(self.space)
         self.render_config = RenderConfig.from_dict(config.render)
         self.renderer = Renderer(self.render_config)
@@ -264,7 +260,7 @@ def _run_shard(shard: int, indices: range) -> tuple[int, str, dict[str, int]]:
 def _new_manifest(config: DatasetConfig, num_samples: int) -> Manifest:
     import vita
 
-    space = load_space(config.space)
+    space = ParameterSpace.from_spec(config.space)
     return Manifest(
         config=config.to_dict(),
         space_fingerprint=space.fingerprint,

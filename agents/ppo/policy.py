@@ -37,8 +37,7 @@ def build_matcher(checkpoint: str | None, model: dict[str, Any] | None, space: s
         return matcher
     if space is None:
         raise ValueError("PPO from scratch needs the parameter space (policy_kwargs 'space')")
-    spec = ParameterSpace.from_dict(space) if isinstance(space, dict) else ParameterSpace.load(space)
-    return SoundMatcher(spec, ModelConfig.from_dict(model or {}))
+    return SoundMatcher(ParameterSpace.from_spec(space), ModelConfig.from_dict(model or {}))
 
 
 class SoundMatcherEncoder(BaseFeaturesExtractor):

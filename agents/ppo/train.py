@@ -36,13 +36,13 @@ import yaml  # noqa: E402
 from stable_baselines3 import PPO  # noqa: E402
 from stable_baselines3.common.base_class import BaseAlgorithm  # noqa: E402
 from stable_baselines3.common.callbacks import BaseCallback  # noqa: E402
-from stable_baselines3.common.logger import Image  # noqa: E402
+from stable_baselines3.common.logger import Image, configure  # noqa: E402
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv  # noqa: E402
 
 from agents.ppo.policy import SoundMatcherPolicy  # noqa: E402
 from agents.supervised.checkpoint import read_config  # noqa: E402
 from vital_gym.envs import VitalMatchEnv  # noqa: E402
-from vital_gym.targets import Target  # noqa: E402
+from vital_gym.targets import Target, targets_spec  # noqa: E402
 
 ENV_ID = "VitalMatch-v0"
 
@@ -85,9 +85,7 @@ class RLConfig:
 
 def train_and_eval_targets(targets: Any, held_out_every: int) -> tuple[Any, Any]:
     """The targets spec training uses, and the one evaluation uses (disjoint)."""
-    if isinstance(targets, str) and ":" in targets:
-        kind, _, path = targets.partition(":")
-        targets = {"kind": kind, "path": path}
+    targets = targets_spec(targets)
     if isinstance(targets, dict) and targets.get("kind") in ("audio", "presets"):
         return {**targets, "held_out_every": held_out_every, "part": "train"}, {**targets, "held_out_every": held_out_every, "part": "held_out"}
     return targets, targets  # random presets: evaluation draws from seeds training does not use
@@ -231,13 +229,12 @@ def train(config: RLConfig, log=print) -> dict[str, Any]:
     source = policy_source(policy_kwargs, config.env_kwargs)
     algo = algorithms()[config.algo]
     model = algo(
-        SoundMatcherPolicy, venv, policy_kwargs=policy_kwargs, seed=config.seed, tensorboard_log=str(out), device="auto",
+        SoundMatcherPolicy, venv, policy_kwargs=policy_kwargs, seed=config.seed, device="auto",
         **config.hyperparams,
     )
     save = lambda name, metrics: save_policy(out / name, model, config, source, metrics)  # noqa: E731
     evaluator = HeldOutEvalCallback(eval_env, config.eval_every, save)
-    from stable_baselines3.common.logger import configure
-
+    # TensorBoard under OUT/tb; a custom logger also keeps learn() from configuring its own.
     model.set_logger(configure(str(out / "tb"), ["stdout", "tensorboard"] if log is print else ["tensorboard"]))
     metrics0, _ = evaluate(model, eval_env)  # before any update (the callback only starts inside learn())
     evaluator.history.append({"timesteps": 0, **metrics0})

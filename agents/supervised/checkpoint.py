@@ -26,10 +26,6 @@ class CheckpointError(ValueError):
     """A checkpoint that cannot be used (missing files, another parameter space, other shapes)."""
 
 
-def load_space_spec(spec: str | dict[str, Any]) -> ParameterSpace:
-    return ParameterSpace.from_dict(spec) if isinstance(spec, dict) else ParameterSpace.load(spec)
-
-
 def save_checkpoint(
     folder: str | Path, model: SoundMatcher, space_spec: str | dict[str, Any], extra: dict[str, Any] | None = None,
     optimizer_state: dict[str, Any] | None = None,
@@ -83,7 +79,7 @@ def load_model(
     from safetensors.torch import load_file
 
     meta = read_config(folder)
-    own = load_space_spec(meta["space"])
+    own = ParameterSpace.from_spec(meta["space"])
     if own.fingerprint != meta.get("space_fingerprint"):
         raise CheckpointError(f"{folder}: its space '{own.name}' has changed since training (fingerprint differs)")
     if space is not None and space.fingerprint != own.fingerprint:

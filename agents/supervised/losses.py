@@ -16,6 +16,7 @@ Targets are the dataset's canonical parameter vectors ``x`` ``(B, P)`` in [0, 1]
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -30,6 +31,27 @@ class LossWeights:
     toggle: float = 0.2
     categorical: float = 0.2
     modulation: float = 0.2
+
+
+def _index_pairs(pairs: list[tuple[int, int]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """[(action dim, parameter index), ...] -> two long tensors (empty when there are none)."""
+    return torch.tensor([d for d, _ in pairs], dtype=torch.long), torch.tensor([i for _, i in pairs], dtype=torch.long)
+
+
+class Slot(NamedTuple):
+    """Where one modulation slot lives: action slices/dims, and parameter-vector indices."""
+
+    source: slice
+    destination: slice
+    amount: int
+    source_param: int
+    destination_param: int
+    amount_param: int
+
+    @classmethod
+    def of(cls, space: ParameterSpace, slot: int) -> "Slot":
+        src, dst, amt = (space.layout[space.index[f"mod_{slot}_{k}"]] for k in ("source", "destination", "amount"))
+        return cls(src.slice, dst.slice, amt.start, space.index[src.name], space.index[dst.name], space.index[amt.name])
 
 
 class ParameterLoss:
@@ -48,12 +70,9 @@ class ParameterLoss:
                 tog.append((s.start, i))
             else:
                 self.categorical.append((s.start, s.stop, i, p.n_values))
-        self.cont_dims, self.cont_params = (torch.tensor(v, dtype=torch.long) for v in zip(*cont)) if cont else (torch.zeros(0, dtype=torch.long),) * 2
-        self.tog_dims, self.tog_params = (torch.tensor(v, dtype=torch.long) for v in zip(*tog)) if tog else (torch.zeros(0, dtype=torch.long),) * 2
-        self.slots = []
-        for slot in range(1, space.modulation.slots + 1):
-            src, dst, amt = (space.layout[space.index[f"mod_{slot}_{k}"]] for k in ("source", "destination", "amount"))
-            self.slots.append((src.slice, dst.slice, amt.start, space.index[src.name], space.index[dst.name], space.index[amt.name]))
+        self.cont_dims, self.cont_params = _index_pairs(cont)
+        self.tog_dims, self.tog_params = _index_pairs(tog)
+        self.slots = [Slot.of(space, slot) for slot in range(1, space.modulation.slots + 1)]
         self.group_of = np.array([p.group for p in space.parameters])
         self.gumbel_tau: float | None = None
 
@@ -90,13 +109,13 @@ class ParameterLoss:
         """Hungarian-matched loss between predicted and target slots."""
         from scipy.optimize import linear_sum_assignment
 
-        src_logp = torch.stack([F.log_softmax(z[:, s], -1) for s, _, _, _, _, _ in self.slots], 1)  # (B, S, n_src)
-        dst_logp = torch.stack([F.log_softmax(z[:, d], -1) for _, d, _, _, _, _ in self.slots], 1)  # (B, S, n_dst)
-        amt = torch.stack([torch.sigmoid(z[:, a]) for _, _, a, _, _, _ in self.slots], 1)  # (B, S)
+        src_logp = torch.stack([F.log_softmax(z[:, s.source], -1) for s in self.slots], 1)  # (B, S, n_src)
+        dst_logp = torch.stack([F.log_softmax(z[:, s.destination], -1) for s in self.slots], 1)  # (B, S, n_dst)
+        amt = torch.stack([torch.sigmoid(z[:, s.amount]) for s in self.slots], 1)  # (B, S)
         n_src, n_dst = src_logp.shape[-1], dst_logp.shape[-1]
-        t_src = torch.stack([torch.round(x[:, i] * (n_src - 1)).long() for _, _, _, i, _, _ in self.slots], 1)  # (B, S)
-        t_dst = torch.stack([torch.round(x[:, i] * max(n_dst - 1, 1)).long() for _, _, _, _, i, _ in self.slots], 1)
-        t_amt = torch.stack([x[:, i] for _, _, _, _, _, i in self.slots], 1)
+        t_src = torch.stack([torch.round(x[:, s.source_param] * (n_src - 1)).long() for s in self.slots], 1)  # (B, S)
+        t_dst = torch.stack([torch.round(x[:, s.destination_param] * max(n_dst - 1, 1)).long() for s in self.slots], 1)
+        t_amt = torch.stack([x[:, s.amount_param] for s in self.slots], 1)
         connected = (t_src > 0).float()  # source 0 is "no source"
         # cost[b, i, j]: predicted slot i against target slot j.
         cost = -torch.gather(src_logp, 2, t_src[:, None, :].expand(-1, len(self.slots), -1))

@@ -146,10 +146,11 @@ def train(config: TrainConfig, resume: bool = False, log=print) -> Path:
     torch.manual_seed(config.seed)
     if config.threads:
         torch.set_num_threads(config.threads)
-    device = torch.device("cuda" if config.device == "auto" and torch.cuda.is_available() else "cpu" if config.device == "auto" else config.device)
+    auto = "cuda" if torch.cuda.is_available() else "cpu"
+    device = torch.device(auto if config.device == "auto" else config.device)
     dataset = Path(config.dataset)
     manifest = Manifest.load(dataset)
-    space = ParameterSpace.from_dict(manifest.config["space"]) if isinstance(manifest.config["space"], dict) else ParameterSpace.load(manifest.config["space"])
+    space = ParameterSpace.from_spec(manifest.config["space"])
     if space.fingerprint != manifest.space_fingerprint:
         raise ValueError(f"{dataset}: its parameter space '{space.name}' changed since the data was generated")
     shards = sorted(manifest.shards)
