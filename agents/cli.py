@@ -67,6 +67,7 @@ def _benchmark(args: argparse.Namespace) -> int:
         "syntheon_python": args.syntheon_python,
         "clap_checkpoint": args.clap_checkpoint,
         "out": args.out,
+        "keep_previous": args.keep_previous or None,
         "command": args.command_line,
     }
     fields = {k: v for k, v in fields.items() if v is not None}
@@ -129,6 +130,10 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_argument("--policy", help="a policy saved by agents/ppo/train.py (runs/ppo/best) for method ppo")
     bench.add_argument("--syntheon-python", help="python of Syntheon's venv (default .syntheon-venv/bin/python)")
     bench.add_argument("--clap-checkpoint", help="a local CLAP checkpoint: adds CLAP similarity")
+    bench.add_argument(
+        "--keep-previous", action="store_true",
+        help="merge into OUT's earlier results: the methods run now replace their rows, the others keep theirs",
+    )
     bench.add_argument("--out", help="where docs/benchmarks.md, docs/benchmarks/items.csv, docs/img/ go (default docs)")
     bench.set_defaults(func=_benchmark)
     match = sub.add_parser("match", help="find a Vital preset that recreates an audio clip")

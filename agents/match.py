@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from agents.plots import plot_spectrograms
 from agents.refine import RefineResult, refine
 from agents.supervised.checkpoint import load_model
 from agents.supervised.model import SoundMatcher
@@ -88,7 +89,7 @@ class Matcher:
         distance = predicted = MultiResolutionSTFTDistance().distance(rendered.audio, target)
         refined = None
         if refine_budget > 0:
-            refined = refine(target, x, self.codec, self.renderer, note, velocity, refine_budget, seed=seed)
+            refined = refine(target, x, self.codec, self.renderer, note, velocity, refine_budget, seed=seed, start_distance=predicted)
             if refined.distance < distance:
                 x, distance = refined.x, refined.distance
                 rendered = self.renderer.render(self.codec.to_preset(x, name="vital-gym match"), note, velocity)
@@ -107,18 +108,5 @@ class Matcher:
         return paths
 
     def _plot(self, result: MatchResult, path: Path) -> Path:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        fig, axes = plt.subplots(1, 2, figsize=(9, 3.2), sharey=True)
-        for ax, audio, title in ((axes[0], result.target, "target"), (axes[1], result.render, f"match (distance {result.distance:.3f})")):
-            ax.imshow(self.mel(audio), origin="lower", aspect="auto", cmap="magma", vmin=0, vmax=1)
-            ax.set_title(title)
-            ax.set_xlabel("frame")
-        axes[0].set_ylabel("mel band")
-        fig.tight_layout()
-        fig.savefig(path, dpi=100)
-        plt.close(fig)
-        return path
+        panels = [("target", result.target), (f"match (distance {result.distance:.3f})", result.render)]
+        return plot_spectrograms([panels], self.mel, path)

@@ -43,8 +43,13 @@ def refine(
     budget: int = 200,
     sigma: float = 0.1,
     seed: int = 0,
+    start_distance: float | None = None,
 ) -> RefineResult:
-    """Search around ``x0`` for ``budget`` renders; ``target`` is ``(channels, samples)`` at the render rate."""
+    """Search around ``x0`` for ``budget`` renders; ``target`` is ``(channels, samples)`` at the render rate.
+
+    ``start_distance``: the caller's distance of ``x0``'s render, when it has one; the search then spends
+    no render on the start point.
+    """
     import cma
 
     if budget < 1:
@@ -59,9 +64,12 @@ def refine(
         return distance(result.audio) if result.status.finite else float("inf")
 
     x0 = codec.canonical(x0)
-    best_x, best_d = x0, score(x0)
-    start, renders, history = best_d, 1, [best_d]
-    if len(free) == 0 or budget == 1:
+    if start_distance is None:
+        best_x, best_d, renders = x0, score(x0), 1
+    else:
+        best_x, best_d, renders = x0, float(start_distance), 0
+    start, history = best_d, [best_d]
+    if len(free) == 0 or renders >= budget:
         return RefineResult(best_x, best_d, start, renders, history)
     es = cma.CMAEvolutionStrategy(
         np.clip(x0[free], 0.0, 1.0).astype(float), sigma,

@@ -43,12 +43,11 @@ def build_matcher(checkpoint: str | None, model: dict[str, Any] | None, space: s
 class SoundMatcherEncoder(BaseFeaturesExtractor):
     """Log-mel observation ``(B, 1, n_mels, frames)`` -> flattened patch tokens ``(B, N * E)``."""
 
-    def __init__(self, observation_space: gym.spaces.Box, checkpoint: str | None = None, model: dict | None = None, space: Any = None):
-        matcher = build_matcher(checkpoint, model, space)
+    def __init__(self, observation_space: gym.spaces.Box, encoder: nn.Module):
         with torch.no_grad():
-            tokens = matcher.encoder(torch.zeros(1, *observation_space.shape))
+            tokens = encoder(torch.zeros(1, *observation_space.shape))
         super().__init__(observation_space, features_dim=tokens.shape[1] * tokens.shape[2])
-        self.encoder = matcher.encoder
+        self.encoder = encoder
         self.num_tokens, self.token_dim = tokens.shape[1], tokens.shape[2]
 
     def forward(self, observations: torch.Tensor) -> torch.Tensor:
@@ -95,12 +94,15 @@ class SoundMatcherPolicy(ActorCriticPolicy):
     ):
         self.source = {"checkpoint": checkpoint, "model": model, "space": space}
         self.value_hidden = value_hidden
+        # Built once: its encoder becomes the features extractor, its decoder the actor (held in a dict so
+        # nn.Module does not register it before ``super().__init__``).
+        self.pretrained = {"matcher": build_matcher(checkpoint, model, space)}
         super().__init__(
             observation_space,
             action_space,
             lr_schedule,
             features_extractor_class=SoundMatcherEncoder,
-            features_extractor_kwargs=self.source,
+            features_extractor_kwargs={"encoder": self.pretrained["matcher"].encoder},
             log_std_init=log_std_init,
             ortho_init=ortho_init,
             share_features_extractor=True,
@@ -108,7 +110,7 @@ class SoundMatcherPolicy(ActorCriticPolicy):
         )
 
     def _build_mlp_extractor(self) -> None:
-        matcher = build_matcher(**self.source)
+        matcher = self.pretrained.pop("matcher")
         if matcher.decoder.action_dim != self.action_space.shape[0]:
             raise ValueError(
                 f"the network predicts {matcher.decoder.action_dim} action dimensions; the env has {self.action_space.shape[0]} "
@@ -116,6 +118,13 @@ class SoundMatcherPolicy(ActorCriticPolicy):
             )
         fx = self.features_extractor
         self.mlp_extractor = DecoderAndValue(matcher.decoder, fx.num_tokens, fx.token_dim, self.action_space.shape[0], self.value_hidden)
+
+    def _get_constructor_parameters(self) -> dict[str, Any]:
+        """What SB3's ``policy.save`` needs to rebuild this policy: the source, not the built extractor."""
+        data = super()._get_constructor_parameters()
+        for key in ("features_extractor_class", "features_extractor_kwargs", "share_features_extractor"):
+            data.pop(key, None)
+        return {**data, **self.source, "value_hidden": self.value_hidden}
 
     def _build(self, lr_schedule) -> None:
         super()._build(lr_schedule)

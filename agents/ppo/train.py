@@ -265,8 +265,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--algo")
     ap.add_argument("--out")
     ap.add_argument("--seed", type=int)
+    ap.add_argument("--eval-every", type=int, help="env steps between held-out evaluations")
+    ap.add_argument("--n-eval", type=int, help="held-out targets per evaluation")
     args = ap.parse_args(argv)
-    config = RLConfig.from_yaml(args.config, n_timesteps=args.n_timesteps, algo=args.algo, out=args.out, seed=args.seed)
+    config = RLConfig.from_yaml(
+        args.config, n_timesteps=args.n_timesteps, algo=args.algo, out=args.out, seed=args.seed, eval_every=args.eval_every, n_eval=args.n_eval
+    )
     if args.checkpoint:
         config.policy_kwargs = {**config.policy_kwargs, "checkpoint": None if args.checkpoint == "none" else args.checkpoint}
     if args.targets:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import itertools
 import math
 import os
 import time
@@ -207,10 +208,12 @@ def train(config: TrainConfig, resume: bool = False, log=print) -> Path:
     best = math.inf
     if (out / "best").is_dir():
         best = float(read_config(out / "best").get("metrics", {}).get("spectral_distance", math.inf))
-    start = time.perf_counter()
+    start, start_step = time.perf_counter(), step
+    # A resumed run continues inside its epoch: the batches it already trained on are read and skipped.
+    skip = max(0, step - epoch * (len(data) // config.batch_size))
     while step < config.steps:
         data.set_epoch(epoch)
-        for batch in loader:
+        for batch in itertools.islice(loader, skip, None):
             if config.gumbel:
                 loss_fn.set_gumbel_temperature(gumbel_temperature(step, config.steps, config.gumbel["start"], config.gumbel["end"]))
             with autocast:
@@ -230,7 +233,7 @@ def train(config: TrainConfig, resume: bool = False, log=print) -> Path:
                 writer.add_scalar("train/lr", scheduler.get_last_lr()[0], step)
                 if loss_fn.gumbel_tau is not None:
                     writer.add_scalar("train/gumbel_tau", loss_fn.gumbel_tau, step)
-                rate = step * config.batch_size / (time.perf_counter() - start)
+                rate = (step - start_step) * config.batch_size / (time.perf_counter() - start)
                 writer.add_scalar("train/samples_per_second", rate, step)
                 log(f"step {step}: loss {float(terms['total'].detach()):.4f} ({rate:.0f} samples/s)")
             if step % config.val_every == 0 or step == config.steps:
@@ -246,7 +249,7 @@ def train(config: TrainConfig, resume: bool = False, log=print) -> Path:
                     checkpoint("best", metrics)
             if step >= config.steps:
                 break
-        epoch += 1
+        epoch, skip = epoch + 1, 0
     writer.close()
     return out / "best"
 

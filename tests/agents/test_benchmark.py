@@ -212,6 +212,27 @@ def test_quick_benchmark_writes_csv_report_and_plots(tmp_path, preset_folder, ti
         assert f"img/benchmark_{name}_examples.png" in text
 
 
+def test_keep_previous_replaces_the_rerun_methods_and_keeps_the_others(tmp_path):
+    dataset_yaml = tmp_path / "tiny.yaml"
+    dataset_yaml.write_text(yaml.safe_dump(tiny_config().to_dict()))
+    base = dict(dataset_config=str(dataset_yaml), sets=("synthetic",), out=str(tmp_path / "docs"))
+    csv_path = tmp_path / "docs" / "benchmarks" / "items.csv"
+    run_benchmark(BenchmarkConfig.quick(**base, n_synthetic=3, methods=("init", "random"), command="first"), log=lambda *_: None)
+    first = {(r["item"], r["method"]): r for r in csv.DictReader(csv_path.open())}
+    _, report = run_benchmark(
+        BenchmarkConfig.quick(**base, n_synthetic=3, methods=("random",), seed=1, keep_previous=True, command="second"), log=lambda *_: None
+    )
+    second = {(r["item"], r["method"]): r for r in csv.DictReader(csv_path.open())}
+    assert set(second) == set(first)
+    assert all(second[k] == first[k] for k in first if k[1] == "init")  # kept as they were
+    assert any(second[k]["mrstft"] != first[k]["mrstft"] for k in first if k[1] == "random")  # re-run (another seed)
+    text = report.read_text()
+    assert "first\nsecond" in text and "| init |" in text and "| random |" in text
+    # Earlier rows for items this run does not have: the sets changed, so the merge is refused.
+    with pytest.raises(ValueError, match="synthetic-0002"):
+        run_benchmark(BenchmarkConfig.quick(**base, n_synthetic=2, methods=("random",), keep_previous=True), log=lambda *_: None)
+
+
 def test_cli_rejects_unknown_methods_and_sets(tmp_path, capsys):
     assert cli(["benchmark", "--quick", "--methods", "init,oracle", "--out", str(tmp_path)]) == 2
     assert "oracle" in capsys.readouterr().err

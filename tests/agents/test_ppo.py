@@ -53,3 +53,16 @@ def test_scratch_policy_has_the_same_architecture_and_a_wrong_space_is_refused(t
     core_env = VitalMatchEnv(space="core", render=tiny_config().render, observation=tiny_config().observation)
     with pytest.raises(ValueError, match="action dimensions"):
         PPO(SoundMatcherPolicy, core_env, policy_kwargs={"checkpoint": str(tiny_checkpoint)}, n_steps=4, batch_size=4, device="cpu")
+
+
+def test_sb3_policy_save_and_load_rebuild_the_same_actor(tiny_env, tiny_checkpoint, tmp_path):
+    model = PPO(SoundMatcherPolicy, tiny_env, policy_kwargs={"checkpoint": str(tiny_checkpoint)}, n_steps=4, batch_size=4, device="cpu")
+    with torch.no_grad():
+        model.policy.log_std.fill_(-3.0)  # a trained value, to see the state (not just the source) come back
+    model.policy.save(tmp_path / "policy.pt")
+    loaded = SoundMatcherPolicy.load(str(tmp_path / "policy.pt"), device="cpu")
+    obs = torch.from_numpy(tiny_env.reset(seed=1)[0])[None]
+    with torch.no_grad():
+        expected = model.policy.get_distribution(obs).distribution.mean
+        assert torch.allclose(loaded.get_distribution(obs).distribution.mean, expected)
+    assert torch.equal(loaded.log_std, model.policy.log_std)

@@ -22,3 +22,12 @@ def test_cmaes_moves_toward_a_target_within_its_budget(tiny_space, tiny_codec, s
     # Discrete parameters and routing stay as they started.
     discrete = [i for i, p in enumerate(tiny_space.parameters) if p.is_discrete]
     assert np.array_equal(result.x[discrete], tiny_codec.canonical(start)[discrete])
+
+
+def test_a_known_start_distance_spends_no_render_on_the_start(tiny_space, tiny_codec, short_render):
+    renderer = Renderer(short_render)
+    start = tiny_codec.canonical(tiny_space.defaults())
+    target = renderer.render(tiny_codec.to_preset(tiny_space.sample(np.random.default_rng(3))))
+    result = refine(target.audio, start, tiny_codec, renderer, 60, short_render.velocity, budget=6, seed=0, start_distance=123.0)
+    assert result.start_distance == 123.0 and result.renders == 6
+    assert result.distance < 123.0  # every candidate beats a start said to be this far
