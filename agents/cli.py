@@ -49,7 +49,7 @@ def _verify(args: argparse.Namespace) -> int:
 
 
 def _benchmark(args: argparse.Namespace) -> int:
-    from agents.benchmark.run import BenchmarkConfig, run_benchmark
+    from agents.benchmark.run import BenchmarkConfig, rewrite_report, run_benchmark
 
     fields = {
         "dataset_config": args.dataset_config,
@@ -72,6 +72,9 @@ def _benchmark(args: argparse.Namespace) -> int:
     }
     fields = {k: v for k, v in fields.items() if v is not None}
     config = BenchmarkConfig.quick(**fields) if args.quick else BenchmarkConfig(**fields)
+    if args.report_only:
+        print(f"report: {rewrite_report(config)}")
+        return 0
     _, report = run_benchmark(config)
     print(f"report: {report}")
     return 0
@@ -134,6 +137,7 @@ def main(argv: list[str] | None = None) -> int:
         "--keep-previous", action="store_true",
         help="merge into OUT's earlier results: the methods run now replace their rows, the others keep theirs",
     )
+    bench.add_argument("--report-only", action="store_true", help="rebuild the report and charts from OUT's results; run nothing")
     bench.add_argument("--out", help="where docs/benchmarks.md, docs/benchmarks/items.csv, docs/img/ go (default docs)")
     bench.set_defaults(func=_benchmark)
     match = sub.add_parser("match", help="find a Vital preset that recreates an audio clip")

@@ -54,7 +54,7 @@ class Matcher:
         folder = Path(checkpoint) if checkpoint else DEFAULT_MODEL
         if not folder.exists():
             raise FileNotFoundError(
-                f"no model at {folder}" + ("" if checkpoint else " (no model is shipped with this version yet; pass --checkpoint DIR)")
+                f"no model at {folder}" + ("" if checkpoint else " (the shipped model is missing from this install; pass --checkpoint DIR)")
             )
         self.model, self.space, meta = load_model(folder, device=device)
         self.device = device

@@ -193,7 +193,9 @@ class Supervised:
             raise ValueError(f"checkpoint {checkpoint} was trained on space '{self.matcher.space.name}', not '{codec.space.name}'")
         self.refine_budget, self.seed = refine_budget, seed
         self.name = "supervised" if refine_budget == 0 else "supervised+refine"
-        self.description = f"{checkpoint}" + (f", CMA-ES refinement with {refine_budget} renders" if refine_budget else "")
+        where = Path(checkpoint).resolve()
+        where = where.relative_to(Path.cwd()) if where.is_relative_to(Path.cwd()) else where  # no home paths in reports
+        self.description = f"the model in {where}" + (f", CMA-ES refinement with {refine_budget} renders" if refine_budget else "")
 
     def prepare(self, items: Sequence[TestItem]) -> None:
         pass

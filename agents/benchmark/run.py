@@ -234,7 +234,9 @@ def merge_previous(
     item_order = {(r.set, r.item): k for k, r in enumerate([*results, *kept])}
     merged = sorted([*results, *kept], key=lambda r: (set_order[r.set], method_order.get(r.method, len(METHODS)), item_order[(r.set, r.item)]))
     notes = {m: d for m, d in previous_runs.get("notes", {}).items() if m not in rerun}
-    return merged, {"commands": previous_runs.get("commands", []), "notes": notes}
+    # Runs recorded before example images were listed wrote them under one name per set.
+    examples = previous_runs.get("examples") or {name: [f"img/benchmark_{name}_examples.png"] for name in set_order}
+    return merged, {**previous_runs, "commands": previous_runs.get("commands", []), "notes": notes, "examples": examples}
 
 
 def _cell(value: tuple[float, float]) -> str:
@@ -353,21 +355,43 @@ def run_benchmark(config: BenchmarkConfig, log=print) -> tuple[list[Result], Pat
         set_results, renders = evaluate(items, methods, renderer, audio_metrics, param_metrics)
         results += set_results
         examples[name] = (items[: config.examples], renders)
-    runs: dict[str, Any] = {"commands": [], "notes": {}}
+    runs: dict[str, Any] = {"commands": [], "notes": {}, "left_out": {}}
     if previous is not None:
         previous_runs = json.loads(previous_json.read_text()) if previous_json.is_file() else {}
         results, runs = merge_previous(results, sets, {m.name for m in methods}, previous, previous_runs)
         log(f"kept earlier results of {sorted({r.method for r in results} - {m.name for m in methods})} from {previous_csv}")
     runs["commands"] = [*runs["commands"], config.command or "vital-gym benchmark"]
     runs["notes"] = {**runs["notes"], **{m.name: m.description for m in methods if getattr(m, "description", "")}}
+    runs["left_out"] = {**{m: why for m, why in runs.get("left_out", {}).items() if m not in {x.name for x in methods}}, **skipped}
     write_csv(results, previous_csv)
+    # A merged run plots its own methods' examples beside the earlier runs' (their renders are not kept).
+    suffix = "_" + "-".join(m.name.replace("+", "-") for m in methods) if previous is not None else ""
+    for name, (items, renders) in examples.items():
+        ex = plot_examples(items, [m.name for m in methods], renders, render.sample_rate, out / "img" / f"benchmark_{name}_examples{suffix}.png")
+        earlier = runs.get("examples", {}).get(name, [])
+        runs.setdefault("examples", {})[name] = list(dict.fromkeys([*earlier, str(ex.relative_to(out))]))
     previous_json.write_text(json.dumps(runs, indent=2))
+    return results, write_report(read_csv(previous_csv), runs, config, out)  # the report says what the CSV holds
+
+
+def write_report(results: Sequence[Result], runs: dict[str, Any], config: BenchmarkConfig, out: Path) -> Path:
+    """``OUT/benchmarks.md`` and the per-set bar charts, from the results and the runs' record."""
     summary = summarise(results)
     images: dict[str, list[str]] = {}
-    for name, (items, renders) in examples.items():
+    for name in dict.fromkeys(r.set for r in results):
         bars = plot_bars(summary, name, out / "img" / f"benchmark_{name}.png")
-        ex = plot_examples(items, [m.name for m in methods], renders, render.sample_rate, out / "img" / f"benchmark_{name}_examples.png")
-        images[name] = [str(p.relative_to(out)) for p in (bars, ex)]
+        examples = [e for e in runs.get("examples", {}).get(name, []) if (out / e).is_file()]
+        images[name] = [str(bars.relative_to(out)), *examples]
     report = out / "benchmarks.md"
-    report.write_text(markdown_report(summary, config, skipped, images, runs["notes"], runs["commands"]))
-    return results, report
+    report.write_text(markdown_report(summary, config, runs.get("left_out", {}), images, runs.get("notes"), runs.get("commands")))
+    return report
+
+
+def rewrite_report(config: BenchmarkConfig) -> Path:
+    """Rebuild the report and bar charts from ``OUT/benchmarks/`` (items.csv, runs.json), running nothing."""
+    out = Path(config.out)
+    csv_path, json_path = out / "benchmarks" / "items.csv", out / "benchmarks" / "runs.json"
+    if not csv_path.is_file():
+        raise FileNotFoundError(f"{csv_path} does not exist: run the benchmark first")
+    runs = json.loads(json_path.read_text()) if json_path.is_file() else {}
+    return write_report(read_csv(csv_path), runs, config, out)

@@ -165,10 +165,14 @@ class HeldOutEvalCallback(BaseCallback):
             self.save("best", metrics)
         return metrics
 
-    def _on_step(self) -> bool:
+    def _on_rollout_start(self) -> None:
+        # SB3 starts a rollout after the update on the previous one: the policy has learnt from exactly
+        # ``num_timesteps`` samples here (mid-rollout, the last rollout's update would still be missing).
         if self.num_timesteps - self.last_eval >= self.every:
             self.last_eval = self.num_timesteps
             self.run()
+
+    def _on_step(self) -> bool:
         return True
 
 
@@ -246,7 +250,7 @@ def train(config: RLConfig, log=print) -> dict[str, Any]:
     try:
         with attention:
             model.learn(config.n_timesteps, callback=[RewardTermsCallback(), evaluator], progress_bar=False)
-        final = evaluator.run()
+        final = evaluator.run()  # after the last rollout's update
     finally:
         venv.close()
     save("last", final)

@@ -1,4 +1,5 @@
 import csv
+import json
 import os
 import shutil
 import sys
@@ -219,6 +220,10 @@ def test_keep_previous_replaces_the_rerun_methods_and_keeps_the_others(tmp_path)
     csv_path = tmp_path / "docs" / "benchmarks" / "items.csv"
     run_benchmark(BenchmarkConfig.quick(**base, n_synthetic=3, methods=("init", "random"), command="first"), log=lambda *_: None)
     first = {(r["item"], r["method"]): r for r in csv.DictReader(csv_path.open())}
+    runs_json = tmp_path / "docs" / "benchmarks" / "runs.json"
+    legacy = json.loads(runs_json.read_text())
+    assert legacy["examples"] == {"synthetic": ["img/benchmark_synthetic_examples.png"]}
+    runs_json.write_text(json.dumps({k: v for k, v in legacy.items() if k != "examples"}))  # as runs before the record
     _, report = run_benchmark(
         BenchmarkConfig.quick(**base, n_synthetic=3, methods=("random",), seed=1, keep_previous=True, command="second"), log=lambda *_: None
     )
@@ -228,6 +233,14 @@ def test_keep_previous_replaces_the_rerun_methods_and_keeps_the_others(tmp_path)
     assert any(second[k]["mrstft"] != first[k]["mrstft"] for k in first if k[1] == "random")  # re-run (another seed)
     text = report.read_text()
     assert "first\nsecond" in text and "| init |" in text and "| random |" in text
+    # The first run's examples (init and random) stay; the second adds its own image beside them.
+    both = ["img/benchmark_synthetic_examples.png", "img/benchmark_synthetic_examples_random.png"]
+    assert json.loads(runs_json.read_text())["examples"] == {"synthetic": both}
+    assert all(f"]({img})" in text and (tmp_path / "docs" / img).is_file() for img in both)
+    # --report-only rebuilds the same report from the stored results, running no method.
+    report.unlink()
+    assert cli(["benchmark", "--report-only", "--out", str(tmp_path / "docs")]) == 0
+    assert report.read_text() == text
     # Earlier rows for items this run does not have: the sets changed, so the merge is refused.
     with pytest.raises(ValueError, match="synthetic-0002"):
         run_benchmark(BenchmarkConfig.quick(**base, n_synthetic=2, methods=("random",), keep_previous=True), log=lambda *_: None)

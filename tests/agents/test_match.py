@@ -78,3 +78,16 @@ def test_cli_match_prints_distance_and_description(tmp_path, tiny_checkpoint, ca
     assert cli(["match", str(tmp_path / "t.wav"), "-o", str(tmp_path / "o.vital"), "--checkpoint", str(tiny_checkpoint), "--refine", "4"]) == 0
     out = capsys.readouterr().out
     assert "spectral distance" in out and "after refinement" in out and "Modulation" in out
+
+
+def test_the_shipped_model_is_the_default_and_fits_the_core_space(tmp_path, capsys):
+    """The committed checkpoint loads for today's core space (a space change would refuse it) and matches."""
+    from agents.match import DEFAULT_MODEL
+
+    files = {p.name: p.stat().st_size for p in DEFAULT_MODEL.iterdir()}
+    assert {"model.safetensors", "config.json", "README.md"} <= set(files)
+    assert files["model.safetensors"] <= 30 * 2**20
+    write_wav(tmp_path / "t.wav", hum(0.5), SR)
+    assert cli(["match", str(tmp_path / "t.wav"), "-o", str(tmp_path / "o.vital")]) == 0
+    assert "spectral distance" in capsys.readouterr().out
+    assert Preset.load(tmp_path / "o.vital").settings
