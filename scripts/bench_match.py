@@ -1,7 +1,7 @@
 """Time ``vital-gym match`` on a 2 s target on CPU, without refinement, model loading excluded.
 
     python scripts/bench_match.py                          # the CPU model's architecture, random weights
-    python scripts/bench_match.py --checkpoint runs/sup/best --n 20
+    python scripts/bench_match.py --checkpoint agents/models/core_cpu --n 20    # the shipped model
 
 Without ``--checkpoint`` the network of ``configs/train/supervised_cpu.yaml`` is built with random
 weights and saved to a temporary checkpoint: its predictions mean nothing, but its cost is the trained
