@@ -234,9 +234,10 @@ def merge_previous(
     item_order = {(r.set, r.item): k for k, r in enumerate([*results, *kept])}
     merged = sorted([*results, *kept], key=lambda r: (set_order[r.set], method_order.get(r.method, len(METHODS)), item_order[(r.set, r.item)]))
     notes = {m: d for m, d in previous_runs.get("notes", {}).items() if m not in rerun}
+    left_out = {m: why for m, why in previous_runs.get("left_out", {}).items() if m not in rerun}
     # Runs recorded before example images were listed wrote them under one name per set.
     examples = previous_runs.get("examples") or {name: [f"img/benchmark_{name}_examples.png"] for name in set_order}
-    return merged, {**previous_runs, "commands": previous_runs.get("commands", []), "notes": notes, "examples": examples}
+    return merged, {"commands": previous_runs.get("commands", []), "notes": notes, "left_out": left_out, "examples": examples}
 
 
 def _cell(value: tuple[float, float]) -> str:
@@ -341,11 +342,12 @@ def run_benchmark(config: BenchmarkConfig, log=print) -> tuple[list[Result], Pat
     sets, skipped_sets = build_sets(config, dataset_config, space, render)
     skipped.update(skipped_sets)
     out = Path(config.out)
-    previous_csv, previous_json = out / "benchmarks" / "items.csv", out / "benchmarks" / "runs.json"
+    csv_path, json_path = record_paths(out)
+    ran = {m.name for m in methods}
     previous: list[Result] | None = None
-    if config.keep_previous and previous_csv.is_file():
-        previous = read_csv(previous_csv)
-        check_previous(previous, sets, {m.name for m in methods})
+    if config.keep_previous and csv_path.is_file():
+        previous = read_csv(csv_path)
+        check_previous(previous, sets, ran)
     renderer = Renderer(render)
     audio_metrics, param_metrics = AudioMetrics(render.sample_rate, clap), ParameterMetrics(space)
     results: list[Result] = []
@@ -355,23 +357,27 @@ def run_benchmark(config: BenchmarkConfig, log=print) -> tuple[list[Result], Pat
         set_results, renders = evaluate(items, methods, renderer, audio_metrics, param_metrics)
         results += set_results
         examples[name] = (items[: config.examples], renders)
-    runs: dict[str, Any] = {"commands": [], "notes": {}, "left_out": {}}
+    runs: dict[str, Any] = {"commands": [], "notes": {}, "left_out": {}, "examples": {}}
     if previous is not None:
-        previous_runs = json.loads(previous_json.read_text()) if previous_json.is_file() else {}
-        results, runs = merge_previous(results, sets, {m.name for m in methods}, previous, previous_runs)
-        log(f"kept earlier results of {sorted({r.method for r in results} - {m.name for m in methods})} from {previous_csv}")
-    runs["commands"] = [*runs["commands"], config.command or "vital-gym benchmark"]
-    runs["notes"] = {**runs["notes"], **{m.name: m.description for m in methods if getattr(m, "description", "")}}
-    runs["left_out"] = {**{m: why for m, why in runs.get("left_out", {}).items() if m not in {x.name for x in methods}}, **skipped}
-    write_csv(results, previous_csv)
+        previous_runs = json.loads(json_path.read_text()) if json_path.is_file() else {}
+        results, runs = merge_previous(results, sets, ran, previous, previous_runs)
+        log(f"kept earlier results of {sorted({r.method for r in results} - ran)} from {csv_path}")
+    runs["commands"].append(config.command or "vital-gym benchmark")
+    runs["notes"].update({m.name: m.description for m in methods if getattr(m, "description", "")})
+    runs["left_out"].update(skipped)
+    write_csv(results, csv_path)
     # A merged run plots its own methods' examples beside the earlier runs' (their renders are not kept).
     suffix = "_" + "-".join(m.name.replace("+", "-") for m in methods) if previous is not None else ""
     for name, (items, renders) in examples.items():
         ex = plot_examples(items, [m.name for m in methods], renders, render.sample_rate, out / "img" / f"benchmark_{name}_examples{suffix}.png")
-        earlier = runs.get("examples", {}).get(name, [])
-        runs.setdefault("examples", {})[name] = list(dict.fromkeys([*earlier, str(ex.relative_to(out))]))
-    previous_json.write_text(json.dumps(runs, indent=2))
-    return results, write_report(read_csv(previous_csv), runs, config, out)  # the report says what the CSV holds
+        runs["examples"][name] = list(dict.fromkeys([*runs["examples"].get(name, []), str(ex.relative_to(out))]))
+    json_path.write_text(json.dumps(runs, indent=2))
+    return results, write_report(read_csv(csv_path), runs, config, out)  # the report says what the CSV holds
+
+
+def record_paths(out: Path) -> tuple[Path, Path]:
+    """Where a run's results live: the per-item CSV and the runs' record (commands, notes, images)."""
+    return out / "benchmarks" / "items.csv", out / "benchmarks" / "runs.json"
 
 
 def write_report(results: Sequence[Result], runs: dict[str, Any], config: BenchmarkConfig, out: Path) -> Path:
@@ -390,7 +396,7 @@ def write_report(results: Sequence[Result], runs: dict[str, Any], config: Benchm
 def rewrite_report(config: BenchmarkConfig) -> Path:
     """Rebuild the report and bar charts from ``OUT/benchmarks/`` (items.csv, runs.json), running nothing."""
     out = Path(config.out)
-    csv_path, json_path = out / "benchmarks" / "items.csv", out / "benchmarks" / "runs.json"
+    csv_path, json_path = record_paths(out)
     if not csv_path.is_file():
         raise FileNotFoundError(f"{csv_path} does not exist: run the benchmark first")
     runs = json.loads(json_path.read_text()) if json_path.is_file() else {}
