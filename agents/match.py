@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from agents.plots import plot_spectrograms
+from agents.plots import plot_comparison
 from agents.refine import RefineResult, refine
 from agents.supervised.checkpoint import load_model
 from agents.supervised.model import SoundMatcher
@@ -73,9 +73,11 @@ class Matcher:
         return audio
 
     @torch.no_grad()
-    def predict(self, target: np.ndarray) -> np.ndarray:
+    def predict(self, target: np.ndarray, midi_note: int) -> np.ndarray:
+        """The parameter vector of a preset that, played at ``midi_note``, sounds like ``target``."""
         logmel = torch.from_numpy(np.round(self.mel(target) * 255.0) / 255.0).float()[None, None].to(self.device)
-        action = SoundMatcher.actions(self.model(logmel))[0].cpu().numpy()
+        note = torch.tensor([float(midi_note)], device=self.device)
+        action = SoundMatcher.actions(self.model(logmel, note))[0].cpu().numpy()
         return self.codec.canonical(self.space.action_to_vector(action))
 
     def match(
@@ -83,7 +85,7 @@ class Matcher:
     ) -> MatchResult:
         start = time.perf_counter()
         note = estimate_midi_note(target, self.render_config.sample_rate, self.render_config.midi_note) if midi_note is None else midi_note
-        x = self.predict(target)
+        x = self.predict(target, note)
         rendered = self.renderer.render(self.codec.to_preset(x, name="vital-gym match"), note, velocity)
         seconds = time.perf_counter() - start
         distance = predicted = MultiResolutionSTFTDistance().distance(rendered.audio, target)
@@ -109,4 +111,4 @@ class Matcher:
 
     def _plot(self, result: MatchResult, path: Path) -> Path:
         panels = [("target", result.target), (f"match (distance {result.distance:.3f})", result.render)]
-        return plot_spectrograms([panels], self.mel, path)
+        return plot_comparison(panels, self.mel, path)

@@ -1,4 +1,7 @@
-"""Log-mel spectrogram figures shared by ``vital-gym match`` and the benchmark report."""
+"""Log-mel spectrogram figures: ``vital-gym match``'s comparison and the benchmark report's grid.
+
+Every image uses one colour scale (0..1, the env's observation range), so panels compare directly.
+"""
 
 from __future__ import annotations
 
@@ -12,38 +15,56 @@ from vital_gym.features import LogMelSpectrogram
 Panel = tuple[str, "np.ndarray | None"]  # (title, audio (channels, samples) or None for a failed render)
 
 
-def plot_spectrograms(
-    rows: Sequence[Sequence[Panel]], mel: LogMelSpectrogram, path: Path, row_labels: Sequence[str] | None = None, dpi: int = 100
+def plot_comparison(panels: Sequence[Panel], mel: LogMelSpectrogram, path: Path, dpi: int = 100) -> Path:
+    """One row of labelled log-mels side by side (e.g. target and match), sharing the mel axis."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.5 * len(panels), 3.2), squeeze=False, sharey=True)
+    for ax, (title, audio) in zip(axes[0], panels):
+        _draw(ax, mel, audio)
+        ax.set_title(title)
+        ax.set_xlabel("frame")
+    axes[0][0].set_ylabel("mel band")
+    return _save(fig, path, dpi)
+
+
+def plot_grid(
+    rows: Sequence[Sequence[Panel]], mel: LogMelSpectrogram, path: Path, row_labels: Sequence[str], dpi: int = 100
 ) -> Path:
-    """A grid of log-mel images on one colour scale (0..1), one row per example; ``None`` reads "failed"."""
+    """Small log-mels, one row per example and one column per method; titles on the first row only."""
+    plt = _pyplot()
+    n_rows, n_cols = len(rows), max(len(r) for r in rows)
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(2.2 * n_cols, 1.9 * n_rows), squeeze=False)
+    for r, row in enumerate(rows):
+        for c, (title, audio) in enumerate(row):
+            ax = axes[r][c]
+            _draw(ax, mel, audio)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if r == 0:
+                ax.set_title(title, fontsize=9)
+        axes[r][0].set_ylabel(row_labels[r], fontsize=7)
+    return _save(fig, path, dpi)
+
+
+def _pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    n_rows, n_cols = len(rows), max(len(r) for r in rows)
-    single = n_rows == 1
-    size = (4.5 * n_cols, 3.2) if single else (2.2 * n_cols, 1.9 * n_rows)
-    fig, axes = plt.subplots(n_rows, n_cols, figsize=size, squeeze=False, sharey=single)
-    for r, row in enumerate(rows):
-        for c, (title, audio) in enumerate(row):
-            ax = axes[r][c]
-            if audio is not None:
-                ax.imshow(mel(audio), origin="lower", aspect="auto", cmap="magma", vmin=0, vmax=1)
-            else:
-                ax.text(0.5, 0.5, "failed", ha="center", va="center")
-            if single:
-                ax.set_title(title)
-                ax.set_xlabel("frame")
-            else:
-                ax.set_xticks([])
-                ax.set_yticks([])
-                if r == 0:
-                    ax.set_title(title, fontsize=9)
-        if row_labels is not None:
-            axes[r][0].set_ylabel(row_labels[r], fontsize=7)
-        elif single:
-            axes[r][0].set_ylabel("mel band")
+    return plt
+
+
+def _draw(ax, mel: LogMelSpectrogram, audio: np.ndarray | None) -> None:
+    if audio is None:
+        ax.text(0.5, 0.5, "failed", ha="center", va="center")
+    else:
+        ax.imshow(mel(audio), origin="lower", aspect="auto", cmap="magma", vmin=0, vmax=1)
+
+
+def _save(fig, path: Path, dpi: int) -> Path:
+    import matplotlib.pyplot as plt
+
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -68,7 +68,7 @@ def main() -> None:
             t0 = time.perf_counter()
             note = estimate_midi_note(target, matcher.render_config.sample_rate)
             t1 = time.perf_counter()
-            x = matcher.predict(target)
+            x = matcher.predict(target, note)
             t2 = time.perf_counter()
             matcher.renderer.render(codec.to_preset(x), note, 0.7)
             t3 = time.perf_counter()

@@ -203,7 +203,7 @@ class Supervised:
     def predict(self, item: TestItem) -> Prediction:
         from agents.refine import refine
 
-        x = self.matcher.predict(item.audio)
+        x = self.matcher.predict(item.audio, item.midi_note)
         if self.refine_budget:
             m = self.matcher
             x = refine(item.audio, x, m.codec, m.renderer, item.midi_note, item.velocity, self.refine_budget, seed=self.seed).x

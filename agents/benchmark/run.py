@@ -319,11 +319,11 @@ def plot_examples(
     items: Sequence[TestItem], methods: Sequence[str], renders: dict[tuple[str, str], np.ndarray], sample_rate: int, path: Path
 ) -> Path:
     """Log-mel spectrograms: one row per example, the target then each method's render."""
-    from agents.plots import plot_spectrograms
+    from agents.plots import plot_grid
     from vital_gym.features import LogMelSpectrogram, MelConfig
 
     rows = [[("target", item.audio), *((name, renders.get((item.name, name))) for name in methods)] for item in items]
-    return plot_spectrograms(rows, LogMelSpectrogram(MelConfig(), sample_rate), path, row_labels=[item.name for item in items])
+    return plot_grid(rows, LogMelSpectrogram(MelConfig(), sample_rate), path, row_labels=[item.name for item in items])
 
 
 def run_benchmark(config: BenchmarkConfig, log=print) -> tuple[list[Result], Path]:

@@ -246,13 +246,27 @@ def _init_worker(config: DatasetConfig, folder: str, progress: Any) -> None:
     import torch
 
     torch.set_num_threads(1)  # one process per core: torch's own threads would only compete
-    _worker.update(maker=SampleMaker(config), folder=Path(folder), progress=progress)
+    _worker.update(maker=SampleMaker(config), folder=Path(folder), progress=progress, parent=mp.parent_process())
+
+
+def _after_sample() -> None:
+    """Tick the progress bar, and stop if the run was killed.
+
+    Forkserver workers outlive a parent killed with SIGTERM or SIGKILL; without this check they would
+    finish their shards beside a resumed run.
+    """
+    parent = _worker["parent"]
+    if parent is not None and not parent.is_alive():
+        # The unfinished shard is dropped (nothing of it is on disk yet). os._exit, not SystemExit: the pool
+        # would catch that, send it to the dead parent and wait for the next shard.
+        os._exit(1)
+    if _worker["progress"] is not None:
+        _worker["progress"].put(1)
 
 
 def _run_shard(shard: int, indices: range) -> tuple[int, str, dict[str, int]]:
     maker: SampleMaker = _worker["maker"]
-    ticks = _worker["progress"]
-    arrays, rejected = maker.make_shard(indices, on_sample=None if ticks is None else lambda: ticks.put(1))
+    arrays, rejected = maker.make_shard(indices, on_sample=_after_sample)
     digest = write_shard(_worker["folder"] / shard_name(shard), arrays)
     return shard, digest, rejected
 
@@ -327,8 +341,7 @@ def generate(
         done = num_samples - sum(len(manifest.shard_range(s)) for s in todo)
         bar = tqdm(total=num_samples, initial=done, unit="sample", desc=f"generating into {folder}", smoothing=0.1)
     ctx = mp.get_context("forkserver")
-    manager = ctx.Manager() if bar is not None else None  # carries per-sample progress ticks from workers
-    ticks = manager.Queue() if manager is not None else None
+    ticks = ctx.Queue() if bar is not None else None  # per-sample progress ticks from the workers
     try:
         with ProcessPoolExecutor(
             max_workers=workers, mp_context=ctx, initializer=_init_worker, initargs=(config, str(folder), ticks)
@@ -345,8 +358,6 @@ def generate(
         _drain(ticks, bar)
         if bar is not None:
             bar.close()
-        if manager is not None:
-            manager.shutdown()
     manifest.rejected = dict(zip(REJECT_REASONS, _total_rejected(folder, manifest)))
     manifest.save(folder)
     return manifest

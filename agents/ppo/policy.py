@@ -10,6 +10,9 @@ Built through SB3's extension points, nothing patched:
   start the Gaussian policy's mean *is* the supervised network's action (``tests/agents/test_ppo.py``
   checks it), and the log-std starts small (``log_std_init``, default -2: std 0.14 in action units).
 
+A note-conditioned network (``DecoderConfig.note_conditioning``) is told ``midi_note``, the note the env
+plays its presets at (``agents/ppo/train.py`` passes the env's).
+
 ``ortho_init`` defaults to False: SB3's orthogonal re-initialisation would overwrite the pretrained
 weights. Without ``checkpoint`` the same architecture starts from random weights (``model`` gives its
 config), which is PPO from scratch for comparisons.
@@ -57,9 +60,11 @@ class SoundMatcherEncoder(BaseFeaturesExtractor):
 class DecoderAndValue(nn.Module):
     """SB3's ``mlp_extractor``: actor latent = supervised action mean; critic latent = pooled tokens' MLP."""
 
-    def __init__(self, decoder: nn.Module, num_tokens: int, token_dim: int, action_dim: int, value_hidden: int = 256):
+    def __init__(
+        self, decoder: nn.Module, num_tokens: int, token_dim: int, action_dim: int, value_hidden: int = 256, midi_note: int = 60
+    ):
         super().__init__()
-        self.decoder, self.num_tokens, self.token_dim = decoder, num_tokens, token_dim
+        self.decoder, self.num_tokens, self.token_dim, self.midi_note = decoder, num_tokens, token_dim, float(midi_note)
         self.value = nn.Sequential(nn.LayerNorm(token_dim), nn.Linear(token_dim, value_hidden), nn.Tanh(), nn.Linear(value_hidden, value_hidden), nn.Tanh())
         self.latent_dim_pi, self.latent_dim_vf = action_dim, value_hidden
 
@@ -67,7 +72,8 @@ class DecoderAndValue(nn.Module):
         return features.view(features.shape[0], self.num_tokens, self.token_dim)
 
     def forward_actor(self, features: torch.Tensor) -> torch.Tensor:
-        return SoundMatcher.actions(self.decoder(self._tokens(features)))
+        notes = features.new_full((features.shape[0],), self.midi_note)
+        return SoundMatcher.actions(self.decoder(self._tokens(features), notes))
 
     def forward_critic(self, features: torch.Tensor) -> torch.Tensor:
         return self.value(self._tokens(features).mean(1))
@@ -88,12 +94,13 @@ class SoundMatcherPolicy(ActorCriticPolicy):
         model: dict[str, Any] | None = None,
         space: str | dict[str, Any] | None = None,
         value_hidden: int = 256,
+        midi_note: int = 60,
         log_std_init: float = -2.0,
         ortho_init: bool = False,
         **kwargs: Any,
     ):
         self.source = {"checkpoint": checkpoint, "model": model, "space": space}
-        self.value_hidden = value_hidden
+        self.value_hidden, self.midi_note = value_hidden, int(midi_note)
         # Built once: its encoder becomes the features extractor, its decoder the actor (held in a dict so
         # nn.Module does not register it before ``super().__init__``).
         self.pretrained = {"matcher": build_matcher(checkpoint, model, space)}
@@ -117,14 +124,16 @@ class SoundMatcherPolicy(ActorCriticPolicy):
                 "(a checkpoint of another parameter space?)"
             )
         fx = self.features_extractor
-        self.mlp_extractor = DecoderAndValue(matcher.decoder, fx.num_tokens, fx.token_dim, self.action_space.shape[0], self.value_hidden)
+        self.mlp_extractor = DecoderAndValue(
+            matcher.decoder, fx.num_tokens, fx.token_dim, self.action_space.shape[0], self.value_hidden, self.midi_note
+        )
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
         """What SB3's ``policy.save`` needs to rebuild this policy: the source, not the built extractor."""
         data = super()._get_constructor_parameters()
         for key in ("features_extractor_class", "features_extractor_kwargs", "share_features_extractor"):
             data.pop(key, None)
-        return {**data, **self.source, "value_hidden": self.value_hidden}
+        return {**data, **self.source, "value_hidden": self.value_hidden, "midi_note": self.midi_note}
 
     def _build(self, lr_schedule) -> None:
         super()._build(lr_schedule)

@@ -42,6 +42,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv  # noqa:
 from agents.ppo.policy import SoundMatcherPolicy  # noqa: E402
 from agents.supervised.checkpoint import read_config  # noqa: E402
 from vital_gym.envs import VitalMatchEnv  # noqa: E402
+from vital_gym.render import RenderConfig  # noqa: E402
 from vital_gym.targets import Target, targets_spec  # noqa: E402
 
 ENV_ID = "VitalMatch-v0"
@@ -230,7 +231,8 @@ def train(config: RLConfig, log=print) -> dict[str, Any]:
     policy_kwargs = dict(config.policy_kwargs)
     if not policy_kwargs.get("checkpoint"):  # from scratch: the architecture for the env's space
         policy_kwargs.setdefault("space", config.env_kwargs.get("space", "core"))
-    source = policy_source(policy_kwargs, config.env_kwargs)
+    policy_kwargs.setdefault("midi_note", RenderConfig.from_dict(env_kwargs.get("render")).midi_note)  # the env's note
+    source = {**policy_source(policy_kwargs, config.env_kwargs), "midi_note": policy_kwargs["midi_note"]}
     algo = algorithms()[config.algo]
     model = algo(
         SoundMatcherPolicy, venv, policy_kwargs=policy_kwargs, seed=config.seed, device="auto",

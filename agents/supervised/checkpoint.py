@@ -94,6 +94,27 @@ def load_model(
     return model.to(device).eval(), own, meta
 
 
+def init_weights(model: SoundMatcher, folder: str | Path) -> None:
+    """Copy a checkpoint's weights into ``model`` (to fine-tune it), refusing any mismatch but one.
+
+    The only weights ``model`` may have that the checkpoint lacks are a note-conditioned decoder's note
+    map, which starts at zero: an unconditioned model fine-tuned into a conditioned one starts from the
+    same function.
+    """
+    from safetensors.torch import load_file
+
+    meta = read_config(folder)
+    if meta.get("space_fingerprint") != model.space_fingerprint:
+        raise CheckpointError(f"{folder} was trained on another parameter space ('{meta.get('space')}') than this model's")
+    try:
+        missing, unexpected = model.load_state_dict(load_file(str(Path(folder) / MODEL_FILE)), strict=False)
+    except RuntimeError as e:
+        raise CheckpointError(f"{folder}: weights do not fit the model config ({str(e)[:300]})") from None
+    missing = [k for k in missing if k != "decoder.note_proj.weight"]
+    if missing or unexpected:
+        raise CheckpointError(f"{folder}: another architecture (missing {missing[:5]}, unexpected {unexpected[:5]})")
+
+
 def _without_checkpoint(model_config: dict[str, Any]) -> dict[str, Any]:
     """The encoder's pretrained weights are inside the checkpoint already: do not read them again."""
     encoder = {**model_config.get("encoder", {}), "checkpoint": None}

@@ -22,6 +22,15 @@ from a local file; ``lora_rank`` freezes the encoder and adds LoRA adapters to t
 Decoder. One learned query per parameter group of the space (each oscillator, each filter, envelopes,
 LFOs, effects, global, each modulation slot) cross-attends to the encoder's patch tokens through a
 transformer decoder; a linear head per group maps its query to that group's action dimensions.
+
+Note conditioning (``DecoderConfig.note_conditioning``). A preset's pitch parameters (transpose, tune)
+are relative to the key that plays it: audio at MIDI 55 is transpose 0 played at 55, or transpose -5
+played at 60. A network that sees only the audio cannot tell these apart, so with training notes drawn
+from several keys it learns their average, and a preset played at the target's own key comes out
+transposed. A conditioned decoder is told the note the preset will be played at (``midi_note``, ``(B,)``):
+``(note - 60) / 12`` goes through a linear map, initialised at zero, added to every query. At zero the
+conditioned network computes exactly what the unconditioned one does, so a trained unconditioned model
+can be fine-tuned into a conditioned one (``init_from`` in the training config).
 """
 
 from __future__ import annotations
@@ -67,6 +76,10 @@ class DecoderConfig:
     num_heads: int = 4
     mlp_ratio: float = 4.0
     dropout: float = 0.0
+    note_conditioning: bool = False  # the decoder is told the MIDI note the preset will be played at
+
+
+NOTE_CENTRE, NOTE_SCALE = 60.0, 12.0  # note features: (note - 60) / 12, one unit per octave
 
 
 @dataclass
@@ -194,10 +207,20 @@ class ParameterDecoder(nn.Module):
         self.heads = nn.ModuleList(nn.Linear(config.dim, len(by_group[g])) for g in self.group_names)
         for g in self.group_names:
             self.register_buffer(f"dims_{g}", torch.tensor(by_group[g], dtype=torch.long), persistent=False)
+        # Built last, so the other weights draw the same random numbers with or without it.
+        self.note_proj = nn.Linear(1, config.dim, bias=False) if config.note_conditioning else None
+        if self.note_proj is not None:
+            nn.init.zeros_(self.note_proj.weight)
 
-    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+    def forward(self, tokens: torch.Tensor, midi_note: torch.Tensor | None = None) -> torch.Tensor:
+        """``midi_note`` ``(B,)``: the note each preset will be played at (a conditioned decoder needs it)."""
         memory = self.memory_proj(tokens)
         queries = self.queries.unsqueeze(0).expand(tokens.shape[0], -1, -1)
+        if self.note_proj is not None:
+            if midi_note is None:
+                raise ValueError("this decoder is conditioned on the MIDI note the preset is played at: pass midi_note")
+            note = (midi_note.to(tokens.dtype).reshape(-1, 1) - NOTE_CENTRE) / NOTE_SCALE
+            queries = queries + self.note_proj(note).unsqueeze(1)
         h = self.decoder(queries, memory)  # (B, groups, dim)
         z = tokens.new_zeros(tokens.shape[0], self.action_dim)
         for k, (g, head) in enumerate(zip(self.group_names, self.heads)):
@@ -215,8 +238,12 @@ class SoundMatcher(nn.Module):
         self.encoder = AudioEncoder(self.config.encoder)
         self.decoder = ParameterDecoder(space, self.config.encoder.embed_dim, self.config.decoder)
 
-    def forward(self, logmel: torch.Tensor) -> torch.Tensor:
-        return self.decoder(self.encoder(logmel))
+    def forward(self, logmel: torch.Tensor, midi_note: torch.Tensor | None = None) -> torch.Tensor:
+        return self.decoder(self.encoder(logmel), midi_note)
+
+    @property
+    def note_conditioned(self) -> bool:
+        return self.decoder.note_proj is not None
 
     @staticmethod
     def actions(z: torch.Tensor) -> torch.Tensor:

@@ -2,13 +2,15 @@
 
     python -m agents.supervised.train --config configs/train/supervised_cpu.yaml --dataset data/core --out runs/sup
     python -m agents.supervised.train ... --resume          # carry on from runs/sup/last
+    python -m agents.supervised.train ... --init-from agents/models/core_cpu   # fine-tune a trained model
     tensorboard --logdir runs/sup
 
 One file, top to bottom: config, data, model, optimiser (AdamW, linear warm-up then cosine decay), the
 loop, validation, checkpoints. The last shards of the dataset (``val_shards``) are held out. Validation
 logs the held-out loss terms, per-group parameter error and categorical accuracy, and, on a fixed subset,
 the spectral distance between Vita renders of the predicted and the true presets (same note and
-velocity), with their audio and log-mel images. On a GPU the loop uses bfloat16 autocast and
+velocity), with their audio and log-mel images. Every forward pass is given each sample's MIDI note,
+which a note-conditioned decoder uses (``agents/supervised/model.py``). On a GPU the loop uses bfloat16 autocast and
 ``torch.compile``; on CPU it runs the same code in float32.
 """
 
@@ -34,7 +36,7 @@ from torch.utils.data import DataLoader  # noqa: E402
 from agents.dataset import Manifest, ShardDataset  # noqa: E402
 from agents.dataset.augment import LogMelAugment  # noqa: E402
 from agents.dataset.shards import read_shard  # noqa: E402
-from agents.supervised.checkpoint import load_optimizer_state, read_config, save_checkpoint  # noqa: E402
+from agents.supervised.checkpoint import init_weights, load_optimizer_state, read_config, save_checkpoint  # noqa: E402
 from agents.supervised.losses import LossWeights, ParameterLoss  # noqa: E402
 from agents.supervised.model import ModelConfig, SoundMatcher  # noqa: E402
 from vital_gym.features import LogMelSpectrogram, MelConfig  # noqa: E402
@@ -52,6 +54,7 @@ class TrainConfig:
     loss: dict[str, float] = field(default_factory=dict)  # LossWeights fields
     augment: dict[str, Any] | None = None  # LogMelAugment fields (noise floor, EQ); None: clean log-mels
     gumbel: dict[str, float] | None = None  # {start, end}: Gumbel-softmax categorical loss, tau annealed
+    init_from: str | None = None  # a checkpoint whose weights the model starts from (same space)
     steps: int = 20000
     batch_size: int = 64
     lr: float = 3e-4
@@ -95,7 +98,7 @@ class Validator:
     """Held-out loss and metrics, and the spectral distance of re-rendered predictions."""
 
     def __init__(self, dataset: Path, manifest: Manifest, shards: list[str], space: ParameterSpace, config: TrainConfig):
-        self.loader = DataLoader(ShardDataset(dataset, ("logmel", "params"), shuffle=False, shards=shards), batch_size=config.batch_size)
+        self.loader = DataLoader(ShardDataset(dataset, ("logmel", "params", "midi_note"), shuffle=False, shards=shards), batch_size=config.batch_size)
         self.batches = config.val_batches
         self.codec = PresetCodec(space)
         render = RenderConfig.from_dict(manifest.config.get("render"))
@@ -121,14 +124,15 @@ class Validator:
         for b, batch in enumerate(self.loader):
             if b >= self.batches:
                 break
-            z = model(batch["logmel"].to(device)).float()
+            z = model(batch["logmel"].to(device), batch["midi_note"].to(device)).float()
             x = batch["params"].to(device)
             for k, v in {**{f"loss/{k}": float(t) for k, t in loss_fn(z, x).items()}, **loss_fn.metrics(z, x)}.items():
                 sums[k] = sums.get(k, 0.0) + v
             count += 1
         out = {k: v / max(count, 1) for k, v in sums.items()}
         logmel = torch.from_numpy(self.items["logmel"].astype(np.float32) / 255.0)[:, None].to(device)
-        actions = SoundMatcher.actions(model(logmel).float()).cpu().numpy()
+        notes = torch.from_numpy(self.items["midi_note"].astype(np.float32)).to(device)
+        actions = SoundMatcher.actions(model(logmel, notes).float()).cpu().numpy()
         distances = []
         for i, a in enumerate(actions):
             audio = self._render(self.codec.space.action_to_vector(a), i)
@@ -160,6 +164,9 @@ def train(config: TrainConfig, resume: bool = False, log=print) -> Path:
     train_shards, val_shards = shards[: -config.val_shards], shards[-config.val_shards :]
 
     model = SoundMatcher(space, ModelConfig.from_dict(config.model)).to(device)
+    if config.init_from and not resume:
+        init_weights(model, config.init_from)
+        log(f"weights from {config.init_from}")
     loss_fn = ParameterLoss(space, LossWeights(**config.loss))
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
@@ -189,7 +196,7 @@ def train(config: TrainConfig, resume: bool = False, log=print) -> Path:
     if config.augment is not None:
         top_db = MelConfig.from_dict(manifest.config.get("observation")).top_db
         augment = LogMelAugment(**{"top_db": top_db, **config.augment})
-    data = ShardDataset(dataset, ("logmel", "params"), shuffle=True, seed=config.seed, shards=train_shards, augment=augment)
+    data = ShardDataset(dataset, ("logmel", "params", "midi_note"), shuffle=True, seed=config.seed, shards=train_shards, augment=augment)
     loader = DataLoader(data, batch_size=config.batch_size, num_workers=config.num_workers, drop_last=True, persistent_workers=False)
     n_params = sum(p.numel() for p in params)
     log(f"{n_params / 1e6:.2f}M trainable parameters; {len(data)} training samples, {len(val_shards)} shards held out; device {device}")
@@ -217,7 +224,7 @@ def train(config: TrainConfig, resume: bool = False, log=print) -> Path:
             if config.gumbel:
                 loss_fn.set_gumbel_temperature(gumbel_temperature(step, config.steps, config.gumbel["start"], config.gumbel["end"]))
             with autocast:
-                z = forward(batch["logmel"].to(device, non_blocking=True))
+                z = forward(batch["logmel"].to(device, non_blocking=True), batch["midi_note"].to(device, non_blocking=True))
             terms = loss_fn(z.float(), batch["params"].to(device, non_blocking=True))
             optimizer.zero_grad(set_to_none=True)
             terms["total"].backward()
@@ -263,9 +270,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batch-size", type=int)
     ap.add_argument("--device")
     ap.add_argument("--resume", action="store_true", help="continue from OUT/last")
+    ap.add_argument("--init-from", help="start from this checkpoint's weights (e.g. agents/models/core_cpu)")
     args = ap.parse_args(argv)
     config = TrainConfig.from_yaml(
-        args.config, dataset=args.dataset, out=args.out, steps=args.steps, batch_size=args.batch_size, device=args.device
+        args.config, dataset=args.dataset, out=args.out, steps=args.steps, batch_size=args.batch_size, device=args.device,
+        init_from=args.init_from,
     )
     best = train(config, resume=args.resume)
     print(f"best checkpoint: {best}")

@@ -9,7 +9,7 @@ from tests.agents.test_dataset import tiny_config
 # A model small enough to train for a few steps in seconds, on the tiny dataset's 32-band log-mels.
 TINY_MODEL = {
     "encoder": {"n_mels": 32, "frames": 32, "patch_size": 16, "embed_dim": 32, "depth": 1, "num_heads": 2},
-    "decoder": {"dim": 32, "depth": 1, "num_heads": 2},
+    "decoder": {"dim": 32, "depth": 1, "num_heads": 2, "note_conditioning": True},
 }
 
 

@@ -83,17 +83,23 @@ def test_sample_draws_are_deterministic_and_stored_params_reproduce():
     assert not np.array_equal(maker.draw(5, 1)[0], a[0])
 
 
-def test_resume_after_kill(reference, tmp_path):
-    """kill -9 mid-run, then the same command finishes with exactly N valid samples, none twice."""
-    out = tmp_path / "killed"
+def run_until_first_shard(out, n, shard_size=3):
+    """A ``generate`` run in its own process group, returned once its first shard is on disk."""
     code = (
         "from agents.dataset import generate; from tests.agents.test_dataset import tiny_config;"
-        f"generate(tiny_config(), {str(out)!r}, 8, workers=1, progress=False)"
+        f"generate(tiny_config(shard_size={shard_size}), {str(out)!r}, {n}, workers=1, progress=False)"
     )
     proc = subprocess.Popen([sys.executable, "-c", code], cwd=os.getcwd(), start_new_session=True)
     deadline = time.time() + 120
     while time.time() < deadline and not (out / shard_name(0)).exists():
-        time.sleep(0.2)
+        time.sleep(0.02)
+    return proc
+
+
+def test_resume_after_kill(reference, tmp_path):
+    """kill -9 mid-run, then the same command finishes with exactly N valid samples, none twice."""
+    out = tmp_path / "killed"
+    proc = run_until_first_shard(out, 8)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     assert (out / shard_name(0)).exists() and not (out / shard_name(2)).exists()
@@ -104,6 +110,25 @@ def test_resume_after_kill(reference, tmp_path):
     resumed = load_all(out)
     assert np.array_equal(resumed["index"], np.arange(8))
     np.testing.assert_array_equal(resumed["params"], load_all(reference[0])["params"])
+
+
+def test_workers_stop_when_the_run_is_killed(tmp_path):
+    """A killed parent (not its process group) leaves no worker finishing shards beside a resumed run."""
+    out = tmp_path / "orphaned"
+    proc = run_until_first_shard(out, 80, shard_size=40)
+    proc.kill()  # the parent only, as SIGTERM/SIGKILL to its pid does
+    proc.wait()
+    deadline = time.time() + 20
+    while time.time() < deadline:
+        try:
+            os.killpg(proc.pid, 0)  # any process of the run still alive?
+        except ProcessLookupError:
+            break
+        time.sleep(0.2)
+    else:
+        os.killpg(proc.pid, signal.SIGKILL)
+        pytest.fail("worker processes outlived the killed run")
+    assert (out / shard_name(0)).exists() and not (out / shard_name(1)).exists()
 
 
 def test_corrupt_shard_is_detected_and_regenerated(reference, tmp_path):

@@ -19,13 +19,19 @@ def tiny_env(tiny_space):
     return VitalMatchEnv(space=tiny_space, render=config.render, observation=config.observation)
 
 
-def test_policy_mean_is_the_supervised_action(tiny_env, tiny_checkpoint):
-    model = PPO(SoundMatcherPolicy, tiny_env, policy_kwargs={"checkpoint": str(tiny_checkpoint)}, n_steps=4, batch_size=4, device="cpu")
+def test_policy_mean_is_the_supervised_action_at_the_env_note(tiny_env, tiny_checkpoint):
+    policy_kwargs = {"checkpoint": str(tiny_checkpoint), "midi_note": 48}
+    model = PPO(SoundMatcherPolicy, tiny_env, policy_kwargs=policy_kwargs, n_steps=4, batch_size=4, device="cpu")
     supervised, _, _ = load_model(tiny_checkpoint)
+    with torch.no_grad():  # a note map that matters, in both networks
+        weight = torch.randn_like(supervised.decoder.note_proj.weight)
+        supervised.decoder.note_proj.weight.copy_(weight)
+        model.policy.mlp_extractor.decoder.note_proj.weight.copy_(weight)
     obs = torch.stack([torch.from_numpy(tiny_env.reset(seed=s)[0]) for s in range(3)])
     with torch.no_grad():
         mean = model.policy.get_distribution(obs).distribution.mean
-        expected = SoundMatcher.actions(supervised(obs))
+        expected = SoundMatcher.actions(supervised(obs, torch.full((3,), 48.0)))
+        assert not torch.allclose(mean, SoundMatcher.actions(supervised(obs, torch.full((3,), 60.0))), atol=1e-3)
     assert torch.allclose(mean, expected, atol=1e-6)
     std = model.policy.get_distribution(obs).distribution.stddev
     assert torch.allclose(std, torch.full_like(std, np.exp(-2.0)))

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from agents.supervised.checkpoint import CheckpointError, load_model, read_config, save_checkpoint
+from agents.supervised.checkpoint import CheckpointError, init_weights, load_model, read_config, save_checkpoint
 from agents.supervised.losses import ParameterLoss
 from agents.supervised.model import AudioEncoder, EncoderConfig, LoRALinear, ModelConfig, SoundMatcher, load_vit_weights
 from agents.supervised.train import TrainConfig, lr_factor, train
@@ -28,7 +28,7 @@ def ideal_logits(space, x: np.ndarray, scale: float = 20.0) -> torch.Tensor:
 
 
 def test_outputs_are_env_actions_in_the_action_layout(tiny_model, tiny_space, tiny_codec):
-    z = tiny_model(torch.rand(3, 1, 32, 22))  # fewer frames than the encoder's: padded
+    z = tiny_model(torch.rand(3, 1, 32, 22), torch.tensor([48.0, 60.0, 72.0]))  # fewer frames than the encoder's: padded
     assert z.shape == (3, tiny_space.action_dim)
     actions = SoundMatcher.actions(z).detach().numpy()
     assert np.all(np.abs(actions) < 1)
@@ -107,13 +107,50 @@ def test_checkpoint_round_trip_and_refusal_of_another_space(tmp_path, tiny_model
     folder = save_checkpoint(tmp_path / "ckpt", tiny_model, TINY_SPACE, extra={"step": 3})
     model, space, meta = load_model(folder, tiny_space)
     assert space.fingerprint == tiny_space.fingerprint and meta["step"] == 3
-    x = torch.rand(2, 1, 32, 32)
-    assert torch.equal(model(x), tiny_model.eval()(x))
+    x, notes = torch.rand(2, 1, 32, 32), torch.tensor([55.0, 67.0])
+    assert torch.equal(model(x, notes), tiny_model.eval()(x, notes))
     with pytest.raises(CheckpointError, match="trained on parameter space 'tiny'"):
         load_model(folder, core_space)
     with pytest.raises(CheckpointError, match="not a checkpoint"):
         read_config(tmp_path)
     assert [p.name for p in tmp_path.iterdir()] == ["ckpt"]  # no temporary folders left behind
+
+
+def without_note(model_config: dict) -> ModelConfig:
+    return ModelConfig.from_dict({**model_config, "decoder": {**model_config["decoder"], "note_conditioning": False}})
+
+
+def test_note_conditioning_starts_as_the_unconditioned_network_and_then_follows_the_note(tiny_space):
+    torch.manual_seed(0)
+    plain = SoundMatcher(tiny_space, without_note(TINY_MODEL)).eval()
+    torch.manual_seed(0)
+    conditioned = SoundMatcher(tiny_space, ModelConfig.from_dict(TINY_MODEL)).eval()
+    x = torch.rand(2, 1, 32, 32)
+    low, high = torch.tensor([48.0, 48.0]), torch.tensor([72.0, 72.0])
+    assert conditioned.note_conditioned and not plain.note_conditioned
+    assert torch.allclose(conditioned(x, low), plain(x), atol=1e-6)  # the note map starts at zero
+    assert torch.equal(plain(x, low), plain(x, high))  # an unconditioned network ignores the note
+    with torch.no_grad():
+        conditioned.decoder.note_proj.weight.normal_()
+    assert not torch.allclose(conditioned(x, low), conditioned(x, high), atol=1e-3)
+    with pytest.raises(ValueError, match="pass midi_note"):
+        conditioned(x)
+
+
+def test_init_weights_fine_tunes_an_unconditioned_checkpoint_into_a_conditioned_model(tmp_path, tiny_space, core_space):
+    torch.manual_seed(0)
+    plain = SoundMatcher(tiny_space, without_note(TINY_MODEL)).eval()
+    folder = save_checkpoint(tmp_path / "plain", plain, TINY_SPACE)
+    torch.manual_seed(1)  # other random weights, replaced by the checkpoint's
+    conditioned = SoundMatcher(tiny_space, ModelConfig.from_dict(TINY_MODEL)).eval()
+    init_weights(conditioned, folder)
+    x = torch.rand(2, 1, 32, 32)
+    assert torch.allclose(conditioned(x, torch.tensor([48.0, 72.0])), plain(x), atol=1e-6)
+    bigger = SoundMatcher(tiny_space, ModelConfig.from_dict({**TINY_MODEL, "decoder": {**TINY_MODEL["decoder"], "depth": 2}}))
+    with pytest.raises(CheckpointError, match="another architecture"):
+        init_weights(bigger, folder)
+    with pytest.raises(CheckpointError, match="another parameter space"):
+        init_weights(SoundMatcher(core_space, ModelConfig.from_dict(TINY_MODEL)), folder)
 
 
 def test_lr_schedule_warms_up_then_decays():
