@@ -76,8 +76,6 @@ def load_model(
 
     With ``space`` given, a checkpoint trained on another space is refused with the reason.
     """
-    from safetensors.torch import load_file
-
     meta = read_config(folder)
     own = ParameterSpace.from_spec(meta["space"])
     if own.fingerprint != meta.get("space_fingerprint"):
@@ -87,10 +85,7 @@ def load_model(
             f"{folder} was trained on parameter space '{own.name}' ({own.fingerprint}), not '{space.name}' ({space.fingerprint})"
         )
     model = SoundMatcher(own, ModelConfig.from_dict(_without_checkpoint(meta["model"])))
-    try:
-        model.load_state_dict(load_file(str(Path(folder) / MODEL_FILE)))
-    except RuntimeError as e:
-        raise CheckpointError(f"{folder}: weights do not fit the model config ({str(e)[:300]})") from None
+    _load_weights(model, folder)
     return model.to(device).eval(), own, meta
 
 
@@ -101,18 +96,25 @@ def init_weights(model: SoundMatcher, folder: str | Path) -> None:
     map, which starts at zero: an unconditioned model fine-tuned into a conditioned one starts from the
     same function.
     """
-    from safetensors.torch import load_file
-
     meta = read_config(folder)
     if meta.get("space_fingerprint") != model.space_fingerprint:
         raise CheckpointError(f"{folder} was trained on another parameter space ('{meta.get('space')}') than this model's")
+    _load_weights(model, folder, may_lack=("decoder.note_proj.weight",))
+
+
+def _load_weights(model: SoundMatcher, folder: str | Path, may_lack: tuple[str, ...] = ()) -> None:
+    """``folder``'s weights into ``model``; a weight missing (other than ``may_lack``), extra or of another shape is refused."""
+    from safetensors.torch import load_file
+
     try:
         missing, unexpected = model.load_state_dict(load_file(str(Path(folder) / MODEL_FILE)), strict=False)
-    except RuntimeError as e:
+    except RuntimeError as e:  # a weight of another shape
         raise CheckpointError(f"{folder}: weights do not fit the model config ({str(e)[:300]})") from None
-    missing = [k for k in missing if k != "decoder.note_proj.weight"]
+    missing = [k for k in missing if k not in may_lack]
     if missing or unexpected:
-        raise CheckpointError(f"{folder}: another architecture (missing {missing[:5]}, unexpected {unexpected[:5]})")
+        raise CheckpointError(
+            f"{folder}: weights do not fit the model config: another architecture (missing {missing[:5]}, unexpected {unexpected[:5]})"
+        )
 
 
 def _without_checkpoint(model_config: dict[str, Any]) -> dict[str, Any]:
