@@ -4,6 +4,7 @@
     vital-gym dataset verify data/core
     vital-gym benchmark --presets ../shared/presets --audio data/voice --dataset data/core
     vital-gym match target.wav -o out.vital [--checkpoint DIR] [--refine 200]
+    vital-gym sensitivity --config configs/dataset/core.yaml --presets 48 --out configs/sensitivity/core.json
 """
 
 from __future__ import annotations
@@ -98,6 +99,21 @@ def _match(args: argparse.Namespace) -> int:
     return 0
 
 
+def _sensitivity(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from agents.dataset.generate import DatasetConfig
+    from agents.supervised.sensitivity import SENSITIVITY_SEED, measure_sensitivity
+
+    config = DatasetConfig.from_yaml(args.config)
+    with tqdm(total=args.presets, unit="preset", disable=args.quiet) as bar:
+        s = measure_sensitivity(config, args.presets, args.step, SENSITIVITY_SEED if args.seed is None else args.seed, lambda: bar.update(1))
+    path = s.save(args.out)
+    top = sorted(s.values.items(), key=lambda kv: -kv[1])[:10]
+    print(f"wrote {path}; most sensitive: " + ", ".join(f"{k} {v:.3f}" for k, v in top))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="vital-gym", description="vital-gym: inverse synthesis on Vital")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -121,13 +137,13 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_argument("--quick", action="store_true", help="a handful of items, no Syntheon (what CI runs)")
     bench.add_argument("--dataset-config", help="dataset YAML giving the space, render settings and sampling")
     bench.add_argument("--sets", help="comma-separated: synthetic,human,voice (default: all with a folder)")
-    bench.add_argument("--methods", help="comma-separated: init,random,nearest,library,supervised,supervised+refine,ppo,syntheon")
+    bench.add_argument("--methods", help="comma-separated: init,random,mean,nearest,library,supervised,supervised+refine,ppo,syntheon")
     bench.add_argument("--n-synthetic", type=int, help="synthetic items (default 200)")
     bench.add_argument("--limit", type=int, help="at most this many human and voice items")
     bench.add_argument("--presets", help="folder of .vital files: the human set (default ../shared/presets)")
     bench.add_argument("--audio", help="folder of audio files: the voice set")
     bench.add_argument("--library", help="library lookup's folder of .vital files (default: --presets)")
-    bench.add_argument("--dataset", help="a generated dataset for nearest neighbour")
+    bench.add_argument("--dataset", help="a generated dataset for the mean preset and nearest neighbour")
     bench.add_argument("--checkpoint", help="a trained model for supervised and supervised+refine (default: the shipped one)")
     bench.add_argument("--refine-budget", type=int, help="renders per item for supervised+refine (default 100)")
     bench.add_argument("--policy", help="a policy saved by agents/ppo/train.py (runs/ppo/best) for method ppo")
@@ -149,6 +165,14 @@ def main(argv: list[str] | None = None) -> int:
     match.add_argument("--refine", type=int, default=0, help="CMA-ES refinement through Vita with this many renders")
     match.add_argument("--seed", type=int, default=0)
     match.set_defaults(func=_match)
+    sens = sub.add_parser("sensitivity", help="measure how much each parameter moves the sound (loss weights for training)")
+    sens.add_argument("--config", required=True, help="a dataset YAML: the space, render settings and how presets are drawn")
+    sens.add_argument("--presets", type=int, default=48, help="presets to measure on (each costs one render per parameter)")
+    sens.add_argument("--step", type=float, default=0.1, help="how far a continuous parameter moves, in normalised units")
+    sens.add_argument("--seed", type=int, help="preset seed (default: one reserved for sensitivity)")
+    sens.add_argument("--out", required=True, help="the JSON to write (train configs name it as `sensitivity`)")
+    sens.add_argument("--quiet", action="store_true", help="no progress bar")
+    sens.set_defaults(func=_sensitivity)
     args = parser.parse_args(argv)
     args.command_line = "vital-gym " + " ".join(shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
     try:

@@ -24,6 +24,7 @@ from agents.benchmark.testsets import TEST_SEED, TestItem
 from agents.dataset.shards import Manifest, read_shard
 from vital_gym.audio import write_wav
 from vital_gym.features import LogMelSpectrogram, MelConfig
+from vital_gym.params import Kind
 from vital_gym.preset import Preset, PresetCodec, PresetError, init_preset
 from vital_gym.render import RenderConfig, Renderer
 from vital_gym.rewards import MultiResolutionSTFTDistance
@@ -126,6 +127,52 @@ class LibraryLookup:
         return Prediction(best) if best is not None else Prediction(None, "no usable library preset")
 
 
+def open_training_set(dataset: str | Path, codec: PresetCodec) -> Manifest:
+    """A generated dataset a baseline may learn from: the benchmark's space, not the test seed, no human bases."""
+    folder = Path(dataset)
+    manifest = Manifest.load(folder)
+    if manifest.space_fingerprint != codec.space.fingerprint:
+        raise ValueError(f"dataset {folder} was made with another parameter space than '{codec.space.name}'")
+    if int(manifest.config.get("seed", -1)) == TEST_SEED:
+        raise ValueError(f"dataset {folder} uses the synthetic test set's seed {TEST_SEED}: it holds the test presets")
+    if manifest.base_presets:
+        raise ValueError(f"dataset {folder} perturbs human presets; the dataset baselines take space-only datasets")
+    if not manifest.shards:
+        raise FileNotFoundError(f"dataset {folder} has no finished shard yet")
+    return manifest
+
+
+class MeanPreset:
+    """One preset for every target: the training data's mean, the best constant guess under the loss.
+
+    Continuous and integer parameters take their mean (integers then rounded), on/off and categorical ones
+    their most frequent value. A network trained with an MSE/cross-entropy parameter loss that learns
+    nothing from the audio converges to this preset, so the gap between it and a model is what the model
+    learned from listening.
+    """
+
+    name = "mean"
+
+    def __init__(self, dataset: str | Path, codec: PresetCodec):
+        folder = Path(dataset)
+        manifest = open_training_set(folder, codec)
+        params = np.concatenate([read_shard(folder / n, ("params",))["params"] for n in sorted(manifest.shards)])
+        space = codec.space
+        x = params.mean(0)
+        for i, p in enumerate(space.parameters):
+            if p.kind in (Kind.TOGGLE, Kind.CATEGORICAL):
+                counts = np.bincount(np.round(params[:, i] * (p.n_values - 1)).astype(int), minlength=p.n_values)
+                x[i] = int(np.argmax(counts)) / (p.n_values - 1)
+        self.codec, self.x = codec, codec.canonical(x)
+        self.description = f"the mean of {len(params)} samples of {folder}"
+
+    def prepare(self, items: Sequence[TestItem]) -> None:
+        pass
+
+    def predict(self, item: TestItem) -> Prediction:
+        return Prediction(self.codec.to_preset(self.x, name="mean"))
+
+
 class NearestNeighbour:
     """The training sample whose log-mel is nearest the target's (Euclidean, after pooling).
 
@@ -138,13 +185,7 @@ class NearestNeighbour:
 
     def __init__(self, dataset: str | Path, codec: PresetCodec, render: RenderConfig, pool: tuple[int, int] = (2, 4)):
         self.folder = Path(dataset)
-        self.manifest = Manifest.load(self.folder)
-        if self.manifest.space_fingerprint != codec.space.fingerprint:
-            raise ValueError(f"dataset {self.folder} was made with another parameter space than '{codec.space.name}'")
-        if int(self.manifest.config.get("seed", -1)) == TEST_SEED:
-            raise ValueError(f"dataset {self.folder} uses the synthetic test set's seed {TEST_SEED}: it holds the test presets")
-        if self.manifest.base_presets:
-            raise ValueError(f"dataset {self.folder} perturbs human presets; nearest neighbour takes space-only datasets")
+        self.manifest = open_training_set(self.folder, codec)
         self.codec, self.pool = codec, pool
         self.mel = LogMelSpectrogram(MelConfig.from_dict(self.manifest.config.get("observation")), render.sample_rate)
         feats, params = [], []
@@ -152,8 +193,6 @@ class NearestNeighbour:
             shard = read_shard(self.folder / name, ("logmel", "params"))
             feats.append(self._pool(torch.from_numpy(shard["logmel"]).float() / 255.0))
             params.append(shard["params"])
-        if not feats:
-            raise FileNotFoundError(f"dataset {self.folder} has no finished shard yet")
         self.features = torch.cat(feats)  # (N, D) float32
         self.norms = (self.features**2).sum(1)
         self.params = np.concatenate(params)

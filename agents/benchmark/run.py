@@ -23,7 +23,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from agents.benchmark.metrics import AUDIO_METRICS, HIGHER_IS_BETTER, PARAM_METRICS, AudioMetrics, ParameterMetrics, mean_ci95
-from agents.benchmark.methods import InitPreset, LibraryLookup, Method, NearestNeighbour, RandomPreset, RLPolicy, Supervised, Syntheon
+from agents.benchmark.methods import InitPreset, LibraryLookup, MeanPreset, Method, NearestNeighbour, RandomPreset, RLPolicy, Supervised, Syntheon
 from agents.benchmark.testsets import SET_KINDS, TestItem, audio_set, preset_set, synthetic_set
 from agents.dataset.generate import DatasetConfig
 from agents.match import DEFAULT_MODEL
@@ -31,7 +31,7 @@ from vital_gym.params import ParameterSpace
 from vital_gym.preset import PresetCodec
 from vital_gym.render import RenderConfig, Renderer, RenderError
 
-METHODS = ("init", "random", "nearest", "library", "supervised", "supervised+refine", "ppo", "syntheon")
+METHODS = ("init", "random", "mean", "nearest", "library", "supervised", "supervised+refine", "ppo", "syntheon")
 
 
 @dataclass
@@ -46,7 +46,7 @@ class BenchmarkConfig:
     presets: str | None = "../shared/presets"  # the human set
     audio: str | None = None  # the voice set
     library: str | None = None  # library lookup's folder (default: presets)
-    dataset: str | None = None  # nearest neighbour's training set
+    dataset: str | None = None  # the training set of the mean preset and nearest neighbour
     checkpoint: str | None = None  # the supervised model (default: the shipped one, when there is one)
     refine_budget: int = 100  # renders of supervised+refine per item
     policy: str | None = None  # a policy folder saved by agents/ppo/train.py (method "ppo")
@@ -61,7 +61,7 @@ class BenchmarkConfig:
     @classmethod
     def quick(cls, **overrides: Any) -> "BenchmarkConfig":
         """A handful of items per set and no Syntheon: runs in CI."""
-        quick_methods = ("init", "random", "nearest", "library", "supervised", "supervised+refine")
+        quick_methods = ("init", "random", "mean", "nearest", "library", "supervised", "supervised+refine")
         return cls(**{"n_synthetic": 4, "limit": 3, "methods": quick_methods, "refine_budget": 8, "syntheon_python": None, **overrides})
 
 
@@ -89,6 +89,10 @@ def build_methods(config: BenchmarkConfig, codec: PresetCodec, render: RenderCon
                 methods.append(InitPreset())
             elif name == "random":
                 methods.append(RandomPreset(codec, config.seed))
+            elif name == "mean":
+                if not config.dataset:
+                    raise FileNotFoundError("no --dataset given")
+                methods.append(MeanPreset(config.dataset, codec))
             elif name == "nearest":
                 if not config.dataset:
                     raise FileNotFoundError("no --dataset given")

@@ -11,6 +11,10 @@
   target slot is connected.
 
 Targets are the dataset's canonical parameter vectors ``x`` ``(B, P)`` in [0, 1].
+
+``parameter_weights`` ``(P,)`` (e.g. :meth:`~agents.supervised.sensitivity.Sensitivity.loss_weights`)
+weigh each continuous dimension, on/off logit and categorical block inside its term; they are rescaled to
+mean 1 over the parameters each term uses, so :class:`LossWeights` keeps balancing the terms.
 """
 
 from __future__ import annotations
@@ -38,6 +42,12 @@ def _index_pairs(pairs: list[tuple[int, int]]) -> tuple[torch.Tensor, torch.Tens
     return torch.tensor([d for d, _ in pairs], dtype=torch.long), torch.tensor([i for _, i in pairs], dtype=torch.long)
 
 
+def _mean_one(w: np.ndarray) -> torch.Tensor:
+    """Weights rescaled to mean 1 (all ones when they are all zero or there are none)."""
+    w = torch.as_tensor(np.asarray(w, dtype=np.float32))
+    return w / w.mean() if len(w) and float(w.mean()) > 0 else torch.ones_like(w)
+
+
 class Slot(NamedTuple):
     """Where one modulation slot lives: action slices/dims, and parameter-vector indices."""
 
@@ -57,8 +67,13 @@ class Slot(NamedTuple):
 class ParameterLoss:
     """``(z (B, action_dim), x (B, P)) -> {term: scalar tensor}``, with ``"total"`` the weighted sum."""
 
-    def __init__(self, space: ParameterSpace, weights: LossWeights | None = None):
+    def __init__(self, space: ParameterSpace, weights: LossWeights | None = None, parameter_weights: np.ndarray | None = None):
         self.space, self.weights = space, weights or LossWeights()
+        if parameter_weights is None:
+            parameter_weights = np.ones(len(space.parameters), dtype=np.float32)
+        parameter_weights = np.asarray(parameter_weights, dtype=np.float32)
+        if parameter_weights.shape != (len(space.parameters),) or not np.all(np.isfinite(parameter_weights)) or np.any(parameter_weights < 0):
+            raise ValueError(f"parameter_weights must be {len(space.parameters)} finite values >= 0, got shape {parameter_weights.shape}")
         cont, tog = [], []
         self.categorical: list[tuple[int, int, int, int]] = []  # (start, stop, parameter, n)
         for i, (p, s) in enumerate(zip(space.parameters, space.layout)):
@@ -72,6 +87,9 @@ class ParameterLoss:
                 self.categorical.append((s.start, s.stop, i, p.n_values))
         self.cont_dims, self.cont_params = _index_pairs(cont)
         self.tog_dims, self.tog_params = _index_pairs(tog)
+        self.cont_weight = _mean_one(parameter_weights[self.cont_params.numpy()])
+        self.tog_weight = _mean_one(parameter_weights[self.tog_params.numpy()])
+        self.cat_weight = _mean_one(parameter_weights[[i for _, _, i, _ in self.categorical]])
         self.slots = [Slot.of(space, slot) for slot in range(1, space.modulation.slots + 1)]
         self.group_of = np.array([p.group for p in space.parameters])
         self.gumbel_tau: float | None = None
@@ -95,10 +113,18 @@ class ParameterLoss:
         w = self.weights
         terms: dict[str, torch.Tensor] = {}
         zero = z.new_zeros(())
-        terms["continuous"] = F.mse_loss(torch.sigmoid(z[:, self.cont_dims]), x[:, self.cont_params]) if len(self.cont_dims) else zero
-        terms["toggle"] = F.binary_cross_entropy_with_logits(z[:, self.tog_dims], x[:, self.tog_params]) if len(self.tog_dims) else zero
+        if len(self.cont_dims):
+            sq = (torch.sigmoid(z[:, self.cont_dims]) - x[:, self.cont_params]) ** 2
+            terms["continuous"] = (sq * self.cont_weight.to(z)).mean()
+        else:
+            terms["continuous"] = zero
+        terms["toggle"] = (
+            F.binary_cross_entropy_with_logits(z[:, self.tog_dims], x[:, self.tog_params], weight=self.tog_weight.to(z))
+            if len(self.tog_dims)
+            else zero
+        )
         ce = [self._categorical(z[:, a:b], self.class_index(x, i, n)) for a, b, i, n in self.categorical]
-        terms["categorical"] = torch.stack(ce).mean() if ce else zero
+        terms["categorical"] = (torch.stack(ce) * self.cat_weight.to(z)).mean() if ce else zero
         terms["modulation"] = self._slot_loss(z, x) if self.slots else zero
         terms["total"] = (
             w.continuous * terms["continuous"] + w.toggle * terms["toggle"] + w.categorical * terms["categorical"] + w.modulation * terms["modulation"]

@@ -39,6 +39,7 @@ from agents.dataset.shards import read_shard  # noqa: E402
 from agents.supervised.checkpoint import init_weights, load_optimizer_state, read_config, save_checkpoint  # noqa: E402
 from agents.supervised.losses import LossWeights, ParameterLoss  # noqa: E402
 from agents.supervised.model import ModelConfig, SoundMatcher  # noqa: E402
+from agents.supervised.sensitivity import Sensitivity  # noqa: E402
 from vital_gym.features import LogMelSpectrogram, MelConfig  # noqa: E402
 from vital_gym.params import ParameterSpace  # noqa: E402
 from vital_gym.preset import PresetCodec  # noqa: E402
@@ -55,6 +56,8 @@ class TrainConfig:
     augment: dict[str, Any] | None = None  # LogMelAugment fields (noise floor, EQ); None: clean log-mels
     gumbel: dict[str, float] | None = None  # {start, end}: Gumbel-softmax categorical loss, tau annealed
     init_from: str | None = None  # a checkpoint whose weights the model starts from (same space)
+    sensitivity: str | None = None  # per-parameter loss weights measured by `vital-gym sensitivity` (JSON)
+    sensitivity_floor: float = 0.1  # no parameter weighs less than this x its kind's mean
     steps: int = 20000
     batch_size: int = 64
     lr: float = 3e-4
@@ -167,7 +170,8 @@ def train(config: TrainConfig, resume: bool = False, log=print) -> Path:
     if config.init_from and not resume:
         init_weights(model, config.init_from)
         log(f"weights from {config.init_from}")
-    loss_fn = ParameterLoss(space, LossWeights(**config.loss))
+    parameter_weights = Sensitivity.load(config.sensitivity, space).loss_weights(space, config.sensitivity_floor) if config.sensitivity else None
+    loss_fn = ParameterLoss(space, LossWeights(**config.loss), parameter_weights)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, config.warmup_steps, config.steps))

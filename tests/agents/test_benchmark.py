@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 import yaml
 
-from agents.benchmark.methods import LibraryLookup, NearestNeighbour, Syntheon
+from agents.benchmark.methods import LibraryLookup, MeanPreset, NearestNeighbour, Syntheon
 from agents.benchmark.metrics import AudioMetrics, ParameterMetrics, mean_ci95
 from agents.benchmark.run import BenchmarkConfig, run_benchmark
 from agents.benchmark.testsets import TEST_SEED, TestItem, audio_set, synthetic_set
 from agents.cli import main as cli
 from agents.dataset import generate
-from tests.agents.test_dataset import tiny_config
+from tests.agents.test_dataset import load_all, tiny_config
 from vital_gym.audio import write_wav
 from vital_gym.render import RenderConfig, Renderer
 
@@ -149,11 +149,29 @@ def test_nearest_neighbour_finds_a_training_sample_from_its_render(tmp_path, tin
         assert nn.nearest(audio) == k
 
 
-def test_nearest_neighbour_refuses_a_dataset_made_with_the_test_seed(tmp_path, tiny_codec):
+@pytest.mark.parametrize("method", ["nearest", "mean"])
+def test_dataset_baselines_refuse_a_dataset_made_with_the_test_seed(tmp_path, tiny_codec, method):
     config = tiny_config(seed=TEST_SEED)
     generate(config, tmp_path / "ds", 2, workers=1, progress=False)
     with pytest.raises(ValueError, match="test set's seed"):
-        NearestNeighbour(tmp_path / "ds", tiny_codec, RenderConfig.from_dict(config.render))
+        if method == "nearest":
+            NearestNeighbour(tmp_path / "ds", tiny_codec, RenderConfig.from_dict(config.render))
+        else:
+            MeanPreset(tmp_path / "ds", tiny_codec)
+
+
+def test_mean_preset_is_the_mean_of_continuous_and_the_mode_of_discrete_parameters(tmp_path, tiny_space, tiny_codec):
+    generate(tiny_config(), tmp_path / "ds", 9, workers=1, progress=False)
+    params = load_all(tmp_path / "ds")["params"]
+    mean = MeanPreset(tmp_path / "ds", tiny_codec)
+    level, model = tiny_space.index["osc_1_level"], tiny_space.index["filter_1_model"]
+    assert mean.x[level] == pytest.approx(params[:, level].mean(), abs=1e-5)
+    n = tiny_space["filter_1_model"].n_values
+    counts = np.bincount(np.round(params[:, model] * (n - 1)).astype(int), minlength=n)
+    assert round(mean.x[model] * (n - 1)) == np.argmax(counts)
+    assert np.array_equal(mean.x, tiny_codec.canonical(mean.x))  # a valid vector of the space
+    item = TestItem("synthetic", "s0", np.zeros((1, 10), np.float32), 60, 0.7)
+    assert mean.predict(item).preset.settings == tiny_codec.to_preset(mean.x).settings
 
 
 def test_syntheon_failures_are_recorded_not_raised(tiny_render):
@@ -200,8 +218,8 @@ def test_quick_benchmark_writes_csv_report_and_plots(tmp_path, preset_folder, ti
     rows = list(csv.DictReader((tmp_path / "docs" / "benchmarks" / "items.csv").open()))
     counts = {s: len({r["item"] for r in rows if r["set"] == s}) for s in ("synthetic", "human", "voice")}
     assert counts == {"synthetic": 2, "human": 3, "voice": 2}
-    assert {r["method"] for r in rows} == {"init", "random", "nearest", "library", "supervised", "supervised+refine"}
-    assert len(rows) == 7 * 6 and all(r["ok"] == "1" for r in rows)
+    assert {r["method"] for r in rows} == {"init", "random", "mean", "nearest", "library", "supervised", "supervised+refine"}
+    assert len(rows) == 7 * 7 and all(r["ok"] == "1" for r in rows)
     # Refinement starts from the prediction and keeps the best render: never worse on the env's distance.
     by = {(r["item"], r["method"]): float(r["mrstft"]) for r in rows}
     assert all(by[(i, "supervised+refine")] <= by[(i, "supervised")] + 1e-6 for i, _ in by if _ == "supervised")
