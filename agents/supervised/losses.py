@@ -15,6 +15,10 @@ Targets are the dataset's canonical parameter vectors ``x`` ``(B, P)`` in [0, 1]
 ``parameter_weights`` ``(P,)`` (e.g. :meth:`~agents.supervised.sensitivity.Sensitivity.loss_weights`)
 weigh each continuous dimension, on/off logit and categorical block inside its term; they are rescaled to
 mean 1 over the parameters each term uses, so :class:`LossWeights` keeps balancing the terms.
+
+``ignore_switched_off``: a parameter of a module that the target switches off (``osc_2_level`` when
+``osc_2_on`` is off; see :func:`module_switches`) cannot be heard, so its error is not counted for that
+sample; the switch itself always is.
 """
 
 from __future__ import annotations
@@ -42,10 +46,22 @@ def _index_pairs(pairs: list[tuple[int, int]]) -> tuple[torch.Tensor, torch.Tens
     return torch.tensor([d for d, _ in pairs], dtype=torch.long), torch.tensor([i for _, i in pairs], dtype=torch.long)
 
 
+def module_switches(space: ParameterSpace) -> np.ndarray:
+    """``(P,)``: for each parameter, the index of its module's on/off switch (the toggle named
+    ``<group>_on``, e.g. ``osc_1_on`` for ``osc_1_level``), or -1 where it has none or is the switch."""
+    switch = {p.group: i for i, p in enumerate(space.parameters) if p.kind is Kind.TOGGLE and p.name == f"{p.group}_on"}
+    return np.array([switch.get(p.group, -1) if switch.get(p.group) != i else -1 for i, p in enumerate(space.parameters)])
+
+
 def _mean_one(w: np.ndarray) -> torch.Tensor:
     """Weights rescaled to mean 1 (all ones when they are all zero or there are none)."""
     w = torch.as_tensor(np.asarray(w, dtype=np.float32))
     return w / w.mean() if len(w) and float(w.mean()) > 0 else torch.ones_like(w)
+
+
+def _weighted_mean(values: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """``sum(w * v) / sum(w)``: the plain mean when every weight is 1."""
+    return (values * weights).sum() / weights.sum().clamp_min(1e-6)
 
 
 class Slot(NamedTuple):
@@ -67,8 +83,15 @@ class Slot(NamedTuple):
 class ParameterLoss:
     """``(z (B, action_dim), x (B, P)) -> {term: scalar tensor}``, with ``"total"`` the weighted sum."""
 
-    def __init__(self, space: ParameterSpace, weights: LossWeights | None = None, parameter_weights: np.ndarray | None = None):
+    def __init__(
+        self,
+        space: ParameterSpace,
+        weights: LossWeights | None = None,
+        parameter_weights: np.ndarray | None = None,
+        ignore_switched_off: bool = False,
+    ):
         self.space, self.weights = space, weights or LossWeights()
+        self.switch = torch.as_tensor(module_switches(space) if ignore_switched_off else np.full(len(space.parameters), -1))
         if parameter_weights is None:
             parameter_weights = np.ones(len(space.parameters), dtype=np.float32)
         parameter_weights = np.asarray(parameter_weights, dtype=np.float32)
@@ -101,10 +124,18 @@ class ParameterLoss:
         self.gumbel_tau = tau
 
     def _categorical(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Per-sample loss ``(B,)``."""
         if self.gumbel_tau is None:
-            return F.cross_entropy(logits, target)
+            return F.cross_entropy(logits, target, reduction="none")
         sample = F.gumbel_softmax(logits, tau=self.gumbel_tau, hard=False)
-        return -torch.log(sample.gather(1, target[:, None]).clamp_min(1e-8)).mean()
+        return -torch.log(sample.gather(1, target[:, None]).clamp_min(1e-8))[:, 0]
+
+    def audible(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, P)`` 1 where a parameter counts: its module is on in the target, or it has no switch."""
+        gated = self.switch >= 0
+        out = torch.ones_like(x)
+        out[:, gated] = (x[:, self.switch[gated]] > 0.5).to(x.dtype)
+        return out
 
     def class_index(self, x: torch.Tensor, param: int, n: int) -> torch.Tensor:
         return torch.round(x[:, param] * (n - 1)).long()
@@ -113,18 +144,23 @@ class ParameterLoss:
         w = self.weights
         terms: dict[str, torch.Tensor] = {}
         zero = z.new_zeros(())
+        audible = self.audible(x)
         if len(self.cont_dims):
             sq = (torch.sigmoid(z[:, self.cont_dims]) - x[:, self.cont_params]) ** 2
-            terms["continuous"] = (sq * self.cont_weight.to(z)).mean()
+            terms["continuous"] = _weighted_mean(sq, audible[:, self.cont_params] * self.cont_weight.to(z))
         else:
             terms["continuous"] = zero
-        terms["toggle"] = (
-            F.binary_cross_entropy_with_logits(z[:, self.tog_dims], x[:, self.tog_params], weight=self.tog_weight.to(z))
-            if len(self.tog_dims)
-            else zero
-        )
-        ce = [self._categorical(z[:, a:b], self.class_index(x, i, n)) for a, b, i, n in self.categorical]
-        terms["categorical"] = (torch.stack(ce) * self.cat_weight.to(z)).mean() if ce else zero
+        if len(self.tog_dims):
+            bce = F.binary_cross_entropy_with_logits(z[:, self.tog_dims], x[:, self.tog_params], reduction="none")
+            terms["toggle"] = _weighted_mean(bce, audible[:, self.tog_params] * self.tog_weight.to(z))
+        else:
+            terms["toggle"] = zero
+        if self.categorical:
+            ce = torch.stack([self._categorical(z[:, a:b], self.class_index(x, i, n)) for a, b, i, n in self.categorical], 1)
+            cat_params = [i for _, _, i, _ in self.categorical]
+            terms["categorical"] = _weighted_mean(ce, audible[:, cat_params] * self.cat_weight.to(z))
+        else:
+            terms["categorical"] = zero
         terms["modulation"] = self._slot_loss(z, x) if self.slots else zero
         terms["total"] = (
             w.continuous * terms["continuous"] + w.toggle * terms["toggle"] + w.categorical * terms["categorical"] + w.modulation * terms["modulation"]

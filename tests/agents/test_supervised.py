@@ -1,9 +1,11 @@
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 
 from agents.supervised.checkpoint import CheckpointError, init_weights, load_model, read_config, save_checkpoint
-from agents.supervised.losses import ParameterLoss
+from agents.supervised.losses import ParameterLoss, module_switches
 from agents.supervised.model import AudioEncoder, EncoderConfig, LoRALinear, ModelConfig, SoundMatcher, load_vit_weights
 from agents.supervised.train import TrainConfig, lr_factor, train
 from tests.agents.conftest import TINY_MODEL, tiny_train_config
@@ -195,3 +197,47 @@ def test_gumbel_softmax_categorical_loss_and_its_annealing(tiny_space, tiny_code
     assert gumbel_temperature(0, 100, 1.0, 0.1) == pytest.approx(1.0)
     assert gumbel_temperature(50, 100, 1.0, 0.1) == pytest.approx(0.1**0.5)
     assert gumbel_temperature(200, 100, 1.0, 0.1) == pytest.approx(0.1)
+
+
+def test_module_switches_name_each_parameters_on_off_switch(tiny_space):
+    switch = module_switches(tiny_space)
+    name = {p.name: (tiny_space.parameters[s].name if s >= 0 else None) for p, s in zip(tiny_space.parameters, switch)}
+    assert name["osc_1_level"] == name["osc_1_transpose"] == "osc_1_on"
+    assert name["filter_1_model"] == name["filter_1_cutoff"] == "filter_1_on"
+    assert name["osc_1_on"] is None and name["filter_1_on"] is None  # a switch always counts
+    assert name["env_1_attack"] is None and name["lfo_1_shape"] is None  # modules without a switch
+
+
+@pytest.mark.parametrize("switched_on", [False, True])
+def test_ignore_switched_off_drops_the_errors_of_a_silent_module(tiny_space, tiny_codec, rng, switched_on):
+    x = tiny_codec.canonical(tiny_space.sample(rng))
+    for s in ("osc_1_on", "filter_1_on"):
+        x[tiny_space.index[s]] = 1.0
+    x[tiny_space.index["filter_1_on"]] = float(switched_on)
+    z = ideal_logits(tiny_space, x)[None]
+    wrong = z.clone()
+    cutoff = tiny_space.layout[tiny_space.index["filter_1_cutoff"]].start
+    wrong[0, cutoff] = -8.0 if x[tiny_space.index["filter_1_cutoff"]] > 0.5 else 8.0
+    model = tiny_space.layout[tiny_space.index["filter_1_model"]]
+    wrong[0, model.start : model.stop] = wrong[0, model.start : model.stop].flip(0)  # another option wins
+    target = torch.from_numpy(x)[None]
+    plain, gated = ParameterLoss(tiny_space)(wrong, target), ParameterLoss(tiny_space, ignore_switched_off=True)(wrong, target)
+    for term in ("continuous", "categorical"):
+        assert float(plain[term]) > 1e-2
+        if switched_on:  # every module on: the same loss
+            assert float(gated[term]) == pytest.approx(float(plain[term]), rel=1e-5)
+        else:  # filter 1 off: its cutoff and model are not heard, and not counted
+            assert float(gated[term]) < 1e-3
+
+
+@pytest.mark.parametrize("path", sorted((Path(__file__).resolve().parents[2] / "configs" / "train").glob("*.yaml")), ids=lambda p: p.name)
+def test_shipped_training_configs_parse(path, core_space):
+    from agents.supervised.model import ModelConfig
+    from agents.supervised.sensitivity import Sensitivity
+    from agents.supervised.train import TrainConfig
+
+    config = TrainConfig.from_yaml(path)
+    ModelConfig.from_dict(config.model)
+    if config.sensitivity:  # a named weights file exists and fits the core space
+        repo = path.parents[2]
+        assert Sensitivity.load(repo / config.sensitivity, core_space).loss_weights(core_space).shape == (len(core_space.parameters),)
