@@ -68,13 +68,18 @@ class Sensitivity:
             raise ValueError(f"{path} was measured on space '{s.space}' ({s.fingerprint}), not '{space.name}' ({space.fingerprint})")
         return s
 
-    def loss_weights(self, space: ParameterSpace, floor: float = 0.1) -> np.ndarray:
-        """``(P,)`` weights, mean 1 within each kind of parameter, none below ``floor`` x that mean.
+    def loss_weights(self, space: ParameterSpace, floor: float = 0.1, power: float = 1.0) -> np.ndarray:
+        """``(P,)`` weights ``sensitivity ** power``, mean 1 within each kind of parameter, none below ``floor``
+        x that mean.
 
         Normalising per kind keeps :class:`~agents.supervised.losses.LossWeights`' balance between the
         continuous, on/off and categorical terms; the floor keeps a parameter that rarely matters in the loss.
+        ``power`` 2 follows a squared loss: an error ``e`` in a parameter of sensitivity ``s`` costs about
+        ``(s e)^2`` of squared spectral distance.
         """
-        raw = np.array([self.values[p.name] for p in space.parameters], dtype=np.float64)
+        if power <= 0:
+            raise ValueError(f"power must be > 0, got {power}")
+        raw = np.array([self.values[p.name] for p in space.parameters], dtype=np.float64) ** power
         kinds = np.array([_kind_group(p.kind) for p in space.parameters])
         weights = np.ones_like(raw)
         for k in np.unique(kinds):

@@ -58,6 +58,7 @@ class TrainConfig:
     init_from: str | None = None  # a checkpoint whose weights the model starts from (same space)
     sensitivity: str | None = None  # per-parameter loss weights measured by `vital-gym sensitivity` (JSON)
     sensitivity_floor: float = 0.1  # no parameter weighs less than this x its kind's mean
+    sensitivity_power: float = 1.0  # weights are sensitivity ** power
     ignore_switched_off: bool = False  # a switched-off module's parameters do not count (losses.py)
     steps: int = 20000
     batch_size: int = 64
@@ -171,7 +172,7 @@ def train(config: TrainConfig, resume: bool = False, log=print) -> Path:
     if config.init_from and not resume:
         init_weights(model, config.init_from)
         log(f"weights from {config.init_from}")
-    parameter_weights = Sensitivity.load(config.sensitivity, space).loss_weights(space, config.sensitivity_floor) if config.sensitivity else None
+    parameter_weights = Sensitivity.load(config.sensitivity, space).loss_weights(space, config.sensitivity_floor, config.sensitivity_power) if config.sensitivity else None
     loss_fn = ParameterLoss(space, LossWeights(**config.loss), parameter_weights, config.ignore_switched_off)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)

@@ -73,6 +73,16 @@ def test_loss_weights_have_mean_one_per_kind_and_a_floor(measured, tiny_space):
     assert w[louder] >= w[quieter]
 
 
+def test_a_higher_power_spreads_the_weights(measured, tiny_space):
+    cont = np.array([p.kind in (Kind.CONTINUOUS, Kind.INTEGER) for p in tiny_space.parameters])
+    one, two = (measured.loss_weights(tiny_space, floor=0.0, power=k)[cont] for k in (1.0, 2.0))
+    assert two.mean() == pytest.approx(1.0, abs=1e-5)
+    assert np.array_equal(np.argsort(one, kind="stable"), np.argsort(two, kind="stable"))  # same order ...
+    assert two.max() / max(two.min(), 1e-9) >= one.max() / max(one.min(), 1e-9)  # ... further apart
+    with pytest.raises(ValueError, match="power must be > 0"):
+        measured.loss_weights(tiny_space, power=0.0)
+
+
 def test_weighted_loss_counts_only_the_weighted_parameters(tiny_space, tiny_codec, rng):
     x = tiny_codec.canonical(tiny_space.sample(rng))
     z = ideal_logits(tiny_space, x)[None]
