@@ -21,7 +21,7 @@ from typing import Iterator
 
 import numpy as np
 
-from agents.dataset.generate import DatasetConfig, SampleMaker
+from agents.dataset.generate import REJECT_REASONS, DatasetConfig, SampleMaker
 from vital_gym.audio import AUDIO_SUFFIXES, AudioFileError, estimate_midi_note
 from vital_gym.params import ParameterSpace
 from vital_gym.preset import Preset, PresetCodec, PresetError
@@ -56,7 +56,7 @@ def synthetic_set(
     maker = SampleMaker(config)
     if maker.space.fingerprint != space.fingerprint:
         raise ValueError(f"the dataset config's space '{maker.space.name}' is not the benchmark's '{space.name}'")
-    rejected = {"silent": 0, "non_finite": 0, "clipped": 0}
+    rejected = dict.fromkeys(REJECT_REASONS, 0)
     items = []
     for k in range(n):
         for attempt in range(config.max_attempts):

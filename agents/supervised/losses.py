@@ -112,7 +112,8 @@ class ParameterLoss:
         self.tog_dims, self.tog_params = _index_pairs(tog)
         self.cont_weight = _mean_one(parameter_weights[self.cont_params.numpy()])
         self.tog_weight = _mean_one(parameter_weights[self.tog_params.numpy()])
-        self.cat_weight = _mean_one(parameter_weights[[i for _, _, i, _ in self.categorical]])
+        self.cat_params = [i for _, _, i, _ in self.categorical]
+        self.cat_weight = _mean_one(parameter_weights[self.cat_params])
         self.slots = [Slot.of(space, slot) for slot in range(1, space.modulation.slots + 1)]
         self.group_of = np.array([p.group for p in space.parameters])
         self.gumbel_tau: float | None = None
@@ -157,8 +158,7 @@ class ParameterLoss:
             terms["toggle"] = zero
         if self.categorical:
             ce = torch.stack([self._categorical(z[:, a:b], self.class_index(x, i, n)) for a, b, i, n in self.categorical], 1)
-            cat_params = [i for _, _, i, _ in self.categorical]
-            terms["categorical"] = _weighted_mean(ce, audible[:, cat_params] * self.cat_weight.to(z))
+            terms["categorical"] = _weighted_mean(ce, audible[:, self.cat_params] * self.cat_weight.to(z))
         else:
             terms["categorical"] = zero
         terms["modulation"] = self._slot_loss(z, x) if self.slots else zero

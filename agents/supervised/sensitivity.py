@@ -27,7 +27,7 @@ from typing import Callable
 
 import numpy as np
 
-from agents.dataset.generate import DatasetConfig, SampleMaker
+from agents.dataset.generate import REJECT_REASONS, DatasetConfig, SampleMaker
 from vital_gym.params import Kind, ParameterSpace
 from vital_gym.rewards import MultiResolutionSTFTDistance
 
@@ -124,7 +124,7 @@ def measure_sensitivity(
     distance = MultiResolutionSTFTDistance()
     rng = np.random.default_rng(seed)
     totals = np.zeros(len(space.parameters))
-    rejected = {"silent": 0, "non_finite": 0, "clipped": 0}
+    rejected = dict.fromkeys(REJECT_REASONS, 0)
     for k in range(presets):
         sample = maker.make(k, rejected)  # audible and unclipped, like a training sample
         x, note, velocity = sample["params"], sample["midi_note"], sample["velocity"]
