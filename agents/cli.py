@@ -86,11 +86,13 @@ def _match(args: argparse.Namespace) -> int:
 
     matcher = Matcher(args.checkpoint)
     target = matcher.load_target(args.target)
-    result = matcher.match(target, args.note, args.velocity, args.refine, args.seed)
+    result = matcher.match(target, args.note, args.velocity, args.refine, args.seed, select=not args.top_score)
     paths = matcher.write(result, args.output)
     print(f"wrote {', '.join(str(p) for p in paths)}")
     print(f"note {result.midi_note} ({'given' if args.note is not None else 'estimated pitch'}), velocity {result.velocity}")
     print(f"spectral distance: {result.predicted_distance:.4f} (prediction, {result.seconds:.2f} s)")
+    if len(result.hypothesis_distances) > 1:
+        print(f"  closest of {len(result.hypothesis_distances)} rendered hypotheses (best-scored: {result.hypothesis_distances[0]:.4f})")
     if result.refined is not None:
         r = result.refined
         print(f"  after refinement: {result.distance:.4f} ({r.renders} renders, {100 * r.gain:.1f}% lower)")
@@ -137,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_argument("--quick", action="store_true", help="a handful of items, no Syntheon (what CI runs)")
     bench.add_argument("--dataset-config", help="dataset YAML giving the space, render settings and sampling")
     bench.add_argument("--sets", help="comma-separated: synthetic,human,voice (default: all with a folder)")
-    bench.add_argument("--methods", help="comma-separated: init,random,mean,nearest,library,supervised,supervised+refine,ppo,syntheon")
+    bench.add_argument("--methods", help="comma-separated: init,random,mean,nearest,library,supervised,supervised-top,supervised+refine,ppo,syntheon")
     bench.add_argument("--n-synthetic", type=int, help="synthetic items (default 200)")
     bench.add_argument("--limit", type=int, help="at most this many human and voice items")
     bench.add_argument("--presets", help="folder of .vital files: the human set (default ../shared/presets)")
@@ -164,6 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     match.add_argument("--velocity", type=float, default=0.7)
     match.add_argument("--refine", type=int, default=0, help="CMA-ES refinement through Vita with this many renders")
     match.add_argument("--seed", type=int, default=0)
+    match.add_argument("--top-score", action="store_true", help="a model with several hypotheses: keep the best-scored one unrendered instead of rendering all")
     match.set_defaults(func=_match)
     sens = sub.add_parser("sensitivity", help="measure how much each parameter moves the sound (loss weights for training)")
     sens.add_argument("--config", required=True, help="a dataset YAML: the space, render settings and how presets are drawn")

@@ -4,8 +4,10 @@ The target is read (any wav/flac/ogg, mono-mixed, resampled, trimmed or padded t
 length), its pitch estimated (YIN) to choose the MIDI note, its log-mel fed to a trained
 :class:`~agents.supervised.model.SoundMatcher`, and the predicted parameters written as a ``.vital`` file
 that opens in Vital, with a render of it (``.wav``), a PNG comparing target and render log-mels, the
-spectral distance, and a plain-language description of the preset. ``refine=N`` then runs CMA-ES through
-Vita for ``N`` renders (:mod:`agents.refine`) and reports the gain over the raw prediction.
+spectral distance, and a plain-language description of the preset. A model with several hypotheses
+(``DecoderConfig.hypotheses``) proposes K presets; all K are rendered and the closest to the target is
+kept (``select=False``: the best-scored one, one render). ``refine=N`` then runs CMA-ES through Vita for
+``N`` renders (:mod:`agents.refine`) and reports the gain over the raw prediction.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from vital_gym.audio import AudioFileError, estimate_midi_note, load_audio, writ
 from vital_gym.describe import describe_preset
 from vital_gym.features import LogMelSpectrogram, MelConfig
 from vital_gym.preset import Preset, PresetCodec
-from vital_gym.render import RenderConfig, Renderer, check_audio
+from vital_gym.render import RenderConfig, Renderer, RenderResult, check_audio
 from vital_gym.rewards import MultiResolutionSTFTDistance
 
 DEFAULT_MODEL = Path(__file__).resolve().parent / "models" / "core_cpu"
@@ -41,10 +43,11 @@ class MatchResult:
     target: np.ndarray  # (1, samples) at the render rate
     render: np.ndarray  # (1, samples)
     distance: float  # spectral distance of the render to the target
-    predicted_distance: float  # of the raw prediction, before refinement
-    seconds: float  # prediction time: features, network, decoding, one render (refinement excluded)
+    predicted_distance: float  # of the raw prediction (the chosen hypothesis), before refinement
+    seconds: float  # prediction time: features, network, decoding, a render per hypothesis (refinement excluded)
     description: str
     refined: RefineResult | None = None
+    hypothesis_distances: tuple[float, ...] = ()  # each rendered hypothesis' distance, best-scored first
 
 
 class Matcher:
@@ -73,22 +76,46 @@ class Matcher:
         return audio
 
     @torch.no_grad()
-    def predict(self, target: np.ndarray, midi_note: int) -> np.ndarray:
-        """The parameter vector of a preset that, played at ``midi_note``, sounds like ``target``."""
+    def candidates(self, target: np.ndarray, midi_note: int) -> np.ndarray:
+        """``(K, P)``: the parameter vectors of the model's K hypotheses for ``target`` played at
+        ``midi_note``, best-scored first (K = 1 for a one-hypothesis model)."""
         logmel = torch.from_numpy(np.round(self.mel(target) * 255.0) / 255.0).float()[None, None].to(self.device)
         note = torch.tensor([float(midi_note)], device=self.device)
-        action = SoundMatcher.actions(self.model(logmel, note))[0].cpu().numpy()
-        return self.codec.canonical(self.space.action_to_vector(action))
+        z, scores = self.model.hypotheses(logmel, note)
+        actions = SoundMatcher.actions(z[0, scores[0].argsort(descending=True)]).cpu().numpy()
+        return np.stack([self.codec.canonical(self.space.action_to_vector(a)) for a in actions])
+
+    def predict(self, target: np.ndarray, midi_note: int) -> np.ndarray:
+        """The parameter vector of a preset that, played at ``midi_note``, sounds like ``target`` (the
+        best-scored hypothesis; no render)."""
+        return self.candidates(target, midi_note)[0]
+
+    def closest(
+        self, target: np.ndarray, midi_note: int, velocity: float, select: bool = True
+    ) -> tuple[np.ndarray, RenderResult, float, tuple[float, ...]]:
+        """The hypothesis whose render is closest to ``target`` (``select=False``: the best-scored one),
+        its render and distance, and every rendered hypothesis' distance, best-scored first."""
+        distance = MultiResolutionSTFTDistance()
+        distance.set_target(target)
+        xs = self.candidates(target, midi_note)
+        best = None
+        distances = []
+        for x in xs if select else xs[:1]:
+            rendered = self.renderer.render(self.codec.to_preset(x, name="vital-gym match"), midi_note, velocity)
+            distances.append(distance(rendered.audio) if rendered.status.finite else float("inf"))
+            if best is None or distances[-1] < best[2]:
+                best = (x, rendered, distances[-1])
+        return *best, tuple(distances)
 
     def match(
-        self, target: np.ndarray, midi_note: int | None = None, velocity: float = 0.7, refine_budget: int = 0, seed: int = 0
+        self, target: np.ndarray, midi_note: int | None = None, velocity: float = 0.7, refine_budget: int = 0, seed: int = 0,
+        select: bool = True,
     ) -> MatchResult:
         start = time.perf_counter()
         note = estimate_midi_note(target, self.render_config.sample_rate, self.render_config.midi_note) if midi_note is None else midi_note
-        x = self.predict(target, note)
-        rendered = self.renderer.render(self.codec.to_preset(x, name="vital-gym match"), note, velocity)
+        x, rendered, distance, hypothesis_distances = self.closest(target, note, velocity, select)
         seconds = time.perf_counter() - start
-        distance = predicted = MultiResolutionSTFTDistance().distance(rendered.audio, target)
+        predicted = distance
         refined = None
         if refine_budget > 0:
             refined = refine(target, x, self.codec, self.renderer, note, velocity, refine_budget, seed=seed, start_distance=predicted)
@@ -97,7 +124,8 @@ class Matcher:
                 rendered = self.renderer.render(self.codec.to_preset(x, name="vital-gym match"), note, velocity)
         # The preset exactly as rendered (phase setting written in), so the saved file sounds like the render.
         return MatchResult(
-            rendered.preset, x, note, velocity, target, rendered.audio, distance, predicted, seconds, describe_preset(self.space, x), refined
+            rendered.preset, x, note, velocity, target, rendered.audio, distance, predicted, seconds, describe_preset(self.space, x), refined,
+            hypothesis_distances,
         )
 
     def write(self, result: MatchResult, out: str | Path) -> list[Path]:

@@ -220,21 +220,26 @@ class NearestNeighbour:
 class Supervised:
     """A trained :class:`~agents.supervised.model.SoundMatcher`, optionally refined by CMA-ES through Vita.
 
-    The network sees the target's log-mel; with ``refine_budget`` > 0 the prediction is then refined for
-    that many renders at the target's note and velocity (``agents/refine.py``).
+    The network sees the target's log-mel; a model with K hypotheses has all K rendered at the target's
+    note and velocity and the closest kept, as ``vital-gym match`` does (``select=False``, method
+    ``supervised-top``: its best-scored hypothesis). With ``refine_budget`` > 0 the prediction is then
+    refined for that many more renders (``agents/refine.py``).
     """
 
-    def __init__(self, checkpoint: str | Path, codec: PresetCodec, refine_budget: int = 0, seed: int = 0):
+    def __init__(self, checkpoint: str | Path, codec: PresetCodec, refine_budget: int = 0, seed: int = 0, select: bool = True):
         from agents.match import Matcher
 
         self.matcher = Matcher(checkpoint)
         if self.matcher.space.fingerprint != codec.space.fingerprint:
             raise ValueError(f"checkpoint {checkpoint} was trained on space '{self.matcher.space.name}', not '{codec.space.name}'")
-        self.refine_budget, self.seed = refine_budget, seed
-        self.name = "supervised" if refine_budget == 0 else "supervised+refine"
+        self.refine_budget, self.seed, self.select = refine_budget, seed, select
+        self.name = "supervised+refine" if refine_budget else "supervised" if select else "supervised-top"
         where = Path(checkpoint).resolve()
         where = where.relative_to(Path.cwd()) if where.is_relative_to(Path.cwd()) else where  # no home paths in reports
-        self.description = f"the model in {where}" + (f", CMA-ES refinement with {refine_budget} renders" if refine_budget else "")
+        k = self.matcher.model.num_hypotheses
+        choice = f", the closest of its {k} hypotheses by rendering" if select else ", its best-scored hypothesis (no render)"
+        self.description = f"the model in {where}" + (choice if k > 1 else "")
+        self.description += f", CMA-ES refinement with {refine_budget} renders" if refine_budget else ""
 
     def prepare(self, items: Sequence[TestItem]) -> None:
         pass
@@ -242,10 +247,12 @@ class Supervised:
     def predict(self, item: TestItem) -> Prediction:
         from agents.refine import refine
 
-        x = self.matcher.predict(item.audio, item.midi_note)
+        m = self.matcher
+        x, _, distance, _ = m.closest(item.audio, item.midi_note, item.velocity, self.select)
         if self.refine_budget:
-            m = self.matcher
-            x = refine(item.audio, x, m.codec, m.renderer, item.midi_note, item.velocity, self.refine_budget, seed=self.seed).x
+            x = refine(
+                item.audio, x, m.codec, m.renderer, item.midi_note, item.velocity, self.refine_budget, seed=self.seed, start_distance=distance
+            ).x
         return Prediction(self.matcher.codec.to_preset(x, name=self.name))
 
 

@@ -31,7 +31,7 @@ from vital_gym.params import ParameterSpace
 from vital_gym.preset import PresetCodec
 from vital_gym.render import RenderConfig, Renderer, RenderError
 
-METHODS = ("init", "random", "mean", "nearest", "library", "supervised", "supervised+refine", "ppo", "syntheon")
+METHODS = ("init", "random", "mean", "nearest", "library", "supervised", "supervised-top", "supervised+refine", "ppo", "syntheon")
 
 
 @dataclass
@@ -102,9 +102,9 @@ def build_methods(config: BenchmarkConfig, codec: PresetCodec, render: RenderCon
                 if not folder:
                     raise FileNotFoundError("no --library (or --presets) folder given")
                 methods.append(LibraryLookup(folder, render))
-            elif name in ("supervised", "supervised+refine"):
+            elif name in ("supervised", "supervised-top", "supervised+refine"):
                 budget = config.refine_budget if name == "supervised+refine" else 0
-                methods.append(Supervised(config.checkpoint or DEFAULT_MODEL, codec, budget, config.seed))
+                methods.append(Supervised(config.checkpoint or DEFAULT_MODEL, codec, budget, config.seed, select=name != "supervised-top"))
             elif name == "ppo":
                 if not config.policy:
                     raise FileNotFoundError("no --policy given")

@@ -20,6 +20,8 @@ from agents.supervised.model import ModelConfig, SoundMatcher
 from vital_gym.params import ParameterSpace
 
 MODEL_FILE, CONFIG_FILE, OPTIMIZER_FILE = "model.safetensors", "config.json", "optimizer.pt"
+# Weights a fine-tuned model may add to the checkpoint it starts from (see init_weights).
+FINE_TUNE_ADDITIONS = ("decoder.note_proj.weight", "decoder.hypothesis_queries", "decoder.score_head.weight", "decoder.score_head.bias")
 
 
 class CheckpointError(ValueError):
@@ -93,13 +95,14 @@ def init_weights(model: SoundMatcher, folder: str | Path) -> None:
     """Copy a checkpoint's weights into ``model`` (to fine-tune it), refusing any mismatch but one.
 
     The only weights ``model`` may have that the checkpoint lacks are a note-conditioned decoder's note
-    map, which starts at zero: an unconditioned model fine-tuned into a conditioned one starts from the
-    same function.
+    map, which starts at zero (an unconditioned model fine-tuned into a conditioned one starts from the
+    same function), and a K-hypothesis decoder's hypothesis embeddings and score head (a one-hypothesis
+    model becomes K perturbed copies of itself).
     """
     meta = read_config(folder)
     if meta.get("space_fingerprint") != model.space_fingerprint:
         raise CheckpointError(f"{folder} was trained on another parameter space ('{meta.get('space')}') than this model's")
-    _load_weights(model, folder, may_lack=("decoder.note_proj.weight",))
+    _load_weights(model, folder, may_lack=FINE_TUNE_ADDITIONS)
 
 
 def _load_weights(model: SoundMatcher, folder: str | Path, may_lack: tuple[str, ...] = ()) -> None:

@@ -18,7 +18,11 @@ mean 1 over the parameters each term uses, so :class:`LossWeights` keeps balanci
 
 ``ignore_switched_off``: a parameter of a module that the target switches off (``osc_2_level`` when
 ``osc_2_on`` is off; see :func:`module_switches`) cannot be heard, so its error is not counted for that
-sample; the switch itself always is.
+sample; the switch itself always is. Weighted means are taken per sample, then over the batch.
+
+:class:`HypothesisLoss` trains a decoder with K hypotheses (``model.py``): relaxed winner-takes-all over
+the per-sample losses (Guzman-Rivera et al. 2012; Rupprecht et al. 2017), and a score per hypothesis that
+learns which one wins.
 """
 
 from __future__ import annotations
@@ -60,8 +64,8 @@ def _mean_one(w: np.ndarray) -> torch.Tensor:
 
 
 def _weighted_mean(values: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-    """``sum(w * v) / sum(w)``: the plain mean when every weight is 1."""
-    return (values * weights).sum() / weights.sum().clamp_min(1e-6)
+    """``(B, n) -> (B,)``: ``sum(w * v) / sum(w)`` per sample, the plain mean when every weight is 1."""
+    return (values * weights).sum(1) / weights.sum(1).clamp_min(1e-6)
 
 
 class Slot(NamedTuple):
@@ -142,9 +146,13 @@ class ParameterLoss:
         return torch.round(x[:, param] * (n - 1)).long()
 
     def __call__(self, z: torch.Tensor, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {k: v.mean() for k, v in self.per_sample(z, x).items()}
+
+    def per_sample(self, z: torch.Tensor, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Every term for each sample, ``{term: (B,)}``; ``__call__`` is their batch mean."""
         w = self.weights
         terms: dict[str, torch.Tensor] = {}
-        zero = z.new_zeros(())
+        zero = z.new_zeros(z.shape[0])
         audible = self.audible(x)
         if len(self.cont_dims):
             sq = (torch.sigmoid(z[:, self.cont_dims]) - x[:, self.cont_params]) ** 2
@@ -168,7 +176,7 @@ class ParameterLoss:
         return terms
 
     def _slot_loss(self, z: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        """Hungarian-matched loss between predicted and target slots."""
+        """Hungarian-matched loss between predicted and target slots, per sample ``(B,)``."""
         from scipy.optimize import linear_sum_assignment
 
         src_logp = torch.stack([F.log_softmax(z[:, s.source], -1) for s in self.slots], 1)  # (B, S, n_src)
@@ -188,7 +196,7 @@ class ParameterLoss:
         for b, c in enumerate(cost.detach().cpu().numpy()):
             rows, cols = linear_sum_assignment(c)
             matched.append(cost[b, rows, cols].mean())
-        return torch.stack(matched).mean()
+        return torch.stack(matched)
 
     @torch.no_grad()
     def metrics(self, z: torch.Tensor, x: torch.Tensor) -> dict[str, float]:
@@ -206,3 +214,42 @@ class ParameterLoss:
             acc = [float((z[:, a:b].argmax(-1) == self.class_index(x, i, n)).float().mean()) for a, b, i, n in self.categorical]
             out["accuracy/categorical"] = float(np.mean(acc))
         return out
+
+
+class HypothesisLoss:
+    """Relaxed winner-takes-all over K hypotheses, plus cross-entropy of the scores on the winner.
+
+    ``(z (B, K, action_dim), scores (B, K), x (B, P)) -> {term: scalar}``. Per sample, the hypothesis with
+    the lowest :class:`ParameterLoss` total wins; it gets weight ``1 - epsilon`` and the others share
+    ``epsilon``, so none is left untrained (a hypothesis that never wins would never learn). The reported
+    parameter terms (``continuous``, ...) are the winner's; ``hypotheses`` is the relaxed total and
+    ``score`` the winner's cross-entropy, weighted by ``score_weight`` in ``total``. With K = 1 this is
+    exactly :class:`ParameterLoss`.
+    """
+
+    def __init__(self, loss: ParameterLoss, epsilon: float = 0.05, score_weight: float = 0.1):
+        if not 0.0 <= epsilon < 1.0 or score_weight < 0:
+            raise ValueError(f"epsilon={epsilon} must be in [0, 1) and score_weight={score_weight} >= 0")
+        self.loss, self.epsilon, self.score_weight = loss, epsilon, score_weight
+
+    def winners(self, z: torch.Tensor, x: torch.Tensor) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        """Every term per sample and hypothesis ``{term: (B, K)}``, and the winner of each sample ``(B,)``."""
+        batch, k, dim = z.shape
+        per = self.loss.per_sample(z.reshape(batch * k, dim), x.repeat_interleave(k, 0))
+        per = {name: v.reshape(batch, k) for name, v in per.items()}
+        return per, per["total"].detach().argmin(1)
+
+    def __call__(self, z: torch.Tensor, scores: torch.Tensor, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        per, winner = self.winners(z, x)
+        k = z.shape[1]
+        rows = torch.arange(z.shape[0], device=z.device)
+        terms = {name: v[rows, winner].mean() for name, v in per.items() if name != "total"}
+        if k > 1:
+            weight = torch.full_like(per["total"], self.epsilon / (k - 1))
+            weight[rows, winner] = 1.0 - self.epsilon
+            terms["hypotheses"] = (weight * per["total"]).sum(1).mean()
+            terms["score"] = F.cross_entropy(scores, winner)
+            terms["total"] = terms["hypotheses"] + self.score_weight * terms["score"]
+        else:
+            terms["total"] = per["total"][:, 0].mean()
+        return terms

@@ -31,6 +31,15 @@ transposed. A conditioned decoder is told the note the preset will be played at 
 ``(note - 60) / 12`` goes through a linear map, initialised at zero, added to every query. At zero the
 conditioned network computes exactly what the unconditioned one does, so a trained unconditioned model
 can be fine-tuned into a conditioned one (``init_from`` in the training config).
+
+Several hypotheses (``DecoderConfig.hypotheses`` = K > 1). Many presets sound alike (three interchangeable
+oscillators, an envelope too slow to matter at a high sustain, a filter open past the spectrum), so one
+regression output learns the mean of those presets, which sounds like none of them. With K hypotheses the
+decoder proposes K whole presets per sound: every group query gets a learned hypothesis embedding added,
+and each of the K query sets is decoded independently. Trained with a winner-takes-all loss
+(``losses.HypothesisLoss``), each hypothesis specialises in a region of preset space, and a score head
+learns which one wins. ``forward`` returns the best-scored hypothesis (so PPO and one-render matching need
+nothing new); ``hypotheses`` returns all K, which ``agents/match.py`` renders to keep the closest.
 """
 
 from __future__ import annotations
@@ -77,6 +86,7 @@ class DecoderConfig:
     mlp_ratio: float = 4.0
     dropout: float = 0.0
     note_conditioning: bool = False  # the decoder is told the MIDI note the preset will be played at
+    hypotheses: int = 1  # K > 1: K whole presets per sound and a score for each (see "Several hypotheses")
 
 
 NOTE_CENTRE, NOTE_SCALE = 60.0, 12.0  # note features: (note - 60) / 12, one unit per octave
@@ -211,21 +221,40 @@ class ParameterDecoder(nn.Module):
         self.note_proj = nn.Linear(1, config.dim, bias=False) if config.note_conditioning else None
         if self.note_proj is not None:
             nn.init.zeros_(self.note_proj.weight)
+        if config.hypotheses < 1:
+            raise ValueError(f"hypotheses={config.hypotheses}: the decoder needs at least one")
+        self.num_hypotheses = config.hypotheses
+        # Hypothesis embeddings as large as the trained group queries (std ~0.02), so the K start apart.
+        self.hypothesis_queries = nn.Parameter(torch.randn(config.hypotheses, config.dim) * 0.02) if config.hypotheses > 1 else None
+        self.score_head = nn.Linear(config.dim, 1) if config.hypotheses > 1 else None
 
-    def forward(self, tokens: torch.Tensor, midi_note: torch.Tensor | None = None) -> torch.Tensor:
-        """``midi_note`` ``(B,)``: the note each preset will be played at (a conditioned decoder needs it)."""
+    def hypotheses(self, tokens: torch.Tensor, midi_note: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Raw outputs of every hypothesis ``(B, K, action_dim)`` and their score logits ``(B, K)`` (zeros when K = 1).
+
+        ``midi_note`` ``(B,)``: the note each preset will be played at (a conditioned decoder needs it).
+        """
+        batch, k = tokens.shape[0], self.num_hypotheses
         memory = self.memory_proj(tokens)
-        queries = self.queries.unsqueeze(0).expand(tokens.shape[0], -1, -1)
+        queries = self.queries.unsqueeze(0).expand(batch, -1, -1)
         if self.note_proj is not None:
             if midi_note is None:
                 raise ValueError("this decoder is conditioned on the MIDI note the preset is played at: pass midi_note")
             note = (midi_note.to(tokens.dtype).reshape(-1, 1) - NOTE_CENTRE) / NOTE_SCALE
             queries = queries + self.note_proj(note).unsqueeze(1)
-        h = self.decoder(queries, memory)  # (B, groups, dim)
-        z = tokens.new_zeros(tokens.shape[0], self.action_dim)
-        for k, (g, head) in enumerate(zip(self.group_names, self.heads)):
-            z = z.index_copy(1, getattr(self, f"dims_{g}"), head(h[:, k]))
-        return z
+        if self.hypothesis_queries is not None:  # (B, K, groups, dim) -> K independent query sets per sound
+            queries = (queries.unsqueeze(1) + self.hypothesis_queries[None, :, None]).flatten(0, 1)
+            memory = memory.repeat_interleave(k, 0)
+        h = self.decoder(queries, memory)  # (B * K, groups, dim)
+        z = tokens.new_zeros(batch * k, self.action_dim)
+        for g_index, (g, head) in enumerate(zip(self.group_names, self.heads)):
+            z = z.index_copy(1, getattr(self, f"dims_{g}"), head(h[:, g_index]))
+        scores = self.score_head(h.mean(1)).reshape(batch, k) if self.score_head is not None else tokens.new_zeros(batch, 1)
+        return z.reshape(batch, k, self.action_dim), scores
+
+    def forward(self, tokens: torch.Tensor, midi_note: torch.Tensor | None = None) -> torch.Tensor:
+        """Raw outputs ``(B, action_dim)`` of the best-scored hypothesis."""
+        z, scores = self.hypotheses(tokens, midi_note)
+        return z[torch.arange(z.shape[0], device=z.device), scores.argmax(1)]
 
 
 class SoundMatcher(nn.Module):
@@ -240,6 +269,14 @@ class SoundMatcher(nn.Module):
 
     def forward(self, logmel: torch.Tensor, midi_note: torch.Tensor | None = None) -> torch.Tensor:
         return self.decoder(self.encoder(logmel), midi_note)
+
+    def hypotheses(self, logmel: torch.Tensor, midi_note: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """All hypotheses ``(B, K, action_dim)`` and their score logits ``(B, K)``."""
+        return self.decoder.hypotheses(self.encoder(logmel), midi_note)
+
+    @property
+    def num_hypotheses(self) -> int:
+        return self.decoder.num_hypotheses
 
     @property
     def note_conditioned(self) -> bool:

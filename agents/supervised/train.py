@@ -37,7 +37,7 @@ from agents.dataset import Manifest, ShardDataset  # noqa: E402
 from agents.dataset.augment import LogMelAugment  # noqa: E402
 from agents.dataset.shards import read_shard  # noqa: E402
 from agents.supervised.checkpoint import init_weights, load_optimizer_state, read_config, save_checkpoint  # noqa: E402
-from agents.supervised.losses import LossWeights, ParameterLoss  # noqa: E402
+from agents.supervised.losses import HypothesisLoss, LossWeights, ParameterLoss  # noqa: E402
 from agents.supervised.model import ModelConfig, SoundMatcher  # noqa: E402
 from agents.supervised.sensitivity import Sensitivity  # noqa: E402
 from vital_gym.features import LogMelSpectrogram, MelConfig  # noqa: E402
@@ -60,6 +60,8 @@ class TrainConfig:
     sensitivity_floor: float = 0.1  # no parameter weighs less than this x its kind's mean
     sensitivity_power: float = 1.0  # weights are sensitivity ** power
     ignore_switched_off: bool = False  # a switched-off module's parameters do not count (losses.py)
+    hypothesis_epsilon: float = 0.05  # K > 1 hypotheses: the losers' share of the winner-takes-all loss
+    score_weight: float = 0.1  # K > 1: weight of the score head's cross-entropy on the winner
     steps: int = 20000
     batch_size: int = 64
     lr: float = 3e-4
@@ -122,32 +124,47 @@ class Validator:
         return self.renderer.render(preset, int(self.items["midi_note"][i]), float(self.items["velocity"][i])).audio
 
     @torch.no_grad()
-    def __call__(self, model: SoundMatcher, loss_fn: ParameterLoss, device: torch.device, writer: Any, step: int) -> dict[str, float]:
+    def __call__(self, model: SoundMatcher, loss_fn: HypothesisLoss, device: torch.device, writer: Any, step: int) -> dict[str, float]:
+        """Held-out terms and metrics (of the best-scored hypothesis), and spectral distances of renders.
+
+        ``spectral_distance`` is what ``vital-gym match`` gets without refinement: the best-scored
+        preset's render with one hypothesis, the closest of all K renders with several
+        (``spectral_distance_top_score``: the best-scored one's).
+        """
         model.eval()
         sums: dict[str, float] = {}
         count = 0
         for b, batch in enumerate(self.loader):
             if b >= self.batches:
                 break
-            z = model(batch["logmel"].to(device), batch["midi_note"].to(device)).float()
+            z, scores = model.hypotheses(batch["logmel"].to(device), batch["midi_note"].to(device))
             x = batch["params"].to(device)
-            for k, v in {**{f"loss/{k}": float(t) for k, t in loss_fn(z, x).items()}, **loss_fn.metrics(z, x)}.items():
+            top = z[torch.arange(len(z)), scores.argmax(1)].float()
+            terms = {f"loss/{k}": float(t) for k, t in loss_fn(z.float(), scores.float(), x).items()}
+            for k, v in {**terms, **loss_fn.loss.metrics(top, x)}.items():
                 sums[k] = sums.get(k, 0.0) + v
             count += 1
         out = {k: v / max(count, 1) for k, v in sums.items()}
         logmel = torch.from_numpy(self.items["logmel"].astype(np.float32) / 255.0)[:, None].to(device)
         notes = torch.from_numpy(self.items["midi_note"].astype(np.float32)).to(device)
-        actions = SoundMatcher.actions(model(logmel, notes).float()).cpu().numpy()
-        distances = []
-        for i, a in enumerate(actions):
-            audio = self._render(self.codec.space.action_to_vector(a), i)
-            distances.append(self.distance.distance(audio, self.truth[i]))
+        z, scores = model.hypotheses(logmel, notes)
+        actions = SoundMatcher.actions(z.float()).cpu().numpy()  # (items, K, action_dim)
+        order = scores.argsort(1, descending=True).cpu().numpy()
+        best, top_score = [], []
+        for i in range(len(actions)):
+            renders = [self._render(self.codec.space.action_to_vector(actions[i, h]), i) for h in order[i]]
+            distances = [self.distance.distance(audio, self.truth[i]) for audio in renders]
+            top_score.append(distances[0])
+            best.append(min(distances))
+            audio = renders[int(np.argmin(distances))]
             if i < 2 and writer is not None:
                 writer.add_audio(f"val/render_{i}", torch.from_numpy(audio[0]), step, self.sample_rate)
                 writer.add_audio(f"val/target_{i}", torch.from_numpy(self.truth[i][0]), step, self.sample_rate)
                 pair = np.concatenate([self.mel(self.truth[i]), self.mel(audio)], axis=0)[::-1]  # target on top
                 writer.add_image(f"val/logmel_target_over_render_{i}", pair[None], step)
-        out["spectral_distance"] = float(np.mean(distances))
+        out["spectral_distance"] = float(np.mean(best))
+        if model.num_hypotheses > 1:
+            out["spectral_distance_top_score"] = float(np.mean(top_score))
         model.train()
         return out
 
@@ -191,7 +208,8 @@ def train(config: TrainConfig, resume: bool = False, log=print) -> Path:
         scheduler.load_state_dict(state["scheduler"])
         step, epoch = int(meta["step"]), int(meta["epoch"])
         log(f"resumed from {out / 'last'} at step {step}")
-    forward = torch.compile(model) if device.type == "cuda" else model
+    hypothesis_loss = HypothesisLoss(loss_fn, config.hypothesis_epsilon, config.score_weight)
+    hypotheses = torch.compile(model.hypotheses) if device.type == "cuda" else model.hypotheses
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
 
     from torch.utils.tensorboard import SummaryWriter
@@ -230,8 +248,9 @@ def train(config: TrainConfig, resume: bool = False, log=print) -> Path:
             if config.gumbel:
                 loss_fn.set_gumbel_temperature(gumbel_temperature(step, config.steps, config.gumbel["start"], config.gumbel["end"]))
             with autocast:
-                z = forward(batch["logmel"].to(device, non_blocking=True), batch["midi_note"].to(device, non_blocking=True))
-            terms = loss_fn(z.float(), batch["params"].to(device, non_blocking=True))
+                z, scores = hypotheses(batch["logmel"].to(device, non_blocking=True), batch["midi_note"].to(device, non_blocking=True))
+            x = batch["params"].to(device, non_blocking=True)
+            terms = hypothesis_loss(z.float(), scores.float(), x)
             optimizer.zero_grad(set_to_none=True)
             terms["total"].backward()
             torch.nn.utils.clip_grad_norm_(params, config.grad_clip)
@@ -241,7 +260,8 @@ def train(config: TrainConfig, resume: bool = False, log=print) -> Path:
             if step % config.log_every == 0:
                 for k, v in terms.items():
                     writer.add_scalar(f"train/loss/{k}", float(v.detach()), step)
-                for k, v in loss_fn.metrics(z.float(), batch["params"].to(device)).items():
+                top = z.detach()[torch.arange(len(z)), scores.detach().argmax(1)].float()
+                for k, v in loss_fn.metrics(top, x).items():
                     writer.add_scalar(f"train/{k}", v, step)
                 writer.add_scalar("train/lr", scheduler.get_last_lr()[0], step)
                 if loss_fn.gumbel_tau is not None:
@@ -251,7 +271,7 @@ def train(config: TrainConfig, resume: bool = False, log=print) -> Path:
                 log(f"step {step}: loss {float(terms['total'].detach()):.4f} ({rate:.0f} samples/s)")
             if step % config.val_every == 0 or step == config.steps:
                 tau, loss_fn.gumbel_tau = loss_fn.gumbel_tau, None  # validation reports plain cross-entropy
-                metrics = validator(model, loss_fn, device, writer, step)
+                metrics = validator(model, hypothesis_loss, device, writer, step)
                 loss_fn.gumbel_tau = tau
                 for k, v in metrics.items():
                     writer.add_scalar(f"val/{k}", v, step)

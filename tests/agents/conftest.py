@@ -3,6 +3,7 @@
 import pytest
 
 from agents.dataset import generate
+from agents.supervised.model import ModelConfig
 from agents.supervised.train import TrainConfig, train
 from tests.agents.test_dataset import tiny_config
 
@@ -11,6 +12,11 @@ TINY_MODEL = {
     "encoder": {"n_mels": 32, "frames": 32, "patch_size": 16, "embed_dim": 32, "depth": 1, "num_heads": 2},
     "decoder": {"dim": 32, "depth": 1, "num_heads": 2, "note_conditioning": True},
 }
+
+
+def with_hypotheses(model: dict, k: int) -> ModelConfig:
+    """``model`` with a decoder of ``k`` hypotheses."""
+    return ModelConfig.from_dict({**model, "decoder": {**model["decoder"], "hypotheses": k}})
 
 
 @pytest.fixture(scope="session")

@@ -1,11 +1,12 @@
 import numpy as np
 import pytest
+import torch
 
 from agents.cli import main as cli
 from agents.match import Matcher
 from agents.supervised.checkpoint import save_checkpoint
 from agents.supervised.model import ModelConfig, SoundMatcher
-from tests.agents.conftest import TINY_MODEL
+from tests.agents.conftest import TINY_MODEL, with_hypotheses
 from vital_gym.audio import write_wav
 from vital_gym.preset import Preset
 from vital_gym.render import Renderer
@@ -91,3 +92,26 @@ def test_the_shipped_model_is_the_default_and_fits_the_core_space(tmp_path, caps
     assert cli(["match", str(tmp_path / "t.wav"), "-o", str(tmp_path / "o.vital")]) == 0
     assert "spectral distance" in capsys.readouterr().out
     assert Preset.load(tmp_path / "o.vital").settings
+
+
+def test_a_model_with_hypotheses_renders_them_all_and_keeps_the_closest(tmp_path, tiny_checkpoint, tiny_space):
+    import json
+
+    from agents.supervised.checkpoint import CONFIG_FILE, init_weights
+
+    torch.manual_seed(0)
+    model = SoundMatcher(tiny_space, with_hypotheses(TINY_MODEL, 3))
+    init_weights(model, tiny_checkpoint)
+    meta = json.loads((tiny_checkpoint / CONFIG_FILE).read_text())
+    folder = save_checkpoint(tmp_path / "k3", model, meta["space"], extra={k: meta[k] for k in ("render", "observation")})
+    matcher = Matcher(folder)
+    candidates = matcher.candidates(hum(), 57)
+    assert candidates.shape == (3, len(tiny_space.parameters))
+    assert np.array_equal(matcher.predict(hum(), 57), candidates[0])
+    result = matcher.match(hum(), midi_note=57)
+    assert len(result.hypothesis_distances) == 3
+    assert result.predicted_distance == result.distance == pytest.approx(min(result.hypothesis_distances))
+    assert np.array_equal(result.x, candidates[int(np.argmin(result.hypothesis_distances))])
+    top = matcher.match(hum(), midi_note=57, select=False)
+    assert len(top.hypothesis_distances) == 1 and np.array_equal(top.x, candidates[0])
+    assert top.distance >= result.distance

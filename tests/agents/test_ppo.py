@@ -6,7 +6,7 @@ from stable_baselines3 import PPO
 from agents.ppo import SoundMatcherPolicy
 from agents.supervised.checkpoint import load_model
 from agents.supervised.model import SoundMatcher
-from tests.agents.conftest import TINY_MODEL
+from tests.agents.conftest import TINY_MODEL, with_hypotheses
 from tests.agents.test_dataset import tiny_config
 from tests.conftest import TINY_SPACE
 from vital_gym.envs import VitalMatchEnv
@@ -72,3 +72,17 @@ def test_sb3_policy_save_and_load_rebuild_the_same_actor(tiny_env, tiny_checkpoi
         expected = model.policy.get_distribution(obs).distribution.mean
         assert torch.allclose(loaded.get_distribution(obs).distribution.mean, expected)
     assert torch.equal(loaded.log_std, model.policy.log_std)
+
+
+def test_ppo_starts_from_the_best_scored_hypothesis_of_a_several_hypothesis_model(tiny_env, tiny_space, tmp_path):
+    from agents.supervised.checkpoint import save_checkpoint
+
+    torch.manual_seed(0)
+    folder = save_checkpoint(tmp_path / "k3", SoundMatcher(tiny_space, with_hypotheses(TINY_MODEL, 3)), TINY_SPACE)
+    model = PPO(SoundMatcherPolicy, tiny_env, policy_kwargs={"checkpoint": str(folder), "midi_note": 60}, n_steps=4, batch_size=4, device="cpu")
+    supervised, _, _ = load_model(folder)
+    obs = torch.stack([torch.from_numpy(tiny_env.reset(seed=s)[0]) for s in range(3)])
+    with torch.no_grad():
+        z, scores = supervised.hypotheses(obs, torch.full((3,), 60.0))
+        expected = SoundMatcher.actions(z[torch.arange(3), scores.argmax(1)])
+        assert torch.allclose(model.policy.get_distribution(obs).distribution.mean, expected, atol=1e-6)

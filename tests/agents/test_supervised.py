@@ -5,10 +5,10 @@ import pytest
 import torch
 
 from agents.supervised.checkpoint import CheckpointError, init_weights, load_model, read_config, save_checkpoint
-from agents.supervised.losses import ParameterLoss, module_switches
+from agents.supervised.losses import HypothesisLoss, ParameterLoss, module_switches
 from agents.supervised.model import AudioEncoder, EncoderConfig, LoRALinear, ModelConfig, SoundMatcher, load_vit_weights
 from agents.supervised.train import TrainConfig, lr_factor, train
-from tests.agents.conftest import TINY_MODEL, tiny_train_config
+from tests.agents.conftest import TINY_MODEL, tiny_train_config, with_hypotheses
 from tests.conftest import TINY_SPACE
 
 
@@ -241,3 +241,87 @@ def test_shipped_training_configs_parse(path, core_space):
     if config.sensitivity:  # a named weights file exists and fits the core space
         repo = path.parents[2]
         assert Sensitivity.load(repo / config.sensitivity, core_space).loss_weights(core_space).shape == (len(core_space.parameters),)
+
+
+def test_a_decoder_with_hypotheses_proposes_k_presets_and_forward_is_the_best_scored(tiny_space):
+    torch.manual_seed(0)
+    model = SoundMatcher(tiny_space, with_hypotheses(TINY_MODEL, 4)).eval()
+    x, notes = torch.rand(3, 1, 32, 32), torch.tensor([48.0, 60.0, 72.0])
+    z, scores = model.hypotheses(x, notes)
+    assert z.shape == (3, 4, tiny_space.action_dim) and scores.shape == (3, 4) and model.num_hypotheses == 4
+    assert not torch.allclose(z[:, 0], z[:, 1], atol=1e-4)  # the hypotheses start apart
+    assert torch.equal(model(x, notes), z[torch.arange(3), scores.argmax(1)])
+    # One hypothesis: the same network as before hypotheses existed (forward is its only row).
+    torch.manual_seed(0)
+    single = SoundMatcher(tiny_space, ModelConfig.from_dict(TINY_MODEL)).eval()
+    z1, s1 = single.hypotheses(x, notes)
+    assert z1.shape == (3, 1, tiny_space.action_dim) and torch.equal(s1, torch.zeros(3, 1))
+    assert torch.equal(single(x, notes), z1[:, 0])
+    with pytest.raises(ValueError, match="at least one"):
+        SoundMatcher(tiny_space, with_hypotheses(TINY_MODEL, 0))
+
+
+def test_init_weights_turns_a_one_hypothesis_checkpoint_into_k_copies_of_it(tmp_path, tiny_space):
+    torch.manual_seed(0)
+    single = SoundMatcher(tiny_space, ModelConfig.from_dict(TINY_MODEL)).eval()
+    folder = save_checkpoint(tmp_path / "single", single, TINY_SPACE)
+    several = SoundMatcher(tiny_space, with_hypotheses(TINY_MODEL, 3)).eval()
+    init_weights(several, folder)
+    with torch.no_grad():
+        several.decoder.hypothesis_queries.zero_()
+    x, notes = torch.rand(2, 1, 32, 32), torch.tensor([48.0, 72.0])
+    z, _ = several.hypotheses(x, notes)
+    assert torch.allclose(z, single(x, notes)[:, None].expand_as(z), atol=1e-5)
+    # Saved and loaded with its hypotheses.
+    model, _, _ = load_model(save_checkpoint(tmp_path / "several", several, TINY_SPACE), tiny_space)
+    assert model.num_hypotheses == 3
+
+
+def test_per_sample_losses_average_to_the_batch_loss(tiny_space, tiny_codec, rng):
+    loss = ParameterLoss(tiny_space)
+    x = torch.from_numpy(np.stack([tiny_codec.canonical(tiny_space.sample(rng)) for _ in range(5)]))
+    z = torch.randn(5, tiny_space.action_dim)
+    per, mean = loss.per_sample(z, x), loss(z, x)
+    assert set(per) == set(mean)
+    for name in mean:
+        assert per[name].shape == (5,)
+        assert float(per[name].mean()) == pytest.approx(float(mean[name]), rel=1e-5)
+
+
+@pytest.mark.parametrize("epsilon", [0.0, 0.1])
+def test_hypothesis_loss_trains_the_winner_and_its_score(tiny_space, tiny_codec, rng, epsilon):
+    base = ParameterLoss(tiny_space)
+    x = torch.from_numpy(np.stack([tiny_codec.canonical(tiny_space.sample(rng)) for _ in range(2)]))
+    right = torch.stack([ideal_logits(tiny_space, v.numpy()) for v in x])
+    wrong = torch.zeros_like(right)
+    # Sample 0's good guess is hypothesis 1, sample 1's is hypothesis 0.
+    z = torch.stack([torch.stack([wrong[0], right[0]]), torch.stack([right[1], wrong[1]])]).requires_grad_(True)
+    scores = torch.zeros(2, 2, requires_grad=True)
+    loss = HypothesisLoss(base, epsilon=epsilon, score_weight=0.5)
+    per, winner = loss.winners(z, x)
+    assert winner.tolist() == [1, 0] and per["total"].shape == (2, 2)
+    terms = loss(z, scores, x)
+    value = {k: float(v.detach()) for k, v in terms.items()}
+    assert value["continuous"] < 1e-3  # the winners' terms
+    expected = float(((1 - epsilon) * per["total"][[0, 1], [1, 0]] + epsilon * per["total"][[0, 1], [0, 1]]).mean().detach())
+    assert value["hypotheses"] == pytest.approx(expected, rel=1e-5)
+    assert value["score"] == pytest.approx(np.log(2), rel=1e-5)
+    assert value["total"] == pytest.approx(expected + 0.5 * np.log(2), rel=1e-5)
+    terms["total"].backward()
+    losers_grad = float(z.grad[0, 0].abs().sum() + z.grad[1, 1].abs().sum())
+    assert (losers_grad > 0) == (epsilon > 0)  # relaxed WTA: the losers learn a little, or not at all
+    assert float(scores.grad[0, 1]) < 0 and float(scores.grad[1, 0]) < 0  # the winners' scores go up
+    # One hypothesis: exactly the parameter loss.
+    with torch.no_grad():
+        one = HypothesisLoss(base)(z[:, :1], scores[:, :1], x)
+        assert float(one["total"]) == pytest.approx(float(base(z[:, 0], x)["total"]), rel=1e-6)
+    with pytest.raises(ValueError, match="epsilon"):
+        HypothesisLoss(base, epsilon=1.0)
+
+
+def test_training_with_hypotheses_logs_both_validation_distances(tmp_path, tiny_dataset):
+    config = tiny_train_config(tiny_dataset, tmp_path / "run", model=with_hypotheses(TINY_MODEL, 3).to_dict(), steps=2)
+    train(config, log=lambda *_: None)
+    metrics = read_config(tmp_path / "run" / "last")["metrics"]
+    assert {"loss/hypotheses", "loss/score", "spectral_distance_top_score"} <= set(metrics)
+    assert metrics["spectral_distance"] <= metrics["spectral_distance_top_score"]  # the closest of K renders
