@@ -12,7 +12,7 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
@@ -97,20 +97,43 @@ def init_weights(model: SoundMatcher, folder: str | Path) -> None:
     The only weights ``model`` may have that the checkpoint lacks are a note-conditioned decoder's note
     map, which starts at zero (an unconditioned model fine-tuned into a conditioned one starts from the
     same function), and a K-hypothesis decoder's hypothesis embeddings and score head (a one-hypothesis
-    model becomes K perturbed copies of itself).
+    model becomes K perturbed copies of itself). A checkpoint with fewer hypotheses than ``model`` keeps
+    its own as the first ones, and each further hypothesis is a copy of one of them plus ``model``'s own
+    random embedding (more hypotheses from a trained model); fewer than the checkpoint's are refused.
     """
     meta = read_config(folder)
     if meta.get("space_fingerprint") != model.space_fingerprint:
         raise CheckpointError(f"{folder} was trained on another parameter space ('{meta.get('space')}') than this model's")
-    _load_weights(model, folder, may_lack=FINE_TUNE_ADDITIONS)
+    _load_weights(model, folder, may_lack=FINE_TUNE_ADDITIONS, adapt=_more_hypotheses)
 
 
-def _load_weights(model: SoundMatcher, folder: str | Path, may_lack: tuple[str, ...] = ()) -> None:
-    """``folder``'s weights into ``model``; a weight missing (other than ``may_lack``), extra or of another shape is refused."""
+def _more_hypotheses(model: SoundMatcher, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A checkpoint's K hypothesis embeddings widened to ``model``'s K' > K (see :func:`init_weights`)."""
+    key = "decoder.hypothesis_queries"
+    ours = model.decoder.hypothesis_queries
+    if key not in state or ours is None or state[key].shape == ours.shape or state[key].shape[0] > ours.shape[0]:
+        return state  # nothing to widen (a mismatch left is refused by the load)
+    theirs = state[key]
+    copies = theirs[torch.arange(ours.shape[0]) % theirs.shape[0]]
+    widened = torch.where(torch.arange(ours.shape[0])[:, None] < theirs.shape[0], copies, copies + ours.detach().cpu())
+    return {**state, key: widened}
+
+
+def _load_weights(
+    model: SoundMatcher, folder: str | Path, may_lack: tuple[str, ...] = (),
+    adapt: Callable[[SoundMatcher, dict[str, torch.Tensor]], dict[str, torch.Tensor]] | None = None,
+) -> None:
+    """``folder``'s weights into ``model``; a weight missing (other than ``may_lack``), extra or of another shape is refused.
+
+    ``adapt(model, state) -> state`` may reshape the checkpoint's weights first (fine-tuning only).
+    """
     from safetensors.torch import load_file
 
+    state = load_file(str(Path(folder) / MODEL_FILE))
+    if adapt is not None:
+        state = adapt(model, state)
     try:
-        missing, unexpected = model.load_state_dict(load_file(str(Path(folder) / MODEL_FILE)), strict=False)
+        missing, unexpected = model.load_state_dict(state, strict=False)
     except RuntimeError as e:  # a weight of another shape
         raise CheckpointError(f"{folder}: weights do not fit the model config ({str(e)[:300]})") from None
     missing = [k for k in missing if k not in may_lack]

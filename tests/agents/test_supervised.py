@@ -275,6 +275,20 @@ def test_init_weights_turns_a_one_hypothesis_checkpoint_into_k_copies_of_it(tmp_
     # Saved and loaded with its hypotheses.
     model, _, _ = load_model(save_checkpoint(tmp_path / "several", several, TINY_SPACE), tiny_space)
     assert model.num_hypotheses == 3
+    # More hypotheses from it: its three come first, unchanged; the next are perturbed copies of them.
+    with torch.no_grad():
+        model.decoder.hypothesis_queries.normal_(0, 0.02)
+    folder3 = save_checkpoint(tmp_path / "three", model, TINY_SPACE)
+    torch.manual_seed(5)
+    more = SoundMatcher(tiny_space, with_hypotheses(TINY_MODEL, 5)).eval()
+    own = more.decoder.hypothesis_queries.detach().clone()
+    init_weights(more, folder3)
+    theirs = model.decoder.hypothesis_queries.detach()
+    assert torch.equal(more.decoder.hypothesis_queries[:3], theirs)
+    assert torch.allclose(more.decoder.hypothesis_queries[3:], theirs[:2] + own[3:])
+    assert torch.allclose(more.hypotheses(x, notes)[0][:, :3], model.hypotheses(x, notes)[0], atol=1e-5)
+    with pytest.raises(CheckpointError, match="do not fit"):
+        init_weights(SoundMatcher(tiny_space, with_hypotheses(TINY_MODEL, 2)), folder3)  # fewer: refused
 
 
 def test_per_sample_losses_average_to_the_batch_loss(tiny_space, tiny_codec, rng):
