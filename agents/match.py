@@ -95,12 +95,19 @@ class Matcher:
     ) -> tuple[np.ndarray, RenderResult, float, tuple[float, ...]]:
         """The hypothesis whose render is closest to ``target`` (``select=False``: the best-scored one),
         its render and distance, and every rendered hypothesis' distance, best-scored first."""
+        xs = self.candidates(target, midi_note)
+        return self.render_closest(target, xs if select else xs[:1], midi_note, velocity)
+
+    def render_closest(
+        self, target: np.ndarray, xs: np.ndarray, midi_note: int, velocity: float
+    ) -> tuple[np.ndarray, RenderResult, float, tuple[float, ...]]:
+        """Render every parameter vector of ``xs`` ``(K, P)``; the closest to ``target``, its render and
+        distance, and every distance in the order of ``xs``."""
         distance = MultiResolutionSTFTDistance()
         distance.set_target(target)
-        xs = self.candidates(target, midi_note)
         best = None
         distances = []
-        for x in xs if select else xs[:1]:
+        for x in xs:
             rendered = self.renderer.render(self.codec.to_preset(x, name="vital-gym match"), midi_note, velocity)
             distances.append(distance(rendered.audio) if rendered.status.finite else float("inf"))
             if best is None or distances[-1] < best[2]:

@@ -114,8 +114,8 @@ def _more_hypotheses(model: SoundMatcher, state: dict[str, torch.Tensor]) -> dic
     if key not in state or ours is None or state[key].shape == ours.shape or state[key].shape[0] > ours.shape[0]:
         return state  # nothing to widen (a mismatch left is refused by the load)
     theirs = state[key]
-    copies = theirs[torch.arange(ours.shape[0]) % theirs.shape[0]]
-    widened = torch.where(torch.arange(ours.shape[0])[:, None] < theirs.shape[0], copies, copies + ours.detach().cpu())
+    widened = theirs[torch.arange(ours.shape[0]) % theirs.shape[0]]  # their K, then copies of them ...
+    widened[len(theirs) :] += ours.detach().cpu()[len(theirs) :]  # ... each moved by our random embedding
     return {**state, key: widened}
 
 
