@@ -64,6 +64,7 @@ def _benchmark(args: argparse.Namespace) -> int:
         "dataset": args.dataset,
         "checkpoint": args.checkpoint,
         "refine_budget": args.refine_budget,
+        "draws": args.draws,
         "policy": args.policy,
         "syntheon_python": args.syntheon_python,
         "clap_checkpoint": args.clap_checkpoint,
@@ -82,17 +83,18 @@ def _benchmark(args: argparse.Namespace) -> int:
 
 
 def _match(args: argparse.Namespace) -> int:
-    from agents.match import Matcher
+    from agents.match import DEFAULT_DRAWS, Matcher
 
     matcher = Matcher(args.checkpoint)
     target = matcher.load_target(args.target)
-    result = matcher.match(target, args.note, args.velocity, args.refine, args.seed, select=not args.top_score)
+    draws = DEFAULT_DRAWS if args.draws is None else args.draws
+    result = matcher.match(target, args.note, args.velocity, args.refine, args.seed, select=not args.top_score, draws=draws)
     paths = matcher.write(result, args.output)
     print(f"wrote {', '.join(str(p) for p in paths)}")
     print(f"note {result.midi_note} ({'given' if args.note is not None else 'estimated pitch'}), velocity {result.velocity}")
     print(f"spectral distance: {result.predicted_distance:.4f} (prediction, {result.seconds:.2f} s)")
-    if len(result.hypothesis_distances) > 1:
-        print(f"  closest of {len(result.hypothesis_distances)} rendered hypotheses (best-scored: {result.hypothesis_distances[0]:.4f})")
+    if len(result.candidate_distances) > 1:
+        print(f"  closest of {len(result.candidate_distances)} rendered candidates (best-scored hypothesis: {result.candidate_distances[0]:.4f})")
     if result.refined is not None:
         r = result.refined
         print(f"  after refinement: {result.distance:.4f} ({r.renders} renders, {100 * r.gain:.1f}% lower)")
@@ -148,6 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_argument("--dataset", help="a generated dataset for the mean preset and nearest neighbour")
     bench.add_argument("--checkpoint", help="a trained model for supervised and supervised+refine (default: the shipped one)")
     bench.add_argument("--refine-budget", type=int, help="renders per item for supervised+refine (default 100)")
+    bench.add_argument("--draws", type=int, help="presets drawn per hypothesis by supervised and supervised+refine (default 2; 0: hypotheses only)")
     bench.add_argument("--policy", help="a policy saved by agents/ppo/train.py (runs/ppo/best) for method ppo")
     bench.add_argument("--syntheon-python", help="python of Syntheon's venv (default .syntheon-venv/bin/python)")
     bench.add_argument("--clap-checkpoint", help="a local CLAP checkpoint: adds CLAP similarity")
@@ -165,7 +168,11 @@ def main(argv: list[str] | None = None) -> int:
     match.add_argument("--note", type=int, help="MIDI note to render at (default: the target's estimated pitch)")
     match.add_argument("--velocity", type=float, default=0.7)
     match.add_argument("--refine", type=int, default=0, help="CMA-ES refinement through Vita with this many renders")
-    match.add_argument("--seed", type=int, default=0)
+    match.add_argument("--seed", type=int, default=0, help="seeds the drawn candidates and the refinement")
+    match.add_argument(
+        "--draws", type=int, default=None, metavar="N",
+        help="presets drawn per hypothesis from its categorical and on/off outputs, all rendered (default: agents.match.DEFAULT_DRAWS, 2; 0: the hypotheses only)",
+    )
     match.add_argument("--top-score", action="store_true", help="a model with several hypotheses: keep the best-scored one unrendered instead of rendering all")
     match.set_defaults(func=_match)
     sens = sub.add_parser("sensitivity", help="measure how much each parameter moves the sound (loss weights for training)")

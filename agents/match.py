@@ -4,15 +4,21 @@ The target is read (any wav/flac/ogg, mono-mixed, resampled, trimmed or padded t
 length), its pitch estimated (YIN) to choose the MIDI note, its log-mel fed to a trained
 :class:`~agents.supervised.model.SoundMatcher`, and the predicted parameters written as a ``.vital`` file
 that opens in Vital, with a render of it (``.wav``), a PNG comparing target and render log-mels, the
-spectral distance, and a plain-language description of the preset. A model with several hypotheses
-(``DecoderConfig.hypotheses``) proposes K presets; all K are rendered and the closest to the target is
-kept (``select=False``: the best-scored one, one render). ``refine=N`` then runs CMA-ES through Vita for
-``N`` renders (:mod:`agents.refine`) and reports the gain over the raw prediction.
+spectral distance, and a plain-language description of the preset.
+
+Candidates. A model with several hypotheses (``DecoderConfig.hypotheses``) proposes K presets, and each
+hypothesis' categorical and on/off outputs are distributions: ``draws`` more presets per hypothesis are
+drawn from them (:func:`~agents.supervised.model.sample_discrete`; the continuous values stay the
+hypothesis'). All candidates are rendered, on one thread per core, and the closest to the target is kept
+(``select=False``: the best-scored hypothesis, one render). ``refine=N`` then runs CMA-ES through Vita
+for ``N`` renders (:mod:`agents.refine`) and reports the gain over the raw prediction.
 """
 
 from __future__ import annotations
 
+import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,7 +28,7 @@ import torch
 from agents.plots import plot_comparison
 from agents.refine import RefineResult, refine
 from agents.supervised.checkpoint import load_model
-from agents.supervised.model import SoundMatcher
+from agents.supervised.model import SoundMatcher, sample_discrete
 from vital_gym.audio import AudioFileError, estimate_midi_note, load_audio, write_wav
 from vital_gym.describe import describe_preset
 from vital_gym.features import LogMelSpectrogram, MelConfig
@@ -32,6 +38,7 @@ from vital_gym.rewards import MultiResolutionSTFTDistance
 
 DEFAULT_MODEL = Path(__file__).resolve().parent / "models" / "core_cpu"
 MAX_TARGET_SECONDS = 60.0
+DEFAULT_DRAWS = 2  # draws per hypothesis rendered beside it: 8 hypotheses -> 24 renders, ~1.4 s on 2 cores
 
 
 @dataclass
@@ -44,16 +51,20 @@ class MatchResult:
     render: np.ndarray  # (1, samples)
     distance: float  # spectral distance of the render to the target
     predicted_distance: float  # of the raw prediction (the chosen hypothesis), before refinement
-    seconds: float  # prediction time: features, network, decoding, a render per hypothesis (refinement excluded)
+    seconds: float  # prediction time: features, network, decoding, a render per candidate (refinement excluded)
     description: str
     refined: RefineResult | None = None
-    hypothesis_distances: tuple[float, ...] = ()  # each rendered hypothesis' distance, best-scored first
+    candidate_distances: tuple[float, ...] = ()  # each rendered candidate's distance, in Matcher.candidates' order
 
 
 class Matcher:
-    """A trained model with the render and log-mel settings it was trained with."""
+    """A trained model with the render and log-mel settings it was trained with.
 
-    def __init__(self, checkpoint: str | Path | None = None, device: str = "cpu"):
+    ``render_workers`` threads render candidates side by side, each with its own :class:`Renderer` (Vita
+    does its work outside the GIL); the default is one per core, at most 2.
+    """
+
+    def __init__(self, checkpoint: str | Path | None = None, device: str = "cpu", render_workers: int | None = None):
         folder = Path(checkpoint) if checkpoint else DEFAULT_MODEL
         if not folder.exists():
             raise FileNotFoundError(
@@ -63,7 +74,11 @@ class Matcher:
         self.device = device
         self.codec = PresetCodec(self.space)
         self.render_config = RenderConfig.from_dict(meta.get("render"))
-        self.renderer = Renderer(self.render_config)
+        workers = render_workers or min(2, os.cpu_count() or 1)
+        if workers < 1:
+            raise ValueError(f"render_workers={render_workers}: need at least one")
+        self.renderers = [Renderer(self.render_config) for _ in range(workers)]
+        self.renderer = self.renderers[0]
         self.mel = LogMelSpectrogram(MelConfig.from_dict(meta.get("observation")), self.render_config.sample_rate)
 
     def load_target(self, path: str | Path) -> np.ndarray:
@@ -76,13 +91,20 @@ class Matcher:
         return audio
 
     @torch.no_grad()
-    def candidates(self, target: np.ndarray, midi_note: int) -> np.ndarray:
-        """``(K, P)``: the parameter vectors of the model's K hypotheses for ``target`` played at
-        ``midi_note``, best-scored first (K = 1 for a one-hypothesis model)."""
+    def candidates(self, target: np.ndarray, midi_note: int, draws: int = 0, seed: int = 0) -> np.ndarray:
+        """``(K * (1 + draws), P)`` parameter vectors for ``target`` played at ``midi_note``: the model's K
+        hypotheses best-scored first (K = 1 for a one-hypothesis model), then ``draws`` rounds of one draw
+        per hypothesis (same order) from its categorical and on/off distributions, seeded by ``seed``."""
+        if draws < 0:
+            raise ValueError(f"draws={draws}: must be >= 0")
         logmel = torch.from_numpy(np.round(self.mel(target) * 255.0) / 255.0).float()[None, None].to(self.device)
         note = torch.tensor([float(midi_note)], device=self.device)
         z, scores = self.model.hypotheses(logmel, note)
-        actions = SoundMatcher.actions(z[0, scores[0].argsort(descending=True)]).cpu().numpy()
+        z = z[0, scores[0].argsort(descending=True)]  # (K, action_dim)
+        if draws:
+            drawn = sample_discrete(z.cpu(), self.space, draws, torch.Generator().manual_seed(seed))
+            z = torch.cat([z.cpu(), drawn.flatten(0, 1)])
+        actions = SoundMatcher.actions(z).cpu().numpy()
         return np.stack([self.codec.canonical(self.space.action_to_vector(a)) for a in actions])
 
     def predict(self, target: np.ndarray, midi_note: int) -> np.ndarray:
@@ -91,36 +113,43 @@ class Matcher:
         return self.candidates(target, midi_note)[0]
 
     def closest(
-        self, target: np.ndarray, midi_note: int, velocity: float, select: bool = True
+        self, target: np.ndarray, midi_note: int, velocity: float, select: bool = True, draws: int = DEFAULT_DRAWS, seed: int = 0
     ) -> tuple[np.ndarray, RenderResult, float, tuple[float, ...]]:
-        """The hypothesis whose render is closest to ``target`` (``select=False``: the best-scored one),
-        its render and distance, and every rendered hypothesis' distance, best-scored first."""
-        xs = self.candidates(target, midi_note)
+        """The candidate whose render is closest to ``target`` (``select=False``: the best-scored hypothesis),
+        its render and distance, and every candidate's distance in :meth:`candidates`' order."""
+        xs = self.candidates(target, midi_note, draws if select else 0, seed)
         return self.render_closest(target, xs if select else xs[:1], midi_note, velocity)
 
     def render_closest(
         self, target: np.ndarray, xs: np.ndarray, midi_note: int, velocity: float
     ) -> tuple[np.ndarray, RenderResult, float, tuple[float, ...]]:
-        """Render every parameter vector of ``xs`` ``(K, P)``; the closest to ``target``, its render and
-        distance, and every distance in the order of ``xs``."""
+        """Render every parameter vector of ``xs`` ``(N, P)``; the closest to ``target`` (the first on a
+        tie), its render and distance, and every distance in the order of ``xs`` (infinite for a render
+        that is not finite)."""
         distance = MultiResolutionSTFTDistance()
         distance.set_target(target)
-        best = None
-        distances = []
-        for x in xs:
-            rendered = self.renderer.render(self.codec.to_preset(x, name="vital-gym match"), midi_note, velocity)
-            distances.append(distance(rendered.audio) if rendered.status.finite else float("inf"))
-            if best is None or distances[-1] < best[2]:
-                best = (x, rendered, distances[-1])
-        return *best, tuple(distances)
+
+        def score(worker: int) -> list[tuple[int, RenderResult, float]]:
+            out = []
+            for i in range(worker, len(xs), len(self.renderers)):
+                rendered = self.renderers[worker].render(self.codec.to_preset(xs[i], name="vital-gym match"), midi_note, velocity)
+                out.append((i, rendered, distance(rendered.audio) if rendered.status.finite else float("inf")))
+            return out
+
+        workers = min(len(self.renderers), len(xs))
+        with ThreadPoolExecutor(workers) as pool:
+            scored = sorted((r for rs in pool.map(score, range(workers)) for r in rs), key=lambda r: r[0])
+        best = min(scored, key=lambda r: (r[2], r[0]))
+        return xs[best[0]], best[1], best[2], tuple(d for _, _, d in scored)
 
     def match(
         self, target: np.ndarray, midi_note: int | None = None, velocity: float = 0.7, refine_budget: int = 0, seed: int = 0,
-        select: bool = True,
+        select: bool = True, draws: int = DEFAULT_DRAWS,
     ) -> MatchResult:
+        """The closest candidate (:meth:`closest`; ``seed`` draws them), refined for ``refine_budget`` renders."""
         start = time.perf_counter()
         note = estimate_midi_note(target, self.render_config.sample_rate, self.render_config.midi_note) if midi_note is None else midi_note
-        x, rendered, distance, hypothesis_distances = self.closest(target, note, velocity, select)
+        x, rendered, distance, candidate_distances = self.closest(target, note, velocity, select, draws, seed)
         seconds = time.perf_counter() - start
         predicted = distance
         refined = None
@@ -132,7 +161,7 @@ class Matcher:
         # The preset exactly as rendered (phase setting written in), so the saved file sounds like the render.
         return MatchResult(
             rendered.preset, x, note, velocity, target, rendered.audio, distance, predicted, seconds, describe_preset(self.space, x), refined,
-            hypothesis_distances,
+            candidate_distances,
         )
 
     def write(self, result: MatchResult, out: str | Path) -> list[Path]:

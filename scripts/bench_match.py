@@ -8,7 +8,8 @@ Without ``--checkpoint`` the network of ``--config`` (default ``configs/train/su
 built with random weights and saved to a temporary checkpoint: its predictions mean nothing, but its cost
 is the trained model's. Targets are renders of random core presets at MIDI 48/60/72 (2 s). Prints the
 median and worst time of a match (pitch estimate, log-mel, network, decoding, a Vita render and a
-spectral distance per hypothesis) and its stages.
+spectral distance per candidate: the K hypotheses and ``--draws`` drawn presets per hypothesis, rendered
+on ``--render-workers`` threads) and its stages.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import yaml  # noqa: E402
 
-from agents.match import Matcher  # noqa: E402
+from agents.match import DEFAULT_DRAWS, Matcher  # noqa: E402
 from vital_gym.audio import estimate_midi_note  # noqa: E402
 from agents.supervised.checkpoint import save_checkpoint  # noqa: E402
 from agents.supervised.model import ModelConfig, SoundMatcher  # noqa: E402
@@ -42,7 +43,9 @@ def main() -> None:
     ap.add_argument("--checkpoint")
     ap.add_argument("--config", default="configs/train/supervised_cpu.yaml", help="training YAML whose model is timed with random weights")
     ap.add_argument("--n", type=int, default=10)
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=2, help="torch threads")
+    ap.add_argument("--draws", type=int, default=DEFAULT_DRAWS, help="presets drawn per hypothesis (as vital-gym match --draws)")
+    ap.add_argument("--render-workers", type=int, default=None, help="render threads (default: one per core, at most 2)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
@@ -56,7 +59,7 @@ def main() -> None:
                 f"{tmp}/ckpt", model, "core", extra={"render": dataset["render"], "observation": dataset["observation"]}
             )
         t = time.perf_counter()
-        matcher = Matcher(checkpoint)
+        matcher = Matcher(checkpoint, render_workers=args.render_workers)
         load_s = time.perf_counter() - t
         space, codec = matcher.space, PresetCodec(matcher.space)
         renderer, rng = Renderer(matcher.render_config), np.random.default_rng(0)
@@ -65,29 +68,30 @@ def main() -> None:
             r = renderer.render(codec.to_preset(space.sample(rng)), int(rng.choice([48, 60, 72])))
             if r.status.ok:
                 targets.append(r.audio)
-        matcher.match(targets[0])  # warm-up
+        matcher.match(targets[0], draws=args.draws)  # warm-up
         k = matcher.model.num_hypotheses
-        total, stages = [], {"pitch": [], "log-mel + network + decode": [], f"render + distance x {k}": []}
+        n_renders = k * (1 + args.draws)
+        total, stages = [], {"pitch": [], "log-mel + network + decode": [], f"render + distance x {n_renders}": []}
         for target in targets:
             t0 = time.perf_counter()
             note = estimate_midi_note(target, matcher.render_config.sample_rate)
             t1 = time.perf_counter()
-            xs = matcher.candidates(target, note)
+            xs = matcher.candidates(target, note, args.draws)
             t2 = time.perf_counter()
             matcher.render_closest(target, xs, note, 0.7)
             t3 = time.perf_counter()
             stages["pitch"].append(t1 - t0)
             stages["log-mel + network + decode"].append(t2 - t1)
-            stages[f"render + distance x {k}"].append(t3 - t2)
+            stages[f"render + distance x {n_renders}"].append(t3 - t2)
             t = time.perf_counter()
-            matcher.match(target)
+            matcher.match(target, draws=args.draws)
             total.append(time.perf_counter() - t)
     params = sum(p.numel() for p in matcher.model.parameters())
     print(f"machine: {platform.machine()} {os.cpu_count()} cores, torch {torch.__version__}, {args.threads} threads")
-    print(f"model: {params / 1e6:.2f}M parameters, {k} hypotheses ({'random weights' if args.checkpoint is None else args.checkpoint}); load {load_s:.2f} s")
+    print(f"model: {params / 1e6:.2f}M parameters, {k} hypotheses x (1 + {args.draws} draws), {len(matcher.renderers)} render threads ({'random weights' if args.checkpoint is None else args.checkpoint}); load {load_s:.2f} s")
     print(f"match of a 2 s target, {args.n} targets: median {statistics.median(total):.3f} s, worst {max(total):.3f} s (target < 2 s)")
-    for k, v in stages.items():
-        print(f"  {k:28s} {1000 * statistics.median(v):7.1f} ms")
+    for name, v in stages.items():
+        print(f"  {name:28s} {1000 * statistics.median(v):7.1f} ms")
 
 
 if __name__ == "__main__":

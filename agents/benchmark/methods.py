@@ -220,25 +220,32 @@ class NearestNeighbour:
 class Supervised:
     """A trained :class:`~agents.supervised.model.SoundMatcher`, optionally refined by CMA-ES through Vita.
 
-    The network sees the target's log-mel; a model with K hypotheses has all K rendered at the target's
-    note and velocity and the closest kept, as ``vital-gym match`` does (``select=False``, method
-    ``supervised-top``: its best-scored hypothesis). With ``refine_budget`` > 0 the prediction is then
-    refined for that many more renders (``agents/refine.py``).
+    The network sees the target's log-mel; its K hypotheses and ``draws`` presets drawn per hypothesis are
+    rendered at the target's note and velocity and the closest kept, as ``vital-gym match`` does
+    (``select=False``, method ``supervised-top``: its best-scored hypothesis, no render). With
+    ``refine_budget`` > 0 the prediction is then refined for that many more renders (``agents/refine.py``).
     """
 
-    def __init__(self, checkpoint: str | Path, codec: PresetCodec, refine_budget: int = 0, seed: int = 0, select: bool = True):
+    def __init__(
+        self, checkpoint: str | Path, codec: PresetCodec, refine_budget: int = 0, seed: int = 0, select: bool = True, draws: int = 0
+    ):
         from agents.match import Matcher
 
         self.matcher = Matcher(checkpoint)
         if self.matcher.space.fingerprint != codec.space.fingerprint:
             raise ValueError(f"checkpoint {checkpoint} was trained on space '{self.matcher.space.name}', not '{codec.space.name}'")
-        self.refine_budget, self.seed, self.select = refine_budget, seed, select
+        self.refine_budget, self.seed, self.select, self.draws = refine_budget, seed, select, draws if select else 0
         self.name = "supervised+refine" if refine_budget else "supervised" if select else "supervised-top"
         where = Path(checkpoint).resolve()
         where = where.relative_to(Path.cwd()) if where.is_relative_to(Path.cwd()) else where  # no home paths in reports
         k = self.matcher.model.num_hypotheses
-        choice = f", the closest of its {k} hypotheses by rendering" if select else ", its best-scored hypothesis (no render)"
-        self.description = f"the model in {where}" + (choice if k > 1 else "")
+        if not select:
+            choice = ", its best-scored hypothesis (no render)" if k > 1 else ""
+        elif self.draws:
+            choice = f", the closest by rendering of its {k} hypotheses and {self.draws} draws of each ({k * (1 + self.draws)} renders)"
+        else:
+            choice = f", the closest of its {k} hypotheses by rendering" if k > 1 else ""
+        self.description = f"the model in {where}" + choice
         self.description += f", CMA-ES refinement with {refine_budget} renders" if refine_budget else ""
 
     def prepare(self, items: Sequence[TestItem]) -> None:
@@ -248,7 +255,7 @@ class Supervised:
         from agents.refine import refine
 
         m = self.matcher
-        x, _, distance, _ = m.closest(item.audio, item.midi_note, item.velocity, self.select)
+        x, _, distance, _ = m.closest(item.audio, item.midi_note, item.velocity, self.select, self.draws, self.seed)
         if self.refine_budget:
             x = refine(
                 item.audio, x, m.codec, m.renderer, item.midi_note, item.velocity, self.refine_budget, seed=self.seed, start_distance=distance

@@ -26,7 +26,7 @@ from agents.benchmark.metrics import AUDIO_METRICS, HIGHER_IS_BETTER, PARAM_METR
 from agents.benchmark.methods import InitPreset, LibraryLookup, MeanPreset, Method, NearestNeighbour, RandomPreset, RLPolicy, Supervised, Syntheon
 from agents.benchmark.testsets import SET_KINDS, TestItem, audio_set, preset_set, synthetic_set
 from agents.dataset.generate import DatasetConfig
-from agents.match import DEFAULT_MODEL
+from agents.match import DEFAULT_DRAWS, DEFAULT_MODEL
 from vital_gym.params import ParameterSpace
 from vital_gym.preset import PresetCodec
 from vital_gym.render import RenderConfig, Renderer, RenderError
@@ -49,6 +49,7 @@ class BenchmarkConfig:
     dataset: str | None = None  # the training set of the mean preset and nearest neighbour
     checkpoint: str | None = None  # the supervised model (default: the shipped one, when there is one)
     refine_budget: int = 100  # renders of supervised+refine per item
+    draws: int = DEFAULT_DRAWS  # presets drawn per hypothesis, rendered beside it, by supervised and supervised+refine
     policy: str | None = None  # a policy folder saved by agents/ppo/train.py (method "ppo")
     syntheon_python: str | None = ".syntheon-venv/bin/python"
     clap_checkpoint: str | None = None
@@ -104,7 +105,8 @@ def build_methods(config: BenchmarkConfig, codec: PresetCodec, render: RenderCon
                 methods.append(LibraryLookup(folder, render))
             elif name in ("supervised", "supervised-top", "supervised+refine"):
                 budget = config.refine_budget if name == "supervised+refine" else 0
-                methods.append(Supervised(config.checkpoint or DEFAULT_MODEL, codec, budget, config.seed, select=name != "supervised-top"))
+                select = name != "supervised-top"
+                methods.append(Supervised(config.checkpoint or DEFAULT_MODEL, codec, budget, config.seed, select, config.draws))
             elif name == "ppo":
                 if not config.policy:
                     raise FileNotFoundError("no --policy given")

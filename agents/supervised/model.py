@@ -52,7 +52,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from vital_gym.params import ParameterSpace
+from vital_gym.params import Kind, ParameterSpace
 
 
 @dataclass
@@ -286,3 +286,30 @@ class SoundMatcher(nn.Module):
     def actions(z: torch.Tensor) -> torch.Tensor:
         """Raw outputs -> env actions in (-1, 1) (see the module docstring)."""
         return torch.tanh(0.5 * z)
+
+
+SURE_LOGIT = 10.0  # a drawn choice as raw outputs: tanh(10 / 2) = 0.9999, as decided as an action gets
+
+
+def sample_discrete(z: torch.Tensor, space: ParameterSpace, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    """``n`` draws ``(n, *z.shape)`` of raw outputs ``z`` ``(..., action_dim)`` with every categorical and
+    on/off choice drawn from the distribution its logits define, and continuous outputs kept.
+
+    Why: argmax decoding takes each uncertain choice (a filter model at 40 %, an oscillator on at 55 %) the
+    same way every time; draws from the decoder's own distributions give presets that differ where it is
+    unsure, and rendering them lets the closest win (``Matcher.candidates``). Draws are
+    ``SURE_LOGIT``-sized one-hot logits, so ``actions`` and the space decode them exactly as drawn.
+    """
+    if z.shape[-1] != space.action_dim:
+        raise ValueError(f"raw outputs of width {z.shape[-1]} do not fit space '{space.name}' (action_dim {space.action_dim})")
+    out = z.unsqueeze(0).repeat(n, *([1] * z.dim()))
+    for s in space.layout:
+        if s.kind is Kind.CATEGORICAL:
+            probs = torch.softmax(z[..., s.slice].reshape(-1, s.stop - s.start), -1)
+            drawn = torch.multinomial(probs, n, replacement=True, generator=generator).T.reshape(n, *z.shape[:-1])
+            block = torch.full((*drawn.shape, s.stop - s.start), -SURE_LOGIT, dtype=z.dtype)
+            out[..., s.slice] = block.scatter(-1, drawn.unsqueeze(-1), SURE_LOGIT)
+        elif s.kind is Kind.TOGGLE:
+            on = torch.rand(out[..., s.slice].shape, generator=generator, dtype=z.dtype) < torch.sigmoid(z[..., s.slice])
+            out[..., s.slice] = torch.where(on, SURE_LOGIT, -SURE_LOGIT)
+    return out

@@ -94,7 +94,9 @@ def test_the_shipped_model_is_the_default_and_fits_the_core_space(tmp_path, caps
     assert Preset.load(tmp_path / "o.vital").settings
 
 
-def test_a_model_with_hypotheses_renders_them_all_and_keeps_the_closest(tmp_path, tiny_checkpoint, tiny_space):
+@pytest.fixture(scope="module")
+def k3_checkpoint(tmp_path_factory, tiny_checkpoint, tiny_space):
+    """The tiny model widened to 3 hypotheses (perturbed copies of its one)."""
     import json
 
     from agents.supervised.checkpoint import CONFIG_FILE, init_weights
@@ -103,15 +105,45 @@ def test_a_model_with_hypotheses_renders_them_all_and_keeps_the_closest(tmp_path
     model = SoundMatcher(tiny_space, with_hypotheses(TINY_MODEL, 3))
     init_weights(model, tiny_checkpoint)
     meta = json.loads((tiny_checkpoint / CONFIG_FILE).read_text())
-    folder = save_checkpoint(tmp_path / "k3", model, meta["space"], extra={k: meta[k] for k in ("render", "observation")})
-    matcher = Matcher(folder)
+    return save_checkpoint(tmp_path_factory.mktemp("k3") / "k3", model, meta["space"], extra={k: meta[k] for k in ("render", "observation")})
+
+
+def test_a_model_with_hypotheses_renders_them_all_and_keeps_the_closest(k3_checkpoint, tiny_space):
+    matcher = Matcher(k3_checkpoint)
     candidates = matcher.candidates(hum(), 57)
     assert candidates.shape == (3, len(tiny_space.parameters))
     assert np.array_equal(matcher.predict(hum(), 57), candidates[0])
-    result = matcher.match(hum(), midi_note=57)
-    assert len(result.hypothesis_distances) == 3
-    assert result.predicted_distance == result.distance == pytest.approx(min(result.hypothesis_distances))
-    assert np.array_equal(result.x, candidates[int(np.argmin(result.hypothesis_distances))])
+    result = matcher.match(hum(), midi_note=57, draws=0)
+    assert len(result.candidate_distances) == 3
+    assert result.predicted_distance == result.distance == pytest.approx(min(result.candidate_distances))
+    assert np.array_equal(result.x, candidates[int(np.argmin(result.candidate_distances))])
     top = matcher.match(hum(), midi_note=57, select=False)
-    assert len(top.hypothesis_distances) == 1 and np.array_equal(top.x, candidates[0])
+    assert len(top.candidate_distances) == 1 and np.array_equal(top.x, candidates[0])
     assert top.distance >= result.distance
+
+
+def test_drawn_candidates_follow_their_hypotheses_and_the_closest_of_all_is_kept(k3_checkpoint, tiny_space):
+    from vital_gym.params import Kind
+
+    matcher = Matcher(k3_checkpoint)
+    hypotheses = matcher.candidates(hum(), 57)
+    xs = matcher.candidates(hum(), 57, draws=2, seed=1)
+    assert xs.shape == (9, len(tiny_space.parameters))
+    assert np.array_equal(xs[:3], hypotheses)  # the hypotheses first, unchanged
+    assert np.array_equal(xs, matcher.candidates(hum(), 57, draws=2, seed=1))  # seeded
+    assert not np.array_equal(xs, matcher.candidates(hum(), 57, draws=2, seed=2))
+    discrete = [i for i, p in enumerate(tiny_space.parameters) if p.kind in (Kind.CATEGORICAL, Kind.TOGGLE)]
+    assert not np.array_equal(xs[3:, discrete], np.tile(hypotheses[:, discrete], (2, 1)))  # choices were drawn
+    result = matcher.match(hum(), midi_note=57, draws=2, seed=1)
+    assert len(result.candidate_distances) == 9
+    assert result.distance == pytest.approx(min(result.candidate_distances))
+    assert np.array_equal(result.x, xs[int(np.argmin(result.candidate_distances))])
+    with pytest.raises(ValueError, match="draws=-1"):
+        matcher.candidates(hum(), 57, draws=-1)
+
+
+def test_render_threads_score_candidates_as_one_renderer_does(k3_checkpoint):
+    xs = Matcher(k3_checkpoint).candidates(hum(), 57, draws=1)
+    one, two = (Matcher(k3_checkpoint, render_workers=w) for w in (1, 2))
+    assert len(two.renderers) == 2
+    assert one.render_closest(hum(), xs, 57, 0.7)[3] == two.render_closest(hum(), xs, 57, 0.7)[3]

@@ -6,7 +6,7 @@ import torch
 
 from agents.supervised.checkpoint import CheckpointError, init_weights, load_model, read_config, save_checkpoint
 from agents.supervised.losses import HypothesisLoss, ParameterLoss, module_switches
-from agents.supervised.model import AudioEncoder, EncoderConfig, LoRALinear, ModelConfig, SoundMatcher, load_vit_weights
+from agents.supervised.model import AudioEncoder, EncoderConfig, LoRALinear, ModelConfig, SoundMatcher, load_vit_weights, sample_discrete
 from agents.supervised.train import TrainConfig, lr_factor, train
 from tests.agents.conftest import TINY_MODEL, tiny_train_config, with_hypotheses
 from tests.conftest import TINY_SPACE
@@ -259,6 +259,31 @@ def test_a_decoder_with_hypotheses_proposes_k_presets_and_forward_is_the_best_sc
     assert torch.equal(single(x, notes), z1[:, 0])
     with pytest.raises(ValueError, match="at least one"):
         SoundMatcher(tiny_space, with_hypotheses(TINY_MODEL, 0))
+
+
+def test_sample_discrete_draws_choices_at_the_decoders_probabilities_and_keeps_continuous_outputs(tiny_space):
+    from vital_gym.params import Kind
+
+    z = torch.randn(2, tiny_space.action_dim, generator=torch.Generator().manual_seed(0)) * 2.0  # (B, action_dim)
+    draws = sample_discrete(z, tiny_space, 4000, torch.Generator().manual_seed(1))
+    assert draws.shape == (4000, 2, tiny_space.action_dim)
+    assert torch.equal(draws, sample_discrete(z, tiny_space, 4000, torch.Generator().manual_seed(1)))
+    kinds = {s.kind for s in tiny_space.layout}
+    assert {Kind.CATEGORICAL, Kind.TOGGLE, Kind.CONTINUOUS} <= kinds  # the test covers every kind
+    for s in tiny_space.layout:
+        block, logits = draws[..., s.slice], z[..., s.slice]
+        if s.kind is Kind.CATEGORICAL:
+            assert torch.all((block > 0).sum(-1) == 1)  # one choice per draw, decoded by argmax
+            freq = (block > 0).float().mean(0)
+            assert torch.allclose(freq, torch.softmax(logits, -1), atol=0.035), s.name
+        elif s.kind is Kind.TOGGLE:
+            assert torch.allclose((block > 0).float().mean(0), torch.sigmoid(logits), atol=0.035), s.name
+        else:
+            assert torch.equal(block, logits.expand_as(block)), s.name
+    vector = tiny_space.action_to_vector(SoundMatcher.actions(draws[0, 0]).numpy())
+    assert vector.shape == (len(tiny_space.parameters),)
+    with pytest.raises(ValueError, match="do not fit space"):
+        sample_discrete(z[:, :-1], tiny_space, 2)
 
 
 def test_init_weights_turns_a_one_hypothesis_checkpoint_into_k_copies_of_it(tmp_path, tiny_space):
