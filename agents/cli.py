@@ -150,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_argument("--dataset", help="a generated dataset for the mean preset and nearest neighbour")
     bench.add_argument("--checkpoint", help="a trained model for supervised and supervised+refine (default: the shipped one)")
     bench.add_argument("--refine-budget", type=int, help="renders per item for supervised+refine (default 100)")
-    bench.add_argument("--draws", type=int, help="presets drawn per hypothesis by supervised and supervised+refine (default 2; 0: hypotheses only)")
+    bench.add_argument("--draws", type=int, help="presets drawn per hypothesis by supervised and supervised+refine (default 1; 0: hypotheses only)")
     bench.add_argument("--policy", help="a policy saved by agents/ppo/train.py (runs/ppo/best) for method ppo")
     bench.add_argument("--syntheon-python", help="python of Syntheon's venv (default .syntheon-venv/bin/python)")
     bench.add_argument("--clap-checkpoint", help="a local CLAP checkpoint: adds CLAP similarity")
@@ -171,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     match.add_argument("--seed", type=int, default=0, help="seeds the drawn candidates and the refinement")
     match.add_argument(
         "--draws", type=int, default=None, metavar="N",
-        help="presets drawn per hypothesis from its categorical and on/off outputs, all rendered (default: agents.match.DEFAULT_DRAWS, 2; 0: the hypotheses only)",
+        help="presets drawn per hypothesis from its predictive distributions, all rendered (default: agents.match.DEFAULT_DRAWS, 1; 0: the hypotheses only)",
     )
     match.add_argument("--top-score", action="store_true", help="a model with several hypotheses: keep the best-scored one unrendered instead of rendering all")
     match.set_defaults(func=_match)

@@ -8,8 +8,9 @@ spectral distance, and a plain-language description of the preset.
 
 Candidates. A model with several hypotheses (``DecoderConfig.hypotheses``) proposes K presets, and each
 hypothesis' categorical and on/off outputs are distributions: ``draws`` more presets per hypothesis are
-drawn from them (:func:`~agents.supervised.model.sample_discrete`; the continuous values stay the
-hypothesis'). All candidates are rendered, on one thread per core, and the closest to the target is kept
+drawn from them (:func:`~agents.supervised.model.draw_presets`; the continuous values stay the
+hypothesis', or, for a model with ``DecoderConfig.spread``, are drawn about them at the spread it
+predicts). All candidates are rendered, on one thread per core, and the closest to the target is kept
 (``select=False``: the best-scored hypothesis, one render). ``refine=N`` then runs CMA-ES through Vita
 for ``N`` renders (:mod:`agents.refine`) and reports the gain over the raw prediction.
 """
@@ -28,7 +29,7 @@ import torch
 from agents.plots import plot_comparison
 from agents.refine import RefineResult, refine
 from agents.supervised.checkpoint import load_model
-from agents.supervised.model import SoundMatcher, sample_discrete
+from agents.supervised.model import SoundMatcher, draw_presets
 from vital_gym.audio import AudioFileError, estimate_midi_note, load_audio, write_wav
 from vital_gym.describe import describe_preset
 from vital_gym.features import LogMelSpectrogram, MelConfig
@@ -38,7 +39,7 @@ from vital_gym.rewards import MultiResolutionSTFTDistance
 
 DEFAULT_MODEL = Path(__file__).resolve().parent / "models" / "core_cpu"
 MAX_TARGET_SECONDS = 60.0
-DEFAULT_DRAWS = 2  # draws per hypothesis rendered beside it: 8 hypotheses -> 24 renders, ~1.4 s on 2 cores
+DEFAULT_DRAWS = 1  # draws per hypothesis rendered beside it: 8 hypotheses -> 16 renders, ~1.1 s on 2 cores
 
 
 @dataclass
@@ -94,16 +95,18 @@ class Matcher:
     def candidates(self, target: np.ndarray, midi_note: int, draws: int = 0, seed: int = 0) -> np.ndarray:
         """``(K * (1 + draws), P)`` parameter vectors for ``target`` played at ``midi_note``: the model's K
         hypotheses best-scored first (K = 1 for a one-hypothesis model), then ``draws`` rounds of one draw
-        per hypothesis (same order) from its categorical and on/off distributions, seeded by ``seed``."""
+        per hypothesis (same order) from its predictive distributions (:func:`draw_presets`), seeded by ``seed``."""
         if draws < 0:
             raise ValueError(f"draws={draws}: must be >= 0")
         logmel = torch.from_numpy(np.round(self.mel(target) * 255.0) / 255.0).float()[None, None].to(self.device)
         note = torch.tensor([float(midi_note)], device=self.device)
-        z, scores = self.model.hypotheses(logmel, note)
-        z = z[0, scores[0].argsort(descending=True)]  # (K, action_dim)
+        z, scores, log_spread = self.model.predictive(logmel, note)
+        order = scores[0].argsort(descending=True)
+        z = z[0, order].cpu()  # (K, action_dim)
         if draws:
-            drawn = sample_discrete(z.cpu(), self.space, draws, torch.Generator().manual_seed(seed))
-            z = torch.cat([z.cpu(), drawn.flatten(0, 1)])
+            spread = None if log_spread is None else log_spread[0, order].cpu()
+            drawn = draw_presets(z, self.space, draws, torch.Generator().manual_seed(seed), spread)
+            z = torch.cat([z, drawn.flatten(0, 1)])
         actions = SoundMatcher.actions(z).cpu().numpy()
         return np.stack([self.codec.canonical(self.space.action_to_vector(a)) for a in actions])
 

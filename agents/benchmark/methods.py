@@ -242,7 +242,8 @@ class Supervised:
         if not select:
             choice = ", its best-scored hypothesis (no render)" if k > 1 else ""
         elif self.draws:
-            choice = f", the closest by rendering of its {k} hypotheses and {self.draws} draws of each ({k * (1 + self.draws)} renders)"
+            draws = f"{self.draws} draw{'s' if self.draws > 1 else ''}"
+            choice = f", the closest by rendering of its {k} hypotheses and {draws} of each ({k * (1 + self.draws)} renders)"
         else:
             choice = f", the closest of its {k} hypotheses by rendering" if k > 1 else ""
         self.description = f"the model in {where}" + choice

@@ -21,7 +21,9 @@ from vital_gym.params import ParameterSpace
 
 MODEL_FILE, CONFIG_FILE, OPTIMIZER_FILE = "model.safetensors", "config.json", "optimizer.pt"
 # Weights a fine-tuned model may add to the checkpoint it starts from (see init_weights).
-FINE_TUNE_ADDITIONS = ("decoder.note_proj.weight", "decoder.hypothesis_queries", "decoder.score_head.weight", "decoder.score_head.bias")
+FINE_TUNE_ADDITIONS = (
+    "decoder.note_proj.weight", "decoder.hypothesis_queries", "decoder.score_head.weight", "decoder.score_head.bias", "decoder.spread_heads.",
+)
 
 
 class CheckpointError(ValueError):
@@ -136,7 +138,7 @@ def _load_weights(
         missing, unexpected = model.load_state_dict(state, strict=False)
     except RuntimeError as e:  # a weight of another shape
         raise CheckpointError(f"{folder}: weights do not fit the model config ({str(e)[:300]})") from None
-    missing = [k for k in missing if k not in may_lack]
+    missing = [k for k in missing if not k.startswith(may_lack)]  # names, or prefixes ending in '.'
     if missing or unexpected:
         raise CheckpointError(
             f"{folder}: weights do not fit the model config: another architecture (missing {missing[:5]}, unexpected {unexpected[:5]})"

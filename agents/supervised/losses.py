@@ -225,12 +225,17 @@ class HypothesisLoss:
     parameter terms (``continuous``, ...) are the winner's; ``hypotheses`` is the relaxed total and
     ``score`` the winner's cross-entropy, weighted by ``score_weight`` in ``total``. With K = 1 this is
     exactly :class:`ParameterLoss`.
+
+    ``log_spread`` ``(B, K, action_dim)`` (a decoder with ``spread``) adds ``spread``: the Gaussian negative
+    log-likelihood of each audible continuous target value about ``sigmoid(z)`` (held fixed) with that
+    standard deviation, weighted across hypotheses as ``hypotheses`` is and by ``spread_weight`` in
+    ``total``. So each hypothesis learns how far off its values are when it is the one that fits.
     """
 
-    def __init__(self, loss: ParameterLoss, epsilon: float = 0.05, score_weight: float = 0.1):
-        if not 0.0 <= epsilon < 1.0 or score_weight < 0:
-            raise ValueError(f"epsilon={epsilon} must be in [0, 1) and score_weight={score_weight} >= 0")
-        self.loss, self.epsilon, self.score_weight = loss, epsilon, score_weight
+    def __init__(self, loss: ParameterLoss, epsilon: float = 0.05, score_weight: float = 0.1, spread_weight: float = 1.0):
+        if not 0.0 <= epsilon < 1.0 or score_weight < 0 or spread_weight < 0:
+            raise ValueError(f"epsilon={epsilon} must be in [0, 1), score_weight={score_weight} and spread_weight={spread_weight} >= 0")
+        self.loss, self.epsilon, self.score_weight, self.spread_weight = loss, epsilon, score_weight, spread_weight
 
     def winners(self, z: torch.Tensor, x: torch.Tensor) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
         """Every term per sample and hypothesis ``{term: (B, K)}``, and the winner of each sample ``(B,)``."""
@@ -239,17 +244,29 @@ class HypothesisLoss:
         per = {name: v.reshape(batch, k) for name, v in per.items()}
         return per, per["total"].detach().argmin(1)
 
-    def __call__(self, z: torch.Tensor, scores: torch.Tensor, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    def spread_nll(self, z: torch.Tensor, log_spread: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """``(B, K)``: mean Gaussian NLL (constant dropped) of the audible continuous values, means held fixed."""
+        dims, params = self.loss.cont_dims, self.loss.cont_params
+        error = torch.sigmoid(z[..., dims]).detach() - x[:, None, params]
+        log_s = log_spread[..., dims]
+        nll = 0.5 * error**2 * torch.exp(-2.0 * log_s) + log_s
+        audible = self.loss.audible(x)[:, None, params]
+        return (nll * audible).sum(-1) / audible.sum(-1).clamp_min(1.0)
+
+    def __call__(self, z: torch.Tensor, scores: torch.Tensor, x: torch.Tensor, log_spread: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         per, winner = self.winners(z, x)
         k = z.shape[1]
         rows = torch.arange(z.shape[0], device=z.device)
         terms = {name: v[rows, winner].mean() for name, v in per.items() if name != "total"}
+        weight = torch.full_like(per["total"], self.epsilon / (k - 1) if k > 1 else 0.0)
+        weight[rows, winner] = 1.0 - self.epsilon if k > 1 else 1.0
         if k > 1:
-            weight = torch.full_like(per["total"], self.epsilon / (k - 1))
-            weight[rows, winner] = 1.0 - self.epsilon
             terms["hypotheses"] = (weight * per["total"]).sum(1).mean()
             terms["score"] = F.cross_entropy(scores, winner)
             terms["total"] = terms["hypotheses"] + self.score_weight * terms["score"]
         else:
             terms["total"] = per["total"][:, 0].mean()
+        if log_spread is not None and len(self.loss.cont_dims):
+            terms["spread"] = (weight.detach() * self.spread_nll(z, log_spread, x)).sum(1).mean()
+            terms["total"] = terms["total"] + self.spread_weight * terms["spread"]
         return terms

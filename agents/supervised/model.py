@@ -40,6 +40,14 @@ and each of the K query sets is decoded independently. Trained with a winner-tak
 (``losses.HypothesisLoss``), each hypothesis specialises in a region of preset space, and a score head
 learns which one wins. ``forward`` returns the best-scored hypothesis (so PPO and one-render matching need
 nothing new); ``hypotheses`` returns all K, which ``agents/match.py`` renders to keep the closest.
+
+Spread (``DecoderConfig.spread``). A hypothesis' categorical and on/off outputs are already distributions,
+but a continuous output is one value. With ``spread`` a second head per group gives, per hypothesis, the
+log standard deviation of each continuous value about the truth when that hypothesis is the one that fits
+(``predictive``; trained by Gaussian NLL in ``losses.HypothesisLoss``). The heads read the decoder's
+output detached, so learning them leaves the hypotheses as they were (a trained model gets spread heads
+by a fine-tune of those heads alone). :func:`draw_presets` draws presets from all of these distributions:
+the candidates ``vital-gym match`` renders beside the hypotheses.
 """
 
 from __future__ import annotations
@@ -87,9 +95,11 @@ class DecoderConfig:
     dropout: float = 0.0
     note_conditioning: bool = False  # the decoder is told the MIDI note the preset will be played at
     hypotheses: int = 1  # K > 1: K whole presets per sound and a score for each (see "Several hypotheses")
+    spread: bool = False  # a head per group predicting how far each continuous value may be off (see "Spread")
 
 
 NOTE_CENTRE, NOTE_SCALE = 60.0, 12.0  # note features: (note - 60) / 12, one unit per octave
+LOG_SPREAD_MIN, LOG_SPREAD_INIT = -7.0, -4.0  # spreads are kept within [e^-7, 1] of the unit range
 
 
 @dataclass
@@ -227,12 +237,26 @@ class ParameterDecoder(nn.Module):
         # Hypothesis embeddings as large as the trained group queries (std ~0.02), so the K start apart.
         self.hypothesis_queries = nn.Parameter(torch.randn(config.hypotheses, config.dim) * 0.02) if config.hypotheses > 1 else None
         self.score_head = nn.Linear(config.dim, 1) if config.hypotheses > 1 else None
+        self.spread_heads = None
+        if config.spread:  # every spread starts small and equal (e^-4 = 0.018): a new head draws near the hypothesis
+            self.spread_heads = nn.ModuleList(nn.Linear(config.dim, len(by_group[g])) for g in self.group_names)
+            for head in self.spread_heads:
+                nn.init.zeros_(head.weight)
+                nn.init.constant_(head.bias, LOG_SPREAD_INIT)
 
     def hypotheses(self, tokens: torch.Tensor, midi_note: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Raw outputs of every hypothesis ``(B, K, action_dim)`` and their score logits ``(B, K)`` (zeros when K = 1).
 
         ``midi_note`` ``(B,)``: the note each preset will be played at (a conditioned decoder needs it).
         """
+        z, scores, _ = self.predictive(tokens, midi_note)
+        return z, scores
+
+    def predictive(
+        self, tokens: torch.Tensor, midi_note: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """:meth:`hypotheses` and, with ``spread``, the log standard deviation ``(B, K, action_dim)`` of each
+        continuous value (``sigmoid(z)``) about the truth when that hypothesis wins (None without)."""
         batch, k = tokens.shape[0], self.num_hypotheses
         memory = self.memory_proj(tokens)
         queries = self.queries.unsqueeze(0).expand(batch, -1, -1)
@@ -245,11 +269,19 @@ class ParameterDecoder(nn.Module):
             queries = (queries.unsqueeze(1) + self.hypothesis_queries[None, :, None]).flatten(0, 1)
             memory = memory.repeat_interleave(k, 0)
         h = self.decoder(queries, memory)  # (B * K, groups, dim)
-        z = tokens.new_zeros(batch * k, self.action_dim)
-        for g_index, (g, head) in enumerate(zip(self.group_names, self.heads)):
-            z = z.index_copy(1, getattr(self, f"dims_{g}"), head(h[:, g_index]))
+        z = self._per_group(h, self.heads)
         scores = self.score_head(h.mean(1)).reshape(batch, k) if self.score_head is not None else tokens.new_zeros(batch, 1)
-        return z.reshape(batch, k, self.action_dim), scores
+        spread = None
+        if self.spread_heads is not None:  # from h detached: learning the spread leaves the prediction as it was
+            spread = self._per_group(h.detach(), self.spread_heads).clamp(LOG_SPREAD_MIN, 0.0).reshape(batch, k, self.action_dim)
+        return z.reshape(batch, k, self.action_dim), scores, spread
+
+    def _per_group(self, h: torch.Tensor, heads: nn.ModuleList) -> torch.Tensor:
+        """``(N, groups, dim)`` -> ``(N, action_dim)``: each group's head on its query, in the action layout."""
+        z = h.new_zeros(h.shape[0], self.action_dim)
+        for g_index, (g, head) in enumerate(zip(self.group_names, heads)):
+            z = z.index_copy(1, getattr(self, f"dims_{g}"), head(h[:, g_index]))
+        return z
 
     def forward(self, tokens: torch.Tensor, midi_note: torch.Tensor | None = None) -> torch.Tensor:
         """Raw outputs ``(B, action_dim)`` of the best-scored hypothesis."""
@@ -274,6 +306,12 @@ class SoundMatcher(nn.Module):
         """All hypotheses ``(B, K, action_dim)`` and their score logits ``(B, K)``."""
         return self.decoder.hypotheses(self.encoder(logmel), midi_note)
 
+    def predictive(
+        self, logmel: torch.Tensor, midi_note: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """Hypotheses, scores and (with ``DecoderConfig.spread``) log spreads; see :meth:`ParameterDecoder.predictive`."""
+        return self.decoder.predictive(self.encoder(logmel), midi_note)
+
     @property
     def num_hypotheses(self) -> int:
         return self.decoder.num_hypotheses
@@ -291,17 +329,24 @@ class SoundMatcher(nn.Module):
 SURE_LOGIT = 10.0  # a drawn choice as raw outputs: tanh(10 / 2) = 0.9999, as decided as an action gets
 
 
-def sample_discrete(z: torch.Tensor, space: ParameterSpace, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-    """``n`` draws ``(n, *z.shape)`` of raw outputs ``z`` ``(..., action_dim)`` with every categorical and
-    on/off choice drawn from the distribution its logits define, and continuous outputs kept.
+def draw_presets(
+    z: torch.Tensor, space: ParameterSpace, n: int, generator: torch.Generator | None = None, log_spread: torch.Tensor | None = None
+) -> torch.Tensor:
+    """``n`` draws ``(n, *z.shape)`` of raw outputs ``z`` ``(..., action_dim)``: every categorical and on/off
+    choice drawn from the distribution its logits define; each continuous value ``sigmoid(z)`` kept, or with
+    ``log_spread`` (same shape as ``z``, from ``predictive``) moved by Gaussian noise of that standard
+    deviation and clipped to the unit range.
 
     Why: argmax decoding takes each uncertain choice (a filter model at 40 %, an oscillator on at 55 %) the
-    same way every time; draws from the decoder's own distributions give presets that differ where it is
-    unsure, and rendering them lets the closest win (``Matcher.candidates``). Draws are
-    ``SURE_LOGIT``-sized one-hot logits, so ``actions`` and the space decode them exactly as drawn.
+    same way every time, and a regression output sits where the decoder expects the truth on average; draws
+    from the decoder's own distributions give presets that differ where it is unsure, and rendering them
+    lets the closest win (``Matcher.candidates``). Choices are drawn as ``SURE_LOGIT``-sized one-hot
+    logits, so ``actions`` and the space decode them exactly as drawn.
     """
     if z.shape[-1] != space.action_dim:
         raise ValueError(f"raw outputs of width {z.shape[-1]} do not fit space '{space.name}' (action_dim {space.action_dim})")
+    if log_spread is not None and log_spread.shape != z.shape:
+        raise ValueError(f"log_spread of shape {tuple(log_spread.shape)} does not match the raw outputs' {tuple(z.shape)}")
     out = z.unsqueeze(0).repeat(n, *([1] * z.dim()))
     for s in space.layout:
         if s.kind is Kind.CATEGORICAL:
@@ -312,4 +357,8 @@ def sample_discrete(z: torch.Tensor, space: ParameterSpace, n: int, generator: t
         elif s.kind is Kind.TOGGLE:
             on = torch.rand(out[..., s.slice].shape, generator=generator, dtype=z.dtype) < torch.sigmoid(z[..., s.slice])
             out[..., s.slice] = torch.where(on, SURE_LOGIT, -SURE_LOGIT)
+        elif log_spread is not None:
+            noise = torch.randn(out[..., s.slice].shape, generator=generator, dtype=z.dtype) * log_spread[..., s.slice].exp()
+            value = (torch.sigmoid(z[..., s.slice]) + noise).clamp(1e-4, 1.0 - 1e-4)
+            out[..., s.slice] = torch.logit(value)
     return out

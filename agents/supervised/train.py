@@ -62,6 +62,8 @@ class TrainConfig:
     ignore_switched_off: bool = False  # a switched-off module's parameters do not count (losses.py)
     hypothesis_epsilon: float = 0.05  # K > 1 hypotheses: the losers' share of the winner-takes-all loss
     score_weight: float = 0.1  # K > 1: weight of the score head's cross-entropy on the winner
+    spread_weight: float = 1.0  # a decoder with spread: weight of its Gaussian NLL (losses.HypothesisLoss)
+    train_only: list[str] | None = None  # train only the weights whose names start so (e.g. [decoder.spread_heads])
     steps: int = 20000
     batch_size: int = 64
     lr: float = 3e-4
@@ -137,10 +139,11 @@ class Validator:
         for b, batch in enumerate(self.loader):
             if b >= self.batches:
                 break
-            z, scores = model.hypotheses(batch["logmel"].to(device), batch["midi_note"].to(device))
+            z, scores, log_spread = model.predictive(batch["logmel"].to(device), batch["midi_note"].to(device))
             x = batch["params"].to(device)
             top = z[torch.arange(len(z)), scores.argmax(1)].float()
-            terms = {f"loss/{k}": float(t) for k, t in loss_fn(z.float(), scores.float(), x).items()}
+            log_spread = None if log_spread is None else log_spread.float()
+            terms = {f"loss/{k}": float(t) for k, t in loss_fn(z.float(), scores.float(), x, log_spread).items()}
             for k, v in {**terms, **loss_fn.loss.metrics(top, x)}.items():
                 sums[k] = sums.get(k, 0.0) + v
             count += 1
@@ -191,7 +194,12 @@ def train(config: TrainConfig, resume: bool = False, log=print) -> Path:
         log(f"weights from {config.init_from}")
     parameter_weights = Sensitivity.load(config.sensitivity, space).loss_weights(space, config.sensitivity_floor, config.sensitivity_power) if config.sensitivity else None
     loss_fn = ParameterLoss(space, LossWeights(**config.loss), parameter_weights, config.ignore_switched_off)
+    if config.train_only:
+        for name, p in model.named_parameters():
+            p.requires_grad_(name.startswith(tuple(config.train_only)))
     params = [p for p in model.parameters() if p.requires_grad]
+    if not params:
+        raise ValueError(f"train_only={config.train_only} matches no weight of the model")
     optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, config.warmup_steps, config.steps))
     out = Path(config.out)
@@ -208,8 +216,8 @@ def train(config: TrainConfig, resume: bool = False, log=print) -> Path:
         scheduler.load_state_dict(state["scheduler"])
         step, epoch = int(meta["step"]), int(meta["epoch"])
         log(f"resumed from {out / 'last'} at step {step}")
-    hypothesis_loss = HypothesisLoss(loss_fn, config.hypothesis_epsilon, config.score_weight)
-    hypotheses = torch.compile(model.hypotheses) if device.type == "cuda" else model.hypotheses
+    hypothesis_loss = HypothesisLoss(loss_fn, config.hypothesis_epsilon, config.score_weight, config.spread_weight)
+    predictive = torch.compile(model.predictive) if device.type == "cuda" else model.predictive
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
 
     from torch.utils.tensorboard import SummaryWriter
@@ -248,9 +256,9 @@ def train(config: TrainConfig, resume: bool = False, log=print) -> Path:
             if config.gumbel:
                 loss_fn.set_gumbel_temperature(gumbel_temperature(step, config.steps, config.gumbel["start"], config.gumbel["end"]))
             with autocast:
-                z, scores = hypotheses(batch["logmel"].to(device, non_blocking=True), batch["midi_note"].to(device, non_blocking=True))
+                z, scores, log_spread = predictive(batch["logmel"].to(device, non_blocking=True), batch["midi_note"].to(device, non_blocking=True))
             x = batch["params"].to(device, non_blocking=True)
-            terms = hypothesis_loss(z.float(), scores.float(), x)
+            terms = hypothesis_loss(z.float(), scores.float(), x, None if log_spread is None else log_spread.float())
             optimizer.zero_grad(set_to_none=True)
             terms["total"].backward()
             torch.nn.utils.clip_grad_norm_(params, config.grad_clip)

@@ -147,3 +147,25 @@ def test_render_threads_score_candidates_as_one_renderer_does(k3_checkpoint):
     one, two = (Matcher(k3_checkpoint, render_workers=w) for w in (1, 2))
     assert len(two.renderers) == 2
     assert one.render_closest(hum(), xs, 57, 0.7)[3] == two.render_closest(hum(), xs, 57, 0.7)[3]
+
+
+def test_a_model_with_spread_draws_continuous_values_about_its_hypotheses(tmp_path, tiny_checkpoint, tiny_space):
+    import json
+
+    from agents.supervised.checkpoint import CONFIG_FILE, init_weights
+    from vital_gym.params import Kind
+
+    torch.manual_seed(0)
+    config = ModelConfig.from_dict({**TINY_MODEL, "decoder": {**TINY_MODEL["decoder"], "hypotheses": 2, "spread": True}})
+    model = SoundMatcher(tiny_space, config)
+    init_weights(model, tiny_checkpoint)  # a checkpoint without spread heads: they start at their small default
+    for head in model.decoder.spread_heads:
+        torch.nn.init.constant_(head.bias, float(np.log(0.2)))
+    meta = json.loads((tiny_checkpoint / CONFIG_FILE).read_text())
+    folder = save_checkpoint(tmp_path / "spread", model, meta["space"], extra={k: meta[k] for k in ("render", "observation")})
+    matcher = Matcher(folder)
+    xs = matcher.candidates(hum(), 57, draws=3)
+    continuous = [i for i, p in enumerate(tiny_space.parameters) if p.kind is Kind.CONTINUOUS]
+    moved = np.abs(xs[2:, continuous] - np.tile(xs[:2, continuous], (3, 1)))
+    assert moved.max() > 0.05  # draws sit about their hypothesis, not on it
+    assert len(matcher.match(hum(), midi_note=57, draws=3).candidate_distances) == 8

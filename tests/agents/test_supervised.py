@@ -6,7 +6,7 @@ import torch
 
 from agents.supervised.checkpoint import CheckpointError, init_weights, load_model, read_config, save_checkpoint
 from agents.supervised.losses import HypothesisLoss, ParameterLoss, module_switches
-from agents.supervised.model import AudioEncoder, EncoderConfig, LoRALinear, ModelConfig, SoundMatcher, load_vit_weights, sample_discrete
+from agents.supervised.model import AudioEncoder, EncoderConfig, LoRALinear, ModelConfig, SoundMatcher, load_vit_weights, draw_presets
 from agents.supervised.train import TrainConfig, lr_factor, train
 from tests.agents.conftest import TINY_MODEL, tiny_train_config, with_hypotheses
 from tests.conftest import TINY_SPACE
@@ -261,13 +261,13 @@ def test_a_decoder_with_hypotheses_proposes_k_presets_and_forward_is_the_best_sc
         SoundMatcher(tiny_space, with_hypotheses(TINY_MODEL, 0))
 
 
-def test_sample_discrete_draws_choices_at_the_decoders_probabilities_and_keeps_continuous_outputs(tiny_space):
+def test_draw_presets_draws_choices_at_the_decoders_probabilities_and_keeps_continuous_outputs(tiny_space):
     from vital_gym.params import Kind
 
     z = torch.randn(2, tiny_space.action_dim, generator=torch.Generator().manual_seed(0)) * 2.0  # (B, action_dim)
-    draws = sample_discrete(z, tiny_space, 4000, torch.Generator().manual_seed(1))
+    draws = draw_presets(z, tiny_space, 4000, torch.Generator().manual_seed(1))
     assert draws.shape == (4000, 2, tiny_space.action_dim)
-    assert torch.equal(draws, sample_discrete(z, tiny_space, 4000, torch.Generator().manual_seed(1)))
+    assert torch.equal(draws, draw_presets(z, tiny_space, 4000, torch.Generator().manual_seed(1)))
     kinds = {s.kind for s in tiny_space.layout}
     assert {Kind.CATEGORICAL, Kind.TOGGLE, Kind.CONTINUOUS} <= kinds  # the test covers every kind
     for s in tiny_space.layout:
@@ -283,7 +283,7 @@ def test_sample_discrete_draws_choices_at_the_decoders_probabilities_and_keeps_c
     vector = tiny_space.action_to_vector(SoundMatcher.actions(draws[0, 0]).numpy())
     assert vector.shape == (len(tiny_space.parameters),)
     with pytest.raises(ValueError, match="do not fit space"):
-        sample_discrete(z[:, :-1], tiny_space, 2)
+        draw_presets(z[:, :-1], tiny_space, 2)
 
 
 def test_init_weights_turns_a_one_hypothesis_checkpoint_into_k_copies_of_it(tmp_path, tiny_space):
@@ -364,3 +364,72 @@ def test_training_with_hypotheses_logs_both_validation_distances(tmp_path, tiny_
     metrics = read_config(tmp_path / "run" / "last")["metrics"]
     assert {"loss/hypotheses", "loss/score", "spectral_distance_top_score"} <= set(metrics)
     assert metrics["spectral_distance"] <= metrics["spectral_distance_top_score"]  # the closest of K renders
+
+
+def with_spread(model: dict, k: int) -> ModelConfig:
+    return ModelConfig.from_dict({**model, "decoder": {**model["decoder"], "hypotheses": k, "spread": True}})
+
+
+def test_spread_heads_start_small_and_learning_them_leaves_the_prediction_alone(tiny_space, tiny_codec, rng):
+    from agents.supervised.model import LOG_SPREAD_INIT
+
+    torch.manual_seed(0)
+    model = SoundMatcher(tiny_space, with_spread(TINY_MODEL, 2))
+    logmel, notes = torch.rand(4, 1, 32, 32), torch.full((4,), 60.0)
+    z, scores, log_spread = model.predictive(logmel, notes)
+    assert log_spread.shape == z.shape == (4, 2, tiny_space.action_dim)
+    assert torch.allclose(log_spread, torch.full_like(log_spread, LOG_SPREAD_INIT))
+    assert SoundMatcher(tiny_space, with_hypotheses(TINY_MODEL, 2)).predictive(logmel, notes)[2] is None
+    x = torch.from_numpy(np.stack([tiny_codec.canonical(tiny_space.sample(rng)) for _ in range(4)]))
+    loss = HypothesisLoss(ParameterLoss(tiny_space))
+    terms = loss(z, scores, x, log_spread)
+    with torch.no_grad():
+        plain = loss(z, scores, x)["total"].item()
+    assert terms["total"].detach().item() == pytest.approx(plain + terms["spread"].detach().item())
+    terms["spread"].backward()
+    assert all(p.grad is None for name, p in model.named_parameters() if not name.startswith("decoder.spread_heads"))
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.decoder.spread_heads.parameters())
+
+
+def test_spread_nll_is_least_at_the_actual_error(tiny_space, tiny_codec, rng):
+    loss = HypothesisLoss(ParameterLoss(tiny_space))
+    x = torch.from_numpy(np.stack([tiny_codec.canonical(tiny_space.sample(rng)) for _ in range(64)]))
+    z = torch.stack([ideal_logits(tiny_space, v) for v in x.numpy()])[:, None]  # (B, 1, D): exact values ...
+    dims = loss.loss.cont_dims
+    z[..., dims] = torch.logit((torch.sigmoid(z[..., dims]) + 0.1).clamp(1e-4, 1 - 1e-4))  # ... all 0.1 high (or clipped)
+    error = (torch.sigmoid(z[:, 0, dims]) - x[:, loss.loss.cont_params]).abs()
+    rms = float(torch.sqrt((error**2 * loss.loss.audible(x)[:, loss.loss.cont_params]).sum() / loss.loss.audible(x)[:, loss.loss.cont_params].sum()))
+    grid = np.linspace(-5.0, 0.0, 101)
+    nll = [float(loss.spread_nll(z, torch.full_like(z, g), x).mean()) for g in grid]
+    assert grid[int(np.argmin(nll))] == pytest.approx(np.log(rms), abs=0.05)
+
+
+def test_draws_move_continuous_values_by_the_predicted_spread(tiny_space):
+    from vital_gym.params import Kind
+
+    z = torch.zeros(tiny_space.action_dim)  # every continuous value at 0.5
+    log_spread = torch.full_like(z, float(np.log(0.1)))
+    draws = draw_presets(z, tiny_space, 4000, torch.Generator().manual_seed(0), log_spread)
+    for s in tiny_space.layout:
+        if s.kind in (Kind.CONTINUOUS, Kind.INTEGER):
+            values = torch.sigmoid(draws[:, s.start])
+            assert float(values.mean()) == pytest.approx(0.5, abs=0.01) and float(values.std()) == pytest.approx(0.1, abs=0.01)
+    with pytest.raises(ValueError, match="log_spread of shape"):
+        draw_presets(z, tiny_space, 2, log_spread=log_spread[:-1])
+
+
+def test_a_spread_fine_tune_trains_only_the_spread_heads(tmp_path, tiny_space, tiny_dataset, tiny_checkpoint):
+    config = tiny_train_config(
+        tiny_dataset, tmp_path / "run", init_from=str(tiny_checkpoint), train_only=["decoder.spread_heads"],
+        model={**TINY_MODEL, "decoder": {**TINY_MODEL["decoder"], "spread": True}},
+    )
+    best = train(config, log=lambda *_: None)
+    assert "loss/spread" in read_config(tmp_path / "run" / "last")["metrics"]
+    before, _, _ = load_model(tiny_checkpoint, tiny_space)
+    after, _, _ = load_model(best, tiny_space)
+    new = after.state_dict()
+    for name, value in before.state_dict().items():
+        assert torch.equal(new[name], value), name
+    assert any(not torch.equal(v, torch.zeros_like(v)) for k, v in new.items() if k.startswith("decoder.spread_heads") and k.endswith("weight"))
+    with pytest.raises(ValueError, match="matches no weight"):
+        train(TrainConfig(**{**config.__dict__, "train_only": ["nothing."], "out": str(tmp_path / "other")}), log=lambda *_: None)

@@ -1,0 +1,64 @@
+"""How many drawn candidates are worth rendering? Chosen on a development set, not the benchmark's.
+
+Synthetic targets drawn like the training data from ``--seed`` (neither the dataset's seed nor the
+benchmark's test seed), matched as ``vital-gym match`` does with each ``--draws`` value, against nearest
+neighbour in the training set, paired by target (mean difference ± 95% CI, share of targets where the
+model is closer).
+
+    python scripts/eval_draws.py --n 40 --draws 0 2
+    python scripts/eval_draws.py --checkpoint runs/core_cpu_stage3 --n 40 --draws 0 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import warnings
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import numpy as np  # noqa: E402
+
+from agents.benchmark.methods import NearestNeighbour  # noqa: E402
+from agents.benchmark.testsets import TEST_SEED, synthetic_set  # noqa: E402
+from agents.dataset.generate import DatasetConfig  # noqa: E402
+from agents.match import Matcher  # noqa: E402
+from vital_gym.rewards import MultiResolutionSTFTDistance  # noqa: E402
+
+DEV_SEED = 0xDE7
+
+
+def main(argv: list[str] | None = None) -> None:
+    warnings.filterwarnings("ignore", category=UserWarning)
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--checkpoint", default=None, help="model folder (default: the shipped model)")
+    ap.add_argument("--dataset-config", default="configs/dataset/core.yaml")
+    ap.add_argument("--dataset", default="data/core", help="the training set nearest neighbour searches")
+    ap.add_argument("--n", type=int, default=40, help="development targets")
+    ap.add_argument("--draws", type=int, nargs="+", default=[0, 2])
+    ap.add_argument("--seed", type=int, default=DEV_SEED)
+    args = ap.parse_args(argv)
+    config = DatasetConfig.from_yaml(Path(args.dataset_config))
+    if args.seed in (TEST_SEED, config.seed):
+        raise SystemExit(f"--seed {args.seed} is the benchmark's or the training data's seed; choose another")
+
+    matcher = Matcher(args.checkpoint)
+    items = synthetic_set(matcher.space, config, args.n, seed=args.seed)
+    nearest = NearestNeighbour(args.dataset, matcher.codec, matcher.render_config)
+    distance = MultiResolutionSTFTDistance()
+    reference = np.array([
+        distance.distance(matcher.renderer.render(matcher.codec.to_preset(nearest.params[nearest.nearest(it.audio)]), it.midi_note, it.velocity).audio, it.audio)
+        for it in items
+    ])
+    print(f"{len(items)} targets from seed {args.seed}; nearest neighbour in {args.dataset}: {reference.mean():.3f}")
+    k = matcher.model.num_hypotheses
+    for draws in args.draws:
+        d = np.array([matcher.closest(it.audio, it.midi_note, it.velocity, draws=draws)[2] for it in items])
+        diff = d - reference
+        ci = 1.96 * diff.std(ddof=1) / np.sqrt(len(diff))
+        print(f"draws {draws} ({k * (1 + draws)} renders): {d.mean():.3f}; minus nearest {diff.mean():+.3f} ± {ci:.3f}, closer on {np.mean(diff < 0):.0%}")
+
+
+if __name__ == "__main__":
+    main()
