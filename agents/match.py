@@ -132,17 +132,19 @@ class Matcher:
         distance = MultiResolutionSTFTDistance()
         distance.set_target(target)
 
+        workers = min(len(self.renderers), len(xs))
+
         def score(worker: int) -> list[tuple[int, RenderResult, float]]:
+            """Every ``workers``-th candidate from ``worker`` on, on that worker's own renderer."""
             out = []
-            for i in range(worker, len(xs), len(self.renderers)):
+            for i in range(worker, len(xs), workers):
                 rendered = self.renderers[worker].render(self.codec.to_preset(xs[i], name="vital-gym match"), midi_note, velocity)
                 out.append((i, rendered, distance(rendered.audio) if rendered.status.finite else float("inf")))
             return out
 
-        workers = min(len(self.renderers), len(xs))
         with ThreadPoolExecutor(workers) as pool:
             scored = sorted((r for rs in pool.map(score, range(workers)) for r in rs), key=lambda r: r[0])
-        best = min(scored, key=lambda r: (r[2], r[0]))
+        best = min(scored, key=lambda r: r[2])  # in xs' order, so the first of a tie
         return xs[best[0]], best[1], best[2], tuple(d for _, _, d in scored)
 
     def match(
