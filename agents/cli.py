@@ -85,7 +85,7 @@ def _benchmark(args: argparse.Namespace) -> int:
 def _match(args: argparse.Namespace) -> int:
     from agents.match import DEFAULT_DRAWS, Matcher
 
-    matcher = Matcher(args.checkpoint)
+    matcher = Matcher(args.checkpoint, screen=not args.no_screen)
     target = matcher.load_target(args.target)
     draws = DEFAULT_DRAWS if args.draws is None else args.draws
     result = matcher.match(target, args.note, args.velocity, args.refine, args.seed, select=not args.top_score, draws=draws)
@@ -94,7 +94,8 @@ def _match(args: argparse.Namespace) -> int:
     print(f"note {result.midi_note} ({'given' if args.note is not None else 'estimated pitch'}), velocity {result.velocity}")
     print(f"spectral distance: {result.predicted_distance:.4f} (prediction, {result.seconds:.2f} s)")
     if len(result.candidate_distances) > 1:
-        print(f"  closest of {len(result.candidate_distances)} rendered candidates (best-scored hypothesis: {result.candidate_distances[0]:.4f})")
+        ranked = "screening renders" if matcher.screen else "exact renders"
+        print(f"  closest of {len(result.candidate_distances)} candidates ranked on {ranked} (there, best-scored hypothesis: {result.candidate_distances[0]:.4f})")
     if result.refined is not None:
         r = result.refined
         print(f"  after refinement: {result.distance:.4f} ({r.renders} renders, {100 * r.gain:.1f}% lower)")
@@ -141,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_argument("--quick", action="store_true", help="a handful of items, no Syntheon (what CI runs)")
     bench.add_argument("--dataset-config", help="dataset YAML giving the space, render settings and sampling")
     bench.add_argument("--sets", help="comma-separated: synthetic,human,voice (default: all with a folder)")
-    bench.add_argument("--methods", help="comma-separated: init,random,mean,nearest,library,supervised,supervised-top,supervised+refine,ppo,syntheon")
+    bench.add_argument("--methods", help="comma-separated: init,random,mean,nearest,nearest+refine,library,supervised,supervised-top,supervised+refine,ppo,syntheon")
     bench.add_argument("--n-synthetic", type=int, help="synthetic items (default 200)")
     bench.add_argument("--limit", type=int, help="at most this many human and voice items")
     bench.add_argument("--presets", help="folder of .vital files: the human set (default ../shared/presets)")
@@ -149,8 +150,8 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_argument("--library", help="library lookup's folder of .vital files (default: --presets)")
     bench.add_argument("--dataset", help="a generated dataset for the mean preset and nearest neighbour")
     bench.add_argument("--checkpoint", help="a trained model for supervised and supervised+refine (default: the shipped one)")
-    bench.add_argument("--refine-budget", type=int, help="renders per item for supervised+refine (default 100)")
-    bench.add_argument("--draws", type=int, help="presets drawn per hypothesis by supervised and supervised+refine (default 1; 0: hypotheses only)")
+    bench.add_argument("--refine-budget", type=int, help="renders per item for supervised+refine and nearest+refine (default 100)")
+    bench.add_argument("--draws", type=int, help="presets drawn per hypothesis by supervised and supervised+refine (default 2; 0: hypotheses only)")
     bench.add_argument("--policy", help="a policy saved by agents/ppo/train.py (runs/ppo/best) for method ppo")
     bench.add_argument("--syntheon-python", help="python of Syntheon's venv (default .syntheon-venv/bin/python)")
     bench.add_argument("--clap-checkpoint", help="a local CLAP checkpoint: adds CLAP similarity")
@@ -171,8 +172,9 @@ def main(argv: list[str] | None = None) -> int:
     match.add_argument("--seed", type=int, default=0, help="seeds the drawn candidates and the refinement")
     match.add_argument(
         "--draws", type=int, default=None, metavar="N",
-        help="presets drawn per hypothesis from its predictive distributions, all rendered (default: agents.match.DEFAULT_DRAWS, 1; 0: the hypotheses only)",
+        help="presets drawn per hypothesis from its predictive distributions, all rendered (default: agents.match.DEFAULT_DRAWS, 2; 0: the hypotheses only)",
     )
+    match.add_argument("--no-screen", action="store_true", help="rank the candidates on exact renders, not screening ones (slower)")
     match.add_argument("--top-score", action="store_true", help="a model with several hypotheses: keep the best-scored one unrendered instead of rendering all")
     match.set_defaults(func=_match)
     sens = sub.add_parser("sensitivity", help="measure how much each parameter moves the sound (loss weights for training)")

@@ -5,11 +5,18 @@ candidate, so a gradient-free search improves it. :func:`refine` runs CMA-ES (py
 cube) over the *continuous* parameters of the space (discrete ones and the modulation routing stay as
 predicted), each candidate costing one render, and returns the best vector seen, never worse than the
 start.
+
+Each generation's candidates are rendered side by side, one thread per renderer given (Vita renders
+outside the GIL). Renderers that rank on approximate renders (``Matcher``'s screening renderers) are
+given with an ``exact`` renderer: the best found is then rendered exactly and kept only if that exact
+distance beats the start's.
 """
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Sequence
 
 import numpy as np
 
@@ -37,18 +44,21 @@ def refine(
     target: np.ndarray,
     x0: np.ndarray,
     codec: PresetCodec,
-    renderer: Renderer,
+    renderer: Renderer | Sequence[Renderer],
     midi_note: int,
     velocity: float,
     budget: int = 200,
     sigma: float = 0.1,
     seed: int = 0,
     start_distance: float | None = None,
+    exact: Renderer | None = None,
 ) -> RefineResult:
     """Search around ``x0`` for ``budget`` renders; ``target`` is ``(channels, samples)`` at the render rate.
 
-    ``start_distance``: the caller's distance of ``x0``'s render, when it has one; the search then spends
-    no render on the start point.
+    ``renderer``: one, or several to render each generation on as many threads. ``start_distance``: the
+    caller's distance of ``x0``'s render, when it has one (exact, if ``exact`` is given); the search then
+    spends no render on the start point. ``exact``: re-render the best candidate on it (one more render,
+    not counted in ``renders``) and report that distance.
     """
     import cma
 
@@ -59,13 +69,19 @@ def refine(
     distance = MultiResolutionSTFTDistance()
     distance.set_target(target)
 
-    def score(x: np.ndarray) -> float:
-        result = renderer.render(codec.to_preset(x), midi_note, velocity)
+    renderers = [renderer] if isinstance(renderer, Renderer) else list(renderer)
+
+    def score(x: np.ndarray, on: Renderer) -> float:
+        result = on.render(codec.to_preset(x), midi_note, velocity)
         return distance(result.audio) if result.status.finite else float("inf")
+
+    def score_all(xs: list[np.ndarray], pool: ThreadPoolExecutor) -> list[float]:
+        shares = pool.map(lambda w: [(i, score(xs[i], renderers[w])) for i in range(w, len(xs), len(renderers))], range(len(renderers)))
+        return [d for _, d in sorted(r for share in shares for r in share)]
 
     x0 = codec.canonical(x0)
     if start_distance is None:
-        best_x, best_d, renders = x0, score(x0), 1
+        best_x, best_d, renders = x0, score(x0, exact or renderers[0]), 1
     else:
         best_x, best_d, renders = x0, float(start_distance), 0
     start, history = best_d, [best_d]
@@ -75,21 +91,25 @@ def refine(
         np.clip(x0[free], 0.0, 1.0).astype(float), sigma,
         {"bounds": [0.0, 1.0], "seed": seed + 1, "verbose": -9, "popsize": max(4, min(12, 4 + int(3 * np.log(len(free)))))},
     )
-    while renders < budget and not es.stop():
-        candidates = es.ask()
-        scores = []
-        for c in candidates:
-            if renders >= budget:
-                break  # the budget ends mid-generation: keep the best seen, skip the update
-            x = x0.copy()
-            x[free] = np.clip(c, 0.0, 1.0)
-            d = score(x)
-            renders += 1
-            scores.append(d if np.isfinite(d) else 1e6)
-            if d < best_d:
-                best_x, best_d = x, d
-        history.append(best_d)
-        if len(scores) < len(candidates):
-            break
-        es.tell(candidates, scores)
+    with ThreadPoolExecutor(len(renderers)) as pool:
+        while renders < budget and not es.stop():
+            candidates = es.ask()
+            xs = []
+            for c in candidates[: budget - renders]:  # the budget may end mid-generation
+                x = x0.copy()
+                x[free] = np.clip(c, 0.0, 1.0)
+                xs.append(x)
+            scores = score_all(xs, pool)
+            renders += len(xs)
+            for x, d in zip(xs, scores):
+                if d < best_d:
+                    best_x, best_d = x, d
+            history.append(best_d)
+            if len(xs) < len(candidates):
+                break  # keep the best seen, skip the update
+            es.tell(candidates, [d if np.isfinite(d) else 1e6 for d in scores])
+    if exact is not None and best_x is not x0:
+        best_d = score(best_x, exact)
+        if not best_d < start:
+            best_x, best_d = x0, start
     return RefineResult(best_x, best_d, start, renders, history)

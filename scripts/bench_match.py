@@ -9,7 +9,8 @@ built with random weights and saved to a temporary checkpoint: its predictions m
 is the trained model's. Targets are renders of random core presets at MIDI 48/60/72 (2 s). Prints the
 median and worst time of a match (pitch estimate, log-mel, network, decoding, a Vita render and a
 spectral distance per candidate: the K hypotheses and ``--draws`` drawn presets per hypothesis, rendered
-on ``--render-workers`` threads) and its stages.
+on ``--render-workers`` threads, ranked on screening renders unless ``--no-screen``; then the closest
+rendered exactly) and its stages.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2, help="torch threads")
     ap.add_argument("--draws", type=int, default=DEFAULT_DRAWS, help="presets drawn per hypothesis (as vital-gym match --draws)")
     ap.add_argument("--render-workers", type=int, default=None, help="render threads (default: one per core, at most 2)")
+    ap.add_argument("--no-screen", action="store_true", help="rank candidates on exact renders (Matcher(screen=False))")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
@@ -59,7 +61,7 @@ def main() -> None:
                 f"{tmp}/ckpt", model, "core", extra={"render": dataset["render"], "observation": dataset["observation"]}
             )
         t = time.perf_counter()
-        matcher = Matcher(checkpoint, render_workers=args.render_workers)
+        matcher = Matcher(checkpoint, render_workers=args.render_workers, screen=not args.no_screen)
         load_s = time.perf_counter() - t
         space, codec = matcher.space, PresetCodec(matcher.space)
         renderer, rng = Renderer(matcher.render_config), np.random.default_rng(0)
@@ -88,7 +90,7 @@ def main() -> None:
             total.append(time.perf_counter() - t)
     params = sum(p.numel() for p in matcher.model.parameters())
     print(f"machine: {platform.machine()} {os.cpu_count()} cores, torch {torch.__version__}, {args.threads} threads")
-    print(f"model: {params / 1e6:.2f}M parameters, {k} hypotheses x (1 + {args.draws} draws), {len(matcher.renderers)} render threads ({'random weights' if args.checkpoint is None else args.checkpoint}); load {load_s:.2f} s")
+    print(f"model: {params / 1e6:.2f}M parameters, {k} hypotheses x (1 + {args.draws} draws), {len(matcher.candidate_renderers)} render threads, {'screening' if matcher.screen else 'exact'} ranking ({'random weights' if args.checkpoint is None else args.checkpoint}); load {load_s:.2f} s")
     print(f"match of a 2 s target, {args.n} targets: median {statistics.median(total):.3f} s, worst {max(total):.3f} s (target < 2 s)")
     for name, v in stages.items():
         print(f"  {name:28s} {1000 * statistics.median(v):7.1f} ms")

@@ -38,12 +38,13 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--n", type=int, default=40, help="development targets")
     ap.add_argument("--draws", type=int, nargs="+", default=[0, 2])
     ap.add_argument("--seed", type=int, default=DEV_SEED)
+    ap.add_argument("--no-screen", action="store_true", help="rank candidates on exact renders (Matcher(screen=False))")
     args = ap.parse_args(argv)
     config = DatasetConfig.from_yaml(Path(args.dataset_config))
     if args.seed in (TEST_SEED, config.seed):
         raise SystemExit(f"--seed {args.seed} is the benchmark's or the training data's seed; choose another")
 
-    matcher = Matcher(args.checkpoint)
+    matcher = Matcher(args.checkpoint, screen=not args.no_screen)
     items = synthetic_set(matcher.space, config, args.n, seed=args.seed)
     nearest = NearestNeighbour(args.dataset, matcher.codec, matcher.render_config)
     distance = MultiResolutionSTFTDistance()

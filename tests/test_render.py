@@ -24,7 +24,8 @@ def test_shapes_follow_the_config(short_render):
 
 
 @pytest.mark.parametrize(
-    "field, value", [("midi_note", 200), ("velocity", 0.0), ("render_seconds", -1.0), ("sample_rate", 100), ("channels", 3), ("reset", "never"), ("settle_seconds", 0.0)]
+    "field, value", [("midi_note", 200), ("velocity", 0.0), ("render_seconds", -1.0), ("sample_rate", 100), ("channels", 3), ("reset", "never"), ("settle_seconds", 0.0),
+     ("oversampling", 4)]
 )
 def test_bad_render_config(field, value):
     with pytest.raises(ValueError, match=field):
@@ -87,6 +88,29 @@ def test_auto_reset_is_exact_whatever_came_before(core_space, core_codec):
     for i, p in enumerate(presets + presets[:3]):
         alone = Renderer(cfg.__class__(**{**cfg.__dict__, "reset": "fresh"})).render(p).audio
         assert np.max(np.abs(sequence[i] - alone)) < 1e-5, i
+
+
+def test_settle_reset_is_exact_where_auto_reuses_the_synth(core_space, core_codec):
+    """``settle`` differs from ``auto`` only on presets that need a new synth, and never builds one."""
+    from vital_gym.render import needs_new_synth
+
+    cfg = RenderConfig(note_seconds=0.3, render_seconds=0.5)
+    presets = _varied_presets(core_space, core_codec, 10, seed=22)
+    exact, settled = Renderer(cfg), Renderer(RenderConfig(**{**cfg.__dict__, "reset": "settle"}))
+    synths = set()
+    for p in presets + presets[:3]:
+        got = settled.render(p).audio
+        synths.add(id(settled._synth))
+        if needs_new_synth(settled.prepare(p).settings) is None:
+            np.testing.assert_array_equal(got, exact.render(p).audio)
+    assert len(synths) == 1
+
+
+def test_oversampling_override_is_written_into_the_prepared_preset(short_render):
+    renderer = Renderer(RenderConfig(**{**short_render.__dict__, "oversampling": 0}))
+    assert renderer.prepare(init_preset()).settings["oversampling"] == 0.0
+    assert Renderer(short_render).prepare(init_preset()).settings["oversampling"] == init_preset().settings["oversampling"]
+    assert renderer.render(init_preset()).status.ok
 
 
 @pytest.mark.parametrize(

@@ -179,11 +179,17 @@ class NearestNeighbour:
     Log-mels are average-pooled by ``pool`` (mel bands, frames) to keep the index small: 100K samples of
     128 x 173 pool to 64 x 44, 1.1 GB as float32 (kept in float32 so a query is one matrix product, not a
     conversion of the whole index). A dataset generated with the test seed is refused.
+
+    With ``refine_budget`` > 0 (method ``nearest+refine``) the neighbour is refined by CMA-ES as the model's
+    prediction is (``Matcher.refine``: screening renders on two threads, the best checked exactly): how
+    good a start the model is, against the same search from the neighbour.
     """
 
-    name = "nearest"
-
-    def __init__(self, dataset: str | Path, codec: PresetCodec, render: RenderConfig, pool: tuple[int, int] = (2, 4)):
+    def __init__(
+        self, dataset: str | Path, codec: PresetCodec, render: RenderConfig, pool: tuple[int, int] = (2, 4), refine_budget: int = 0, seed: int = 0
+    ):
+        self.name = "nearest+refine" if refine_budget else "nearest"
+        self.render, self.refine_budget, self.seed = render, refine_budget, seed
         self.folder = Path(dataset)
         self.manifest = open_training_set(self.folder, codec)
         self.codec, self.pool = codec, pool
@@ -197,6 +203,12 @@ class NearestNeighbour:
         self.norms = (self.features**2).sum(1)
         self.params = np.concatenate(params)
         self.description = f"{len(self.params)} samples of {self.folder}"
+        if refine_budget:
+            from agents.match import candidate_renderers
+            from vital_gym.render import Renderer
+
+            self.exact, self.screening = Renderer(render), candidate_renderers(render)
+            self.description += f", CMA-ES refinement with {refine_budget} renders"
 
     def _pool(self, logmel: torch.Tensor) -> torch.Tensor:
         """(N, mels, frames) in [0, 1] -> (N, D)."""
@@ -214,7 +226,14 @@ class NearestNeighbour:
 
     def predict(self, item: TestItem) -> Prediction:
         k = self.nearest(item.audio)
-        return Prediction(self.codec.to_preset(self.params[k], name=f"nearest-{k}"))
+        x = self.params[k]
+        if self.refine_budget:
+            from agents.refine import refine
+
+            x = refine(
+                item.audio, x, self.codec, self.screening, item.midi_note, item.velocity, self.refine_budget, seed=self.seed, exact=self.exact
+            ).x
+        return Prediction(self.codec.to_preset(x, name=f"{self.name}-{k}"))
 
 
 class Supervised:
@@ -253,14 +272,10 @@ class Supervised:
         pass
 
     def predict(self, item: TestItem) -> Prediction:
-        from agents.refine import refine
-
         m = self.matcher
         x, _, distance, _ = m.closest(item.audio, item.midi_note, item.velocity, self.select, self.draws, self.seed)
         if self.refine_budget:
-            x = refine(
-                item.audio, x, m.codec, m.renderer, item.midi_note, item.velocity, self.refine_budget, seed=self.seed, start_distance=distance
-            ).x
+            x = m.refine(item.audio, x, item.midi_note, item.velocity, self.refine_budget, self.seed, distance).x
         return Prediction(self.matcher.codec.to_preset(x, name=self.name))
 
 

@@ -31,7 +31,7 @@ from vital_gym.params import ParameterSpace
 from vital_gym.preset import PresetCodec
 from vital_gym.render import RenderConfig, Renderer, RenderError
 
-METHODS = ("init", "random", "mean", "nearest", "library", "supervised", "supervised-top", "supervised+refine", "ppo", "syntheon")
+METHODS = ("init", "random", "mean", "nearest", "nearest+refine", "library", "supervised", "supervised-top", "supervised+refine", "ppo", "syntheon")
 
 
 @dataclass
@@ -48,7 +48,7 @@ class BenchmarkConfig:
     library: str | None = None  # library lookup's folder (default: presets)
     dataset: str | None = None  # the training set of the mean preset and nearest neighbour
     checkpoint: str | None = None  # the supervised model (default: the shipped one, when there is one)
-    refine_budget: int = 100  # renders of supervised+refine per item
+    refine_budget: int = 100  # renders of supervised+refine and nearest+refine per item
     draws: int = DEFAULT_DRAWS  # presets drawn per hypothesis, rendered beside it, by supervised and supervised+refine
     policy: str | None = None  # a policy folder saved by agents/ppo/train.py (method "ppo")
     syntheon_python: str | None = ".syntheon-venv/bin/python"
@@ -62,7 +62,7 @@ class BenchmarkConfig:
     @classmethod
     def quick(cls, **overrides: Any) -> "BenchmarkConfig":
         """A handful of items per set and no Syntheon: runs in CI."""
-        quick_methods = ("init", "random", "mean", "nearest", "library", "supervised", "supervised+refine")
+        quick_methods = ("init", "random", "mean", "nearest", "nearest+refine", "library", "supervised", "supervised+refine")
         return cls(**{"n_synthetic": 4, "limit": 3, "methods": quick_methods, "refine_budget": 8, "syntheon_python": None, **overrides})
 
 
@@ -94,10 +94,11 @@ def build_methods(config: BenchmarkConfig, codec: PresetCodec, render: RenderCon
                 if not config.dataset:
                     raise FileNotFoundError("no --dataset given")
                 methods.append(MeanPreset(config.dataset, codec))
-            elif name == "nearest":
+            elif name in ("nearest", "nearest+refine"):
                 if not config.dataset:
                     raise FileNotFoundError("no --dataset given")
-                methods.append(NearestNeighbour(config.dataset, codec, render))
+                budget = config.refine_budget if name == "nearest+refine" else 0
+                methods.append(NearestNeighbour(config.dataset, codec, render, refine_budget=budget, seed=config.seed))
             elif name == "library":
                 folder = config.library or config.presets
                 if not folder:

@@ -218,11 +218,13 @@ def test_quick_benchmark_writes_csv_report_and_plots(tmp_path, preset_folder, ti
     rows = list(csv.DictReader((tmp_path / "docs" / "benchmarks" / "items.csv").open()))
     counts = {s: len({r["item"] for r in rows if r["set"] == s}) for s in ("synthetic", "human", "voice")}
     assert counts == {"synthetic": 2, "human": 3, "voice": 2}
-    assert {r["method"] for r in rows} == {"init", "random", "mean", "nearest", "library", "supervised", "supervised+refine"}
-    assert len(rows) == 7 * 7 and all(r["ok"] == "1" for r in rows)
-    # Refinement starts from the prediction and keeps the best render: never worse on the env's distance.
+    assert {r["method"] for r in rows} == {"init", "random", "mean", "nearest", "nearest+refine", "library", "supervised", "supervised+refine"}
+    assert len(rows) == 7 * 8 and all(r["ok"] == "1" for r in rows)
+    # Refinement starts from the prediction and keeps the best exact render: never worse on the env's distance
+    # (the benchmark re-renders on its own reused synth, which agreed with the search's to 1e-3 relative here).
     by = {(r["item"], r["method"]): float(r["mrstft"]) for r in rows}
-    assert all(by[(i, "supervised+refine")] <= by[(i, "supervised")] + 1e-6 for i, _ in by if _ == "supervised")
+    for start in ("supervised", "nearest"):
+        assert all(by[(i, f"{start}+refine")] <= by[(i, start)] * (1 + 1e-3) for i, m in by if m == start)
     assert all(r["param_mae"] for r in rows if r["set"] != "voice") and not any(r["param_mae"] for r in rows if r["set"] == "voice")
     text = report.read_text()
     assert "vital-gym benchmark --quick" in text and "## synthetic (2 items)" in text and "| library |" in text

@@ -136,8 +136,9 @@ def test_drawn_candidates_follow_their_hypotheses_and_the_closest_of_all_is_kept
     assert not np.array_equal(xs[3:, discrete], np.tile(hypotheses[:, discrete], (2, 1)))  # choices were drawn
     result = matcher.match(hum(), midi_note=57, draws=2, seed=1)
     assert len(result.candidate_distances) == 9
-    assert result.distance == pytest.approx(min(result.candidate_distances))
     assert np.array_equal(result.x, xs[int(np.argmin(result.candidate_distances))])
+    exact = Matcher(k3_checkpoint, screen=False).match(hum(), midi_note=57, draws=2, seed=1)
+    assert exact.distance == pytest.approx(min(exact.candidate_distances))
     with pytest.raises(ValueError, match="draws=-1"):
         matcher.candidates(hum(), 57, draws=-1)
 
@@ -145,8 +146,22 @@ def test_drawn_candidates_follow_their_hypotheses_and_the_closest_of_all_is_kept
 def test_render_threads_score_candidates_as_one_renderer_does(k3_checkpoint):
     xs = Matcher(k3_checkpoint).candidates(hum(), 57, draws=1)
     one, two = (Matcher(k3_checkpoint, render_workers=w) for w in (1, 2))
-    assert len(two.renderers) == 2
+    assert len(two.candidate_renderers) == 2
     assert one.render_closest(hum(), xs, 57, 0.7)[3] == two.render_closest(hum(), xs, 57, 0.7)[3]
+
+
+def test_screened_candidates_give_an_exact_render_of_the_closest(k3_checkpoint):
+    """Candidates are ranked on screening renders; the preset, render and distance returned are exact."""
+    from vital_gym.render import Renderer
+    from vital_gym.rewards import MultiResolutionSTFTDistance
+
+    matcher = Matcher(k3_checkpoint)
+    assert {r.config.reset for r in matcher.candidate_renderers} == {"settle"} and matcher.renderer.config.reset == "auto"
+    result = matcher.match(hum(), midi_note=57, draws=2, seed=1)
+    alone = Renderer(matcher.render_config).render(matcher.codec.to_preset(result.x), 57, 0.7)
+    np.testing.assert_array_equal(result.render, alone.audio)
+    assert result.preset.settings["oversampling"] == alone.preset.settings["oversampling"]  # the model's, not screening's
+    assert result.distance == pytest.approx(MultiResolutionSTFTDistance().distance(alone.audio, result.target))
 
 
 def test_a_model_with_spread_draws_continuous_values_about_its_hypotheses(tmp_path, tiny_checkpoint, tiny_space):

@@ -31,3 +31,25 @@ def test_a_known_start_distance_spends_no_render_on_the_start(tiny_space, tiny_c
     result = refine(target.audio, start, tiny_codec, renderer, 60, short_render.velocity, budget=6, seed=0, start_distance=123.0)
     assert result.start_distance == 123.0 and result.renders == 6
     assert result.distance < 123.0  # every candidate beats a start said to be this far
+
+
+def test_renders_side_by_side_give_the_same_search(tiny_space, tiny_codec, short_render):
+    """Each generation is rendered on as many threads as renderers are given; exact renders, same result."""
+    target = Renderer(short_render).render(tiny_codec.to_preset(tiny_space.sample(np.random.default_rng(5)))).audio
+    start = tiny_codec.canonical(tiny_space.defaults())
+    one = refine(target, start, tiny_codec, Renderer(short_render), 60, short_render.velocity, budget=12, seed=1)
+    two = refine(target, start, tiny_codec, [Renderer(short_render) for _ in range(2)], 60, short_render.velocity, budget=12, seed=1)
+    assert one.history == two.history and np.array_equal(one.x, two.x)
+
+
+def test_screened_search_reports_an_exact_distance_and_never_a_worse_one(tiny_space, tiny_codec, short_render):
+    from agents.match import candidate_renderers
+    from vital_gym.rewards import MultiResolutionSTFTDistance
+
+    exact = Renderer(short_render)
+    target = exact.render(tiny_codec.to_preset(tiny_space.sample(np.random.default_rng(6)))).audio
+    start = tiny_codec.canonical(tiny_space.defaults())
+    result = refine(target, start, tiny_codec, candidate_renderers(short_render), 60, short_render.velocity, budget=12, seed=0, exact=exact)
+    again = Renderer(short_render).render(tiny_codec.to_preset(result.x), 60, short_render.velocity).audio
+    assert result.distance == MultiResolutionSTFTDistance().distance(again, target)
+    assert result.distance <= result.start_distance
