@@ -7,9 +7,10 @@ Every figure is a median over the same ``--n`` random core-space presets (the en
 distribution, seeded). The raw render is ``vita.Synth.render`` alone on a synth that already holds the
 preset; a step is ``env.step(action)`` for that preset's action (one-shot mode, spectral reward only),
 with each of the renderer's reset policies: ``auto`` (the default: a used synth settled back to a new
-one's state, or a new synth when the preset needs it), ``fresh`` (a new synth every render) and ``none``
-(Vita's plain reuse). The script also counts, for ``auto`` and ``none``, how many renders made in sequence
-on one synth equal a new synth's render of the same preset.
+one's state, or a new synth when the preset needs it), ``settle`` (settled, never a new synth: approximate
+for the presets that need one), ``fresh`` (a new synth every render) and ``none`` (Vita's plain reuse).
+The script also counts, for ``auto``, ``settle`` and ``none``, how many renders made in sequence on one
+synth equal a new synth's render of the same preset.
 """
 
 from __future__ import annotations
@@ -130,13 +131,13 @@ def main() -> None:
     print(f"machine: {platform.machine()} {os.cpu_count()} cores, python {platform.python_version()}, torch {torch.__version__}, torch threads {args.threads}")
     rng = np.random.default_rng(args.seed)
     results = {}
-    policies = ("auto", "fresh", "none")
+    policies = ("auto", "settle", "fresh", "none")
     for reset in policies:
         rng = np.random.default_rng(args.seed)  # the same presets for every policy
         env = VitalMatchEnv(space="core", mode="one_shot", render={"reset": reset}, reward={"clap_weight": 0.0})
         vectors = [env.codec.canonical(env.space.sample(rng)) for _ in range(args.n)]
         results[reset] = bench_steps(env, vectors)
-    exact = {reset: exactness(env, vectors, reset) for reset in ("auto", "none")}
+    exact = {reset: exactness(env, vectors, reset) for reset in ("auto", "settle", "none")}
     cfg = env.render_config
     print(f"config: core space, one-shot, note {cfg.midi_note}, {cfg.note_seconds} s held, {cfg.render_seconds} s rendered at {cfg.sample_rate} Hz, spectral reward only, {args.n} presets")
     print()
@@ -152,7 +153,7 @@ def main() -> None:
     print("breakdown of a step:")
     for key in ("encode", "synth reset", "apply preset", "render", "features", "reward"):
         row(f"  {key}", key)
-    print(f"  (synth reset: auto = init values + a {cfg.settle_seconds} s settle render, or a new synth when the preset needs one; fresh = a new vita.Synth; none = nothing)")
+    print(f"  (synth reset: auto = init values + a {cfg.settle_seconds} s settle render, or a new synth when the preset needs one; settle = init controls + the settle render, always; fresh = a new vita.Synth; none = nothing)")
     for reset, (same, checked, new_synth) in exact.items():
         extra = f"; {new_synth} took the new-synth route" if reset == "auto" else ""
         print(f"reset={reset}: {same}/{checked} renders in sequence bit-identical to a new synth's (max abs diff < 1e-5{extra})")
