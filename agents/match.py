@@ -18,7 +18,7 @@ Screening. Candidates are ranked on cheaper renders (``SCREEN_RENDER``: a settle
 one, Vital's oversampling at 1x; see :mod:`vital_gym.render`) and only the closest is rendered exactly:
 the preset, render and distance returned are exact, the per-candidate distances are the screening ones.
 A new synth holds the GIL while it is built, so screening renders also run better side by side: 24
-candidates took a median 0.98 s against 1.45 s (``scripts/bench_match.py``). On development targets the
+candidates took a median 0.97 s against 1.43 s (``scripts/bench_match.py``). On development targets the
 screened choice was the exact one on 90% of them and 0.003 further on average
 (``scripts/check_screening.py``); ``Matcher(screen=False)`` ranks on exact renders.
 """

@@ -15,9 +15,10 @@ How :class:`Renderer` makes them repeatable (``RenderConfig.reset``); the refere
   sampler (in the first block it reads what an earlier render left in that source's buffer), one with no
   source on, or one with an effect that keeps memory (reverb, delay, chorus, flanger, compressor).
   Bit-exact with a new synth (``tests/test_render.py`` checks it; ``scripts/check_reproducibility.py``
-  and ``scripts/bench_env.py`` count it).
+  and ``scripts/bench_env.py`` count it). A synth is also replaced before it would play more than
+  ``FRESH_VOICES`` notes: Vital hands its voices out in turn, and a voice used before keeps state.
 * ``"settle"``: as ``"auto"``, but a preset that would still hear the past is settled too, not given a
-  new synth. Not exact for those presets: an oscillator that reads another's buffer reads, for one block,
+  new synth, and voices are reused once Vital's fresh ones run out. Not exact for those presets: an oscillator that reads another's buffer reads, for one block,
   what the last render left there, and effect memory is not cleared. Building a ``vita.Synth`` costs about
   as much as a 2 s render and holds the GIL, so this mode ranks many candidates about twice as fast on two
   threads (``agents.match.Matcher``'s screening renders); never use it for a render that is kept.
@@ -54,6 +55,10 @@ from vital_gym.preset import Preset, init_preset
 RANDOM_PHASE_CONTROLS = ("osc_1_random_phase", "osc_2_random_phase", "osc_3_random_phase")
 VITA_SAMPLE_RATE = 44100  # a new vita.Synth runs at this rate; setting it again costs ~6 ms
 STATEFUL_EFFECTS = ("reverb_on", "delay_on", "chorus_on", "flanger_on", "compressor_on")
+# Notes a synth plays on voices that were never used. Vital's voices are handed out in turn; a used one
+# keeps state, so on vita 0.1.0 the 35th note of a synth (render 18 of a settled synth: a settle note and
+# the note per render) sounded up to 1.6e-3 off a new synth's render (tests/test_render.py).
+FRESH_VOICES = 33
 _BLOB_KEYS = ("wavetables", "sample", "custom_warps")
 
 
@@ -234,6 +239,7 @@ class Renderer:
         self._routes: list[tuple[str, str]] = []
         self._blob: str | None = None
         self._dirty = False  # has the synth rendered since it was new?
+        self._notes = 0  # notes it has played (settle notes included)
         init = init_preset()
         # What a new vita.Synth holds (the baseline for applying only changed values) ...
         self._init_values = {k: float(v) for k, v in init.settings.items() if isinstance(v, (int, float))}
@@ -273,7 +279,7 @@ class Renderer:
 
     # ------------------------------------------------------------------ internals
     def _new_synth(self):
-        self._dirty = False
+        self._dirty, self._notes = False, 0
         synth = self._vita.Synth()
         if self.config.sample_rate != VITA_SAMPLE_RATE:
             synth.set_sample_rate(self.config.sample_rate)
@@ -285,11 +291,13 @@ class Renderer:
     def _reset_synth(self, preset: Preset, blob: str, note: int, velocity: float):
         """A synth in a new synth's state (``auto``, ``fresh``), nearly so (``settle``), or the one in use (``none``)."""
         reset = self.config.reset
-        if self._synth is None or reset == "fresh" or (reset == "auto" and needs_new_synth(preset.settings)):
+        out_of_voices = reset == "auto" and self._notes + (2 if self._dirty else 1) > FRESH_VOICES
+        if self._synth is None or reset == "fresh" or out_of_voices or (reset == "auto" and needs_new_synth(preset.settings)):
             self._synth = self._new_synth()
         elif reset in ("auto", "settle") and self._dirty:
             self._settle(self._synth, note, velocity)
         self._dirty = True
+        self._notes += 1
         return self._synth
 
     def _settle(self, synth, note: int, velocity: float) -> None:
@@ -304,6 +312,7 @@ class Renderer:
         else:
             self._apply(synth, self._init_preset, self._init_blob)
         synth.render(note, velocity, 0.002, self.config.settle_seconds)
+        self._notes += 1
 
     def _apply(self, synth, preset: Preset, blob: str) -> None:
         """Load the preset: a full JSON load when its blobs changed, else only the controls and routes."""
