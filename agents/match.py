@@ -28,7 +28,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,7 +42,7 @@ from vital_gym.audio import AudioFileError, estimate_midi_note, load_audio, writ
 from vital_gym.describe import describe_preset
 from vital_gym.features import LogMelSpectrogram, MelConfig
 from vital_gym.preset import Preset, PresetCodec
-from vital_gym.render import RenderConfig, Renderer, RenderResult, check_audio
+from vital_gym.render import RenderConfig, Renderer, RenderResult, check_audio, side_by_side
 from vital_gym.rewards import MultiResolutionSTFTDistance
 
 DEFAULT_MODEL = Path(__file__).resolve().parent / "models" / "core_cpu"
@@ -156,18 +155,11 @@ class Matcher:
             rendered = renderer.render(self.codec.to_preset(x, name="vital-gym match"), midi_note, velocity)
             return rendered, distance(rendered.audio) if rendered.status.finite else float("inf")
 
-        workers = min(len(self.candidate_renderers), len(xs))
-
-        def score_share(worker: int) -> list[tuple[int, RenderResult, float]]:
-            """Every ``workers``-th candidate from ``worker`` on, on that worker's own renderer."""
-            return [(i, *score(self.candidate_renderers[worker], xs[i])) for i in range(worker, len(xs), workers)]
-
-        with ThreadPoolExecutor(workers) as pool:
-            scored = sorted((r for rs in pool.map(score_share, range(workers)) for r in rs), key=lambda r: r[0])
-        best, rendered, d = min(scored, key=lambda r: r[2])  # in xs' order, so the first of a tie
-        if self.screen:
-            rendered, d = score(self.renderer, xs[best])
-        return xs[best], rendered, d, tuple(screened for _, _, screened in scored)
+        scored = side_by_side(self.candidate_renderers, list(xs), score)
+        distances = tuple(d for _, d in scored)
+        best = int(np.argmin(distances))  # the first of a tie
+        rendered, d = score(self.renderer, xs[best]) if self.screen else scored[best]
+        return xs[best], rendered, d, distances
 
     def match(
         self, target: np.ndarray, midi_note: int | None = None, velocity: float = 0.7, refine_budget: int = 0, seed: int = 0,

@@ -22,7 +22,7 @@ import numpy as np
 
 from vital_gym.params import Kind
 from vital_gym.preset import PresetCodec
-from vital_gym.render import Renderer
+from vital_gym.render import Renderer, side_by_side
 from vital_gym.rewards import MultiResolutionSTFTDistance
 
 
@@ -71,17 +71,13 @@ def refine(
 
     renderers = [renderer] if isinstance(renderer, Renderer) else list(renderer)
 
-    def score(x: np.ndarray, on: Renderer) -> float:
+    def score(on: Renderer, x: np.ndarray) -> float:
         result = on.render(codec.to_preset(x), midi_note, velocity)
         return distance(result.audio) if result.status.finite else float("inf")
 
-    def score_all(xs: list[np.ndarray], pool: ThreadPoolExecutor) -> list[float]:
-        shares = pool.map(lambda w: [(i, score(xs[i], renderers[w])) for i in range(w, len(xs), len(renderers))], range(len(renderers)))
-        return [d for _, d in sorted(r for share in shares for r in share)]
-
     x0 = codec.canonical(x0)
     if start_distance is None:
-        best_x, best_d, renders = x0, score(x0, exact or renderers[0]), 1
+        best_x, best_d, renders = x0, score(exact or renderers[0], x0), 1
     else:
         best_x, best_d, renders = x0, float(start_distance), 0
     start, history = best_d, [best_d]
@@ -99,7 +95,7 @@ def refine(
                 x = x0.copy()
                 x[free] = np.clip(c, 0.0, 1.0)
                 xs.append(x)
-            scores = score_all(xs, pool)
+            scores = side_by_side(renderers, xs, score, pool)
             renders += len(xs)
             for x, d in zip(xs, scores):
                 if d < best_d:
@@ -109,7 +105,7 @@ def refine(
                 break  # keep the best seen, skip the update
             es.tell(candidates, [d if np.isfinite(d) else 1e6 for d in scores])
     if exact is not None and best_x is not x0:
-        best_d = score(best_x, exact)
+        best_d = score(exact, best_x)
         if not best_d < start:
             best_x, best_d = x0, start
     return RefineResult(best_x, best_d, start, renders, history)

@@ -213,3 +213,13 @@ def test_note_and_velocity_per_render(core_space, core_codec):
         np.testing.assert_allclose(got, fixed.render(preset).audio, atol=1e-5)
     with pytest.raises(ValueError, match="midi_note"):
         varying.render(presets[0], midi_note=300)
+
+
+@pytest.mark.parametrize("renderers, items", [(1, 5), (2, 5), (3, 2), (2, 0)])
+def test_side_by_side_keeps_the_order_and_gives_each_renderer_every_nth_item(renderers, items):
+    from vital_gym.render import side_by_side
+
+    workers = [f"r{w}" for w in range(renderers)]  # stand-ins: side_by_side only hands them to `work`
+    got = side_by_side(workers, list(range(items)), lambda r, i: (r, i))
+    n = min(renderers, items)
+    assert got == [(f"r{i % n}", i) for i in range(items)]

@@ -18,10 +18,12 @@ How :class:`Renderer` makes them repeatable (``RenderConfig.reset``); the refere
   and ``scripts/bench_env.py`` count it). A synth is also replaced before it would play more than
   ``FRESH_VOICES`` notes: Vital hands its voices out in turn, and a voice used before keeps state.
 * ``"settle"``: as ``"auto"``, but a preset that would still hear the past is settled too, not given a
-  new synth, and voices are reused once Vital's fresh ones run out. Not exact for those presets: an oscillator that reads another's buffer reads, for one block,
-  what the last render left there, and effect memory is not cleared. Building a ``vita.Synth`` costs about
-  as much as a 2 s render and holds the GIL, so this mode ranks many candidates about twice as fast on two
-  threads (``agents.match.Matcher``'s screening renders); never use it for a render that is kept.
+  new synth, and voices are reused once Vital's fresh ones run out. Not exact for those presets: an
+  oscillator that reads another's buffer reads, for one block, what the last render left there, and
+  effect memory is not cleared. Building a ``vita.Synth`` costs about as much as a 2 s render and holds
+  the GIL, so this mode ranks candidates faster, alone and side by side (``agents.match.Matcher``'s
+  screening renders, with 1x oversampling: 24 in a median 0.97 s against 1.43 s on two threads,
+  ``scripts/bench_match.py``); never use it for a render that is kept.
 * ``"fresh"``: a new ``vita.Synth`` for every render (``scripts/bench_env.py`` times it).
 * ``"none"``: plain reuse, as Vita does it: fastest, history-dependent.
 
@@ -45,8 +47,9 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Callable, Literal, Sequence, TypeVar
 
 import numpy as np
 
@@ -60,6 +63,7 @@ STATEFUL_EFFECTS = ("reverb_on", "delay_on", "chorus_on", "flanger_on", "compres
 # the note per render) sounded up to 1.6e-3 off a new synth's render (tests/test_render.py).
 FRESH_VOICES = 33
 _BLOB_KEYS = ("wavetables", "sample", "custom_warps")
+T, R = TypeVar("T"), TypeVar("R")
 
 
 class RenderError(RuntimeError):
@@ -238,8 +242,7 @@ class Renderer:
         self._applied: dict[str, float] = {}
         self._routes: list[tuple[str, str]] = []
         self._blob: str | None = None
-        self._dirty = False  # has the synth rendered since it was new?
-        self._notes = 0  # notes it has played (settle notes included)
+        self._notes = 0  # notes the synth has played since it was new (settle notes included)
         init = init_preset()
         # What a new vita.Synth holds (the baseline for applying only changed values) ...
         self._init_values = {k: float(v) for k, v in init.settings.items() if isinstance(v, (int, float))}
@@ -279,7 +282,7 @@ class Renderer:
 
     # ------------------------------------------------------------------ internals
     def _new_synth(self):
-        self._dirty, self._notes = False, 0
+        self._notes = 0
         synth = self._vita.Synth()
         if self.config.sample_rate != VITA_SAMPLE_RATE:
             synth.set_sample_rate(self.config.sample_rate)
@@ -291,12 +294,11 @@ class Renderer:
     def _reset_synth(self, preset: Preset, blob: str, note: int, velocity: float):
         """A synth in a new synth's state (``auto``, ``fresh``), nearly so (``settle``), or the one in use (``none``)."""
         reset = self.config.reset
-        out_of_voices = reset == "auto" and self._notes + (2 if self._dirty else 1) > FRESH_VOICES
+        out_of_voices = reset == "auto" and self._notes + (2 if self._notes else 1) > FRESH_VOICES
         if self._synth is None or reset == "fresh" or out_of_voices or (reset == "auto" and needs_new_synth(preset.settings)):
             self._synth = self._new_synth()
-        elif reset in ("auto", "settle") and self._dirty:
+        elif reset in ("auto", "settle") and self._notes:
             self._settle(self._synth, note, velocity)
-        self._dirty = True
         self._notes += 1
         return self._synth
 
@@ -344,3 +346,30 @@ class Renderer:
             for src, dst in routes:
                 synth.connect_modulation(src, dst)
             self._routes = routes
+
+
+def side_by_side(
+    renderers: Sequence[Renderer], items: Sequence[T], work: Callable[[Renderer, T], R], pool: ThreadPoolExecutor | None = None
+) -> list[R]:
+    """``work(renderer, item)`` for every item, in ``items``' order: item ``i`` on renderer ``i % n``, each of
+    the ``n = min(len(renderers), len(items))`` renderers on its own thread of ``pool`` (a new one if None).
+
+    Why: a :class:`Renderer` is not thread-safe, but Vita renders outside the GIL, so one renderer per
+    thread renders several presets at once.
+    """
+    n = min(len(renderers), len(items))
+    if n == 0:
+        return []
+
+    def share(w: int) -> list[R]:
+        return [work(renderers[w], items[i]) for i in range(w, len(items), n)]
+
+    if pool is None:
+        with ThreadPoolExecutor(n) as own:
+            shares = list(own.map(share, range(n)))
+    else:
+        shares = list(pool.map(share, range(n)))
+    out: list[R] = [None] * len(items)  # type: ignore[list-item]
+    for w, results in enumerate(shares):
+        out[w::n] = results
+    return out

@@ -189,7 +189,7 @@ class NearestNeighbour:
         self, dataset: str | Path, codec: PresetCodec, render: RenderConfig, pool: tuple[int, int] = (2, 4), refine_budget: int = 0, seed: int = 0
     ):
         self.name = "nearest+refine" if refine_budget else "nearest"
-        self.render, self.refine_budget, self.seed = render, refine_budget, seed
+        self.refine_budget, self.seed = refine_budget, seed
         self.folder = Path(dataset)
         self.manifest = open_training_set(self.folder, codec)
         self.codec, self.pool = codec, pool
