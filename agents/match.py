@@ -81,11 +81,13 @@ class Matcher:
 
     ``render_workers`` threads render candidates side by side, each with its own :class:`Renderer` (Vita
     does its work outside the GIL); the default is one per core, at most 2. ``screen`` ranks them on
-    screening renders (module docstring); ``False`` ranks them on exact ones.
+    screening renders (module docstring); ``False`` ranks them on exact ones. ``draw_temperature``: how far
+    the drawn candidates stray from their hypotheses (:func:`draw_presets`).
     """
 
     def __init__(
-        self, checkpoint: str | Path | None = None, device: str = "cpu", render_workers: int | None = None, screen: bool = True
+        self, checkpoint: str | Path | None = None, device: str = "cpu", render_workers: int | None = None, screen: bool = True,
+        draw_temperature: float = 1.0,
     ):
         folder = Path(checkpoint) if checkpoint else DEFAULT_MODEL
         if not folder.exists():
@@ -98,6 +100,7 @@ class Matcher:
         self.render_config = RenderConfig.from_dict(meta.get("render"))
         self.renderer = Renderer(self.render_config)
         self.screen = screen
+        self.draw_temperature = draw_temperature
         self.candidate_renderers = candidate_renderers(self.render_config, render_workers, screen)
         self.mel = LogMelSpectrogram(MelConfig.from_dict(meta.get("observation")), self.render_config.sample_rate)
 
@@ -124,7 +127,7 @@ class Matcher:
         z = z[0, order].cpu()  # (K, action_dim)
         if draws:
             spread = None if log_spread is None else log_spread[0, order].cpu()
-            drawn = draw_presets(z, self.space, draws, torch.Generator().manual_seed(seed), spread)
+            drawn = draw_presets(z, self.space, draws, torch.Generator().manual_seed(seed), spread, self.draw_temperature)
             z = torch.cat([z, drawn.flatten(0, 1)])
         actions = SoundMatcher.actions(z).cpu().numpy()
         return np.stack([self.codec.canonical(self.space.action_to_vector(a)) for a in actions])
@@ -176,7 +179,7 @@ class Matcher:
             refined = self.refine(target, x, note, velocity, refine_budget, seed, predicted)
             if refined.distance < distance:
                 x, distance = refined.x, refined.distance
-                rendered = self.renderer.render(self.codec.to_preset(x, name="vital-gym match"), note, velocity)
+                rendered = refined.render  # exact: refine rendered it on self.renderer or checked it there
         # The preset exactly as rendered (phase setting written in), so the saved file sounds like the render.
         return MatchResult(
             rendered.preset, x, note, velocity, target, rendered.audio, distance, predicted, seconds, describe_preset(self.space, x), refined,
@@ -190,7 +193,7 @@ class Matcher:
         candidate renderers, the best found checked by an exact render."""
         return refine(
             target, x, self.codec, self.candidate_renderers, midi_note, velocity, budget, seed=seed, start_distance=distance,
-            exact=self.renderer if self.screen else None,
+            exact=self.renderer if self.screen else None, name="vital-gym match",
         )
 
     def write(self, result: MatchResult, out: str | Path) -> list[Path]:

@@ -22,7 +22,7 @@ import numpy as np
 
 from vital_gym.params import Kind
 from vital_gym.preset import PresetCodec
-from vital_gym.render import Renderer, side_by_side
+from vital_gym.render import Renderer, RenderResult, side_by_side
 from vital_gym.rewards import MultiResolutionSTFTDistance
 
 
@@ -33,6 +33,7 @@ class RefineResult:
     start_distance: float
     renders: int
     history: list[float] = field(default_factory=list)  # best distance after each generation
+    render: RenderResult | None = None  # ``x``'s render (exact with ``exact``); None if ``x`` is the start
 
     @property
     def gain(self) -> float:
@@ -52,13 +53,15 @@ def refine(
     seed: int = 0,
     start_distance: float | None = None,
     exact: Renderer | None = None,
+    name: str = "vital-gym",
 ) -> RefineResult:
     """Search around ``x0`` for ``budget`` renders; ``target`` is ``(channels, samples)`` at the render rate.
 
     ``renderer``: one, or several to render each generation on as many threads. ``start_distance``: the
     caller's distance of ``x0``'s render, when it has one (exact, if ``exact`` is given); the search then
     spends no render on the start point. ``exact``: re-render the best candidate on it (one more render,
-    not counted in ``renders``) and report that distance.
+    not counted in ``renders``) and report that distance. The result carries the best's render (the exact
+    one with ``exact``), so a caller need not render it again. ``name``: the presets' name.
     """
     import cma
 
@@ -71,15 +74,16 @@ def refine(
 
     renderers = [renderer] if isinstance(renderer, Renderer) else list(renderer)
 
-    def score(on: Renderer, x: np.ndarray) -> float:
-        result = on.render(codec.to_preset(x), midi_note, velocity)
-        return distance(result.audio) if result.status.finite else float("inf")
+    def scored(on: Renderer, x: np.ndarray) -> tuple[RenderResult, float]:
+        result = on.render(codec.to_preset(x, name=name), midi_note, velocity)
+        return result, distance(result.audio) if result.status.finite else float("inf")
 
     x0 = codec.canonical(x0)
+    best_x, best_render = x0, None
     if start_distance is None:
-        best_x, best_d, renders = x0, score(exact or renderers[0], x0), 1
+        best_d, renders = scored(exact or renderers[0], x0)[1], 1
     else:
-        best_x, best_d, renders = x0, float(start_distance), 0
+        best_d, renders = float(start_distance), 0
     start, history = best_d, [best_d]
     if len(free) == 0 or renders >= budget:
         return RefineResult(best_x, best_d, start, renders, history)
@@ -95,17 +99,18 @@ def refine(
                 x = x0.copy()
                 x[free] = np.clip(c, 0.0, 1.0)
                 xs.append(x)
-            scores = side_by_side(renderers, xs, score, pool)
+            results = side_by_side(renderers, xs, scored, pool)
+            scores = [d for _, d in results]
             renders += len(xs)
-            for x, d in zip(xs, scores):
+            for x, (result, d) in zip(xs, results):
                 if d < best_d:
-                    best_x, best_d = x, d
+                    best_x, best_d, best_render = x, d, result
             history.append(best_d)
             if len(xs) < len(candidates):
                 break  # keep the best seen, skip the update
             es.tell(candidates, [d if np.isfinite(d) else 1e6 for d in scores])
     if exact is not None and best_x is not x0:
-        best_d = score(exact, best_x)
+        best_render, best_d = scored(exact, best_x)
         if not best_d < start:
-            best_x, best_d = x0, start
-    return RefineResult(best_x, best_d, start, renders, history)
+            best_x, best_d, best_render = x0, start, None
+    return RefineResult(best_x, best_d, start, renders, history, best_render)

@@ -7,11 +7,17 @@ model is closer).
 
     python scripts/eval_draws.py --n 40 --draws 0 2
     python scripts/eval_draws.py --checkpoint runs/core_cpu_stage3 --n 40 --draws 0 2
+    python scripts/eval_draws.py --n 100 --draws 2 --out /tmp/shipped.csv   # per target, to compare models:
+    python scripts/compare_methods.py a=/tmp/shipped.csv b=/tmp/other.csv --reference a:draws-2
+
+``--out`` writes every target's distance in the benchmark's ``items.csv`` layout (set ``dev``, methods
+``nearest`` and ``draws-N``), so ``scripts/compare_methods.py`` pairs two checkpoints' runs by target.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import os
 import warnings
 from pathlib import Path
@@ -39,12 +45,14 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--draws", type=int, nargs="+", default=[0, 2])
     ap.add_argument("--seed", type=int, default=DEV_SEED)
     ap.add_argument("--no-screen", action="store_true", help="rank candidates on exact renders (Matcher(screen=False))")
+    ap.add_argument("--temperature", type=float, default=1.0, help="draw temperature (Matcher(draw_temperature=...))")
+    ap.add_argument("--out", type=Path, help="write each target's distances here (CSV, the benchmark's items.csv layout)")
     args = ap.parse_args(argv)
     config = DatasetConfig.from_yaml(Path(args.dataset_config))
     if args.seed in (TEST_SEED, config.seed):
         raise SystemExit(f"--seed {args.seed} is the benchmark's or the training data's seed; choose another")
 
-    matcher = Matcher(args.checkpoint, screen=not args.no_screen)
+    matcher = Matcher(args.checkpoint, screen=not args.no_screen, draw_temperature=args.temperature)
     items = synthetic_set(matcher.space, config, args.n, seed=args.seed)
     nearest = NearestNeighbour(args.dataset, matcher.codec, matcher.render_config)
     distance = MultiResolutionSTFTDistance()
@@ -54,11 +62,20 @@ def main(argv: list[str] | None = None) -> None:
     ])
     print(f"{len(items)} targets from seed {args.seed}; nearest neighbour in {args.dataset}: {reference.mean():.3f}")
     k = matcher.model.num_hypotheses
+    rows = {"nearest": reference}
     for draws in args.draws:
-        d = np.array([matcher.closest(it.audio, it.midi_note, it.velocity, draws=draws)[2] for it in items])
+        d = rows[f"draws-{draws}"] = np.array([matcher.closest(it.audio, it.midi_note, it.velocity, draws=draws)[2] for it in items])
         diff = d - reference
         ci = 1.96 * diff.std(ddof=1) / np.sqrt(len(diff))
         print(f"draws {draws} ({k * (1 + draws)} renders): {d.mean():.3f}; minus nearest {diff.mean():+.3f} ± {ci:.3f}, closer on {np.mean(diff < 0):.0%}")
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        with args.out.open("w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["set", "item", "method", "ok", "mrstft"])
+            for method, d in rows.items():
+                w.writerows(["dev", it.name, method, 1, f"{v:.6g}"] for it, v in zip(items, d))
+        print(f"per target: {args.out}")
 
 
 if __name__ == "__main__":

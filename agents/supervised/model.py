@@ -330,7 +330,8 @@ SURE_LOGIT = 10.0  # a drawn choice as raw outputs: tanh(10 / 2) = 0.9999, as de
 
 
 def draw_presets(
-    z: torch.Tensor, space: ParameterSpace, n: int, generator: torch.Generator | None = None, log_spread: torch.Tensor | None = None
+    z: torch.Tensor, space: ParameterSpace, n: int, generator: torch.Generator | None = None, log_spread: torch.Tensor | None = None,
+    temperature: float = 1.0,
 ) -> torch.Tensor:
     """``n`` draws ``(n, *z.shape)`` of raw outputs ``z`` ``(..., action_dim)``: every categorical and on/off
     choice drawn from the distribution its logits define; each continuous value ``sigmoid(z)`` kept, or with
@@ -342,23 +343,30 @@ def draw_presets(
     from the decoder's own distributions give presets that differ where it is unsure, and rendering them
     lets the closest win (``Matcher.candidates``). Choices are drawn as ``SURE_LOGIT``-sized one-hot
     logits, so ``actions`` and the space decode them exactly as drawn.
+
+    ``temperature`` scales every logit by ``1 / temperature`` and every spread by ``temperature``: below 1
+    the draws stay nearer the hypothesis, above 1 they wander further; 0 is argmax decoding.
     """
     if z.shape[-1] != space.action_dim:
         raise ValueError(f"raw outputs of width {z.shape[-1]} do not fit space '{space.name}' (action_dim {space.action_dim})")
     if log_spread is not None and log_spread.shape != z.shape:
         raise ValueError(f"log_spread of shape {tuple(log_spread.shape)} does not match the raw outputs' {tuple(z.shape)}")
+    if temperature < 0:
+        raise ValueError(f"temperature={temperature}: must be >= 0")
     out = z.unsqueeze(0).repeat(n, *([1] * z.dim()))
+    if temperature == 0:
+        return out
     for s in space.layout:
         if s.kind is Kind.CATEGORICAL:
-            probs = torch.softmax(z[..., s.slice].reshape(-1, s.stop - s.start), -1)
+            probs = torch.softmax(z[..., s.slice].reshape(-1, s.stop - s.start) / temperature, -1)
             drawn = torch.multinomial(probs, n, replacement=True, generator=generator).T.reshape(n, *z.shape[:-1])
             block = torch.full((*drawn.shape, s.stop - s.start), -SURE_LOGIT, dtype=z.dtype)
             out[..., s.slice] = block.scatter(-1, drawn.unsqueeze(-1), SURE_LOGIT)
         elif s.kind is Kind.TOGGLE:
-            on = torch.rand(out[..., s.slice].shape, generator=generator, dtype=z.dtype) < torch.sigmoid(z[..., s.slice])
+            on = torch.rand(out[..., s.slice].shape, generator=generator, dtype=z.dtype) < torch.sigmoid(z[..., s.slice] / temperature)
             out[..., s.slice] = torch.where(on, SURE_LOGIT, -SURE_LOGIT)
         elif log_spread is not None:
-            noise = torch.randn(out[..., s.slice].shape, generator=generator, dtype=z.dtype) * log_spread[..., s.slice].exp()
+            noise = torch.randn(out[..., s.slice].shape, generator=generator, dtype=z.dtype) * log_spread[..., s.slice].exp() * temperature
             value = (torch.sigmoid(z[..., s.slice]) + noise).clamp(1e-4, 1.0 - 1e-4)
             out[..., s.slice] = torch.logit(value)
     return out

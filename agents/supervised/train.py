@@ -172,6 +172,23 @@ class Validator:
         return out
 
 
+def train_step(
+    predictive: Any, loss: HypothesisLoss, optimizer: torch.optim.Optimizer, params: list[torch.Tensor], batch: dict[str, torch.Tensor],
+    device: torch.device, autocast: Any, grad_clip: float,
+) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One optimiser step on ``batch`` (``logmel`` (B, 1, n_mels, frames), ``midi_note`` (B,), ``params``
+    (B, P)); the loss terms, the hypotheses ``z`` (B, K, action_dim), their scores (B, K) and the targets."""
+    with autocast:
+        z, scores, log_spread = predictive(batch["logmel"].to(device, non_blocking=True), batch["midi_note"].to(device, non_blocking=True))
+    x = batch["params"].to(device, non_blocking=True)
+    terms = loss(z.float(), scores.float(), x, None if log_spread is None else log_spread.float())
+    optimizer.zero_grad(set_to_none=True)
+    terms["total"].backward()
+    torch.nn.utils.clip_grad_norm_(params, grad_clip)
+    optimizer.step()
+    return terms, z, scores, x
+
+
 def train(config: TrainConfig, resume: bool = False, log=print) -> Path:
     torch.manual_seed(config.seed)
     if config.threads:
@@ -252,17 +269,12 @@ def train(config: TrainConfig, resume: bool = False, log=print) -> Path:
     skip = max(0, step - epoch * (len(data) // config.batch_size))
     while step < config.steps:
         data.set_epoch(epoch)
+        batches = 0
         for batch in itertools.islice(loader, skip, None):
+            batches += 1
             if config.gumbel:
                 loss_fn.set_gumbel_temperature(gumbel_temperature(step, config.steps, config.gumbel["start"], config.gumbel["end"]))
-            with autocast:
-                z, scores, log_spread = predictive(batch["logmel"].to(device, non_blocking=True), batch["midi_note"].to(device, non_blocking=True))
-            x = batch["params"].to(device, non_blocking=True)
-            terms = hypothesis_loss(z.float(), scores.float(), x, None if log_spread is None else log_spread.float())
-            optimizer.zero_grad(set_to_none=True)
-            terms["total"].backward()
-            torch.nn.utils.clip_grad_norm_(params, config.grad_clip)
-            optimizer.step()
+            terms, z, scores, x = train_step(predictive, hypothesis_loss, optimizer, params, batch, device, autocast, config.grad_clip)
             scheduler.step()
             step += 1
             if step % config.log_every == 0:
@@ -290,6 +302,12 @@ def train(config: TrainConfig, resume: bool = False, log=print) -> Path:
                     checkpoint("best", metrics)
             if step >= config.steps:
                 break
+        if batches == 0 and skip == 0:  # else the loop would start empty epochs for ever
+            per_worker = f"; each of the {config.num_workers} loader workers batches its own shards" if config.num_workers > 1 else ""
+            raise ValueError(
+                f"{dataset}: an epoch of its {len(data)} training samples gave no batch of batch_size={config.batch_size}{per_worker}. "
+                "Lower batch_size or num_workers, or generate more samples"
+            )
         epoch, skip = epoch + 1, 0
     writer.close()
     return out / "best"

@@ -1,6 +1,7 @@
 import numpy as np
 
 from agents.refine import refine
+from vital_gym.rewards import MultiResolutionSTFTDistance
 from vital_gym.render import Renderer
 
 
@@ -31,6 +32,9 @@ def test_a_known_start_distance_spends_no_render_on_the_start(tiny_space, tiny_c
     result = refine(target.audio, start, tiny_codec, renderer, 60, short_render.velocity, budget=6, seed=0, start_distance=123.0)
     assert result.start_distance == 123.0 and result.renders == 6
     assert result.distance < 123.0  # every candidate beats a start said to be this far
+    # It carries the best's render, the one its distance was measured on.
+    assert result.render.preset.settings["filter_1_cutoff"] == tiny_codec.to_preset(result.x).settings["filter_1_cutoff"]
+    assert MultiResolutionSTFTDistance().distance(result.render.audio, target.audio) == result.distance
 
 
 def test_renders_side_by_side_give_the_same_search(tiny_space, tiny_codec, short_render):
@@ -44,7 +48,6 @@ def test_renders_side_by_side_give_the_same_search(tiny_space, tiny_codec, short
 
 def test_screened_search_reports_an_exact_distance_and_never_a_worse_one(tiny_space, tiny_codec, short_render):
     from agents.match import candidate_renderers
-    from vital_gym.rewards import MultiResolutionSTFTDistance
 
     exact = Renderer(short_render)
     target = exact.render(tiny_codec.to_preset(tiny_space.sample(np.random.default_rng(6)))).audio
@@ -53,3 +56,7 @@ def test_screened_search_reports_an_exact_distance_and_never_a_worse_one(tiny_sp
     again = Renderer(short_render).render(tiny_codec.to_preset(result.x), 60, short_render.velocity).audio
     assert result.distance == MultiResolutionSTFTDistance().distance(again, target)
     assert result.distance <= result.start_distance
+    if result.distance < result.start_distance:  # the render it carries is that exact one
+        assert np.array_equal(result.render.audio, again)
+    else:
+        assert result.render is None

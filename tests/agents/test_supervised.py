@@ -418,6 +418,36 @@ def test_draws_move_continuous_values_by_the_predicted_spread(tiny_space):
         draw_presets(z, tiny_space, 2, log_spread=log_spread[:-1])
 
 
+@pytest.mark.parametrize("temperature", [0.0, 0.5, 2.0])
+def test_draw_temperature_scales_logits_and_spreads(tiny_space, temperature):
+    from vital_gym.params import Kind
+
+    z = torch.randn(tiny_space.action_dim, generator=torch.Generator().manual_seed(0)) * 2.0
+    log_spread = torch.full_like(z, float(np.log(0.1)))
+    draws = draw_presets(z, tiny_space, 4000, torch.Generator().manual_seed(1), log_spread, temperature)
+    if temperature == 0:  # argmax decoding: every draw is the hypothesis itself
+        assert torch.equal(draws, z.expand_as(draws))
+        return
+    for s in tiny_space.layout:
+        block, logits = draws[..., s.slice], z[s.slice]
+        if s.kind is Kind.CATEGORICAL:
+            assert torch.allclose((block > 0).float().mean(0), torch.softmax(logits / temperature, -1), atol=0.035), s.name
+        elif s.kind is Kind.TOGGLE:
+            assert torch.allclose((block > 0).float().mean(0), torch.sigmoid(logits / temperature), atol=0.035), s.name
+    cont = next(s for s in tiny_space.layout if s.kind is Kind.CONTINUOUS and 0.3 < float(torch.sigmoid(z[s.start])) < 0.7)
+    assert float(torch.sigmoid(draws[:, cont.start]).std()) == pytest.approx(0.1 * temperature, rel=0.1)
+    with pytest.raises(ValueError, match="temperature"):
+        draw_presets(z, tiny_space, 2, temperature=-1.0)
+
+
+@pytest.mark.parametrize("batch_size, num_workers", [(10, 0), (4, 3)])
+def test_a_dataset_too_small_for_one_batch_is_refused_not_looped_on(tmp_path, tiny_dataset, batch_size, num_workers):
+    """9 training samples in 3 shards: no batch of 10, and no worker's one shard of 3 fills a batch of 4."""
+    config = tiny_train_config(tiny_dataset, tmp_path / "run", batch_size=batch_size, num_workers=num_workers)
+    with pytest.raises(ValueError, match=f"gave no batch of batch_size={batch_size}"):
+        train(config, log=lambda *_: None)
+
+
 def test_a_spread_fine_tune_trains_only_the_spread_heads(tmp_path, tiny_space, tiny_dataset, tiny_checkpoint):
     config = tiny_train_config(
         tiny_dataset, tmp_path / "run", init_from=str(tiny_checkpoint), train_only=["decoder.spread_heads"],
