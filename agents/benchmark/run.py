@@ -258,7 +258,7 @@ def markdown_report(
     summary: dict[tuple[str, str], dict[str, Any]],
     config: BenchmarkConfig,
     skipped: dict[str, str],
-    images: dict[str, list[str]],
+    images: dict[str, list[tuple[str, str]]],
     notes: dict[str, str] | None = None,
     commands: Sequence[str] | None = None,
 ) -> str:
@@ -297,8 +297,8 @@ def markdown_report(
             cells = [_cell(v[m]) if m in v else "-" for m in metrics]
             lines.append(f"| {method} | {v['failed']} | " + " | ".join(cells) + f" | {_cell(v['seconds'])} |")
         lines.append("")
-        for img in images.get(set_name, []):
-            lines += [f"![{set_name}]({img})", ""]
+        for img, caption in images.get(set_name, []):
+            lines += [f"![{set_name}]({img})", ""] + ([caption, ""] if caption else [])
     return "\n".join(lines)
 
 
@@ -377,9 +377,45 @@ def run_benchmark(config: BenchmarkConfig, log=print) -> tuple[list[Result], Pat
     suffix = "_" + "-".join(m.name.replace("+", "-") for m in methods) if previous is not None else ""
     for name, (items, renders) in examples.items():
         ex = plot_examples(items, [m.name for m in methods], renders, render.sample_rate, out / "img" / f"benchmark_{name}_examples{suffix}.png")
-        runs["examples"][name] = list(dict.fromkeys([*runs["examples"].get(name, []), str(ex.relative_to(out))]))
+        entry = {"image": str(ex.relative_to(out)), "methods": [m.name for m in methods], "command": runs["commands"][-1]}
+        earlier = [e for e in runs["examples"].get(name, []) if _example_image(e) != entry["image"]]
+        runs["examples"][name] = kept = [e for e in earlier if _current_methods(e, [*earlier, entry]) != []] + [entry]
+        for e in earlier:  # images whose every method was re-run since show nothing current
+            if e not in kept:
+                (out / _example_image(e)).unlink(missing_ok=True)
     json_path.write_text(json.dumps(runs, indent=2))
     return results, write_report(read_csv(csv_path), runs, config, out)  # the report says what the CSV holds
+
+
+def _example_image(entry: str | dict[str, Any]) -> str:
+    """An example entry of ``runs.json``: its image (runs recorded before the methods were, a bare path)."""
+    return entry if isinstance(entry, str) else entry["image"]
+
+
+def _current_methods(entry: str | dict[str, Any], entries: Sequence[str | dict[str, Any]]) -> list[str] | None:
+    """The methods of an example image whose results are still that run's: those no later image of
+    ``entries`` (oldest first) shows. ``None`` where the image's methods were not recorded."""
+    if isinstance(entry, str):
+        return None
+    later = entries[[_example_image(e) for e in entries].index(entry["image"]) + 1 :]
+    rerun = {m for e in later if not isinstance(e, str) for m in e["methods"]}
+    return [m for m in entry["methods"] if m not in rerun]
+
+
+def example_images(entries: Sequence[str | dict[str, Any]]) -> list[tuple[str, str]]:
+    """Each example image with its caption: the command that made it, and which of its methods were re-run
+    since (their current examples are in a later image)."""
+    out = []
+    for entry in entries:
+        current = _current_methods(entry, entries)
+        if current is None:
+            out.append((_example_image(entry), ""))
+            continue
+        stale = [m for m in entry["methods"] if m not in current]
+        caption = f"Examples from `{entry['command']}`"
+        caption += f"; {', '.join(stale)} re-run since (see the later images)." if stale else "."
+        out.append((entry["image"], caption))
+    return out
 
 
 def record_paths(out: Path) -> tuple[Path, Path]:
@@ -390,11 +426,11 @@ def record_paths(out: Path) -> tuple[Path, Path]:
 def write_report(results: Sequence[Result], runs: dict[str, Any], config: BenchmarkConfig, out: Path) -> Path:
     """``OUT/benchmarks.md`` and the per-set bar charts, from the results and the runs' record."""
     summary = summarise(results)
-    images: dict[str, list[str]] = {}
+    images: dict[str, list[tuple[str, str]]] = {}
     for name in dict.fromkeys(r.set for r in results):
         bars = plot_bars(summary, name, out / "img" / f"benchmark_{name}.png")
-        examples = [e for e in runs.get("examples", {}).get(name, []) if (out / e).is_file()]
-        images[name] = [str(bars.relative_to(out)), *examples]
+        examples = [(img, caption) for img, caption in example_images(runs.get("examples", {}).get(name, [])) if (out / img).is_file()]
+        images[name] = [(str(bars.relative_to(out)), ""), *examples]
     report = out / "benchmarks.md"
     report.write_text(markdown_report(summary, config, runs.get("left_out", {}), images, runs.get("notes"), runs.get("commands")))
     return report

@@ -12,7 +12,7 @@ import yaml
 
 from agents.benchmark.methods import LibraryLookup, MeanPreset, NearestNeighbour, Syntheon
 from agents.benchmark.metrics import AudioMetrics, ParameterMetrics, mean_ci95
-from agents.benchmark.run import BenchmarkConfig, run_benchmark
+from agents.benchmark.run import BenchmarkConfig, example_images, run_benchmark
 from agents.benchmark.testsets import TEST_SEED, TestItem, audio_set, synthetic_set
 from agents.cli import main as cli
 from agents.dataset import generate
@@ -240,9 +240,8 @@ def test_keep_previous_replaces_the_rerun_methods_and_keeps_the_others(tmp_path)
     run_benchmark(BenchmarkConfig.quick(**base, n_synthetic=3, methods=("init", "random"), command="first"), log=lambda *_: None)
     first = {(r["item"], r["method"]): r for r in csv.DictReader(csv_path.open())}
     runs_json = tmp_path / "docs" / "benchmarks" / "runs.json"
-    legacy = json.loads(runs_json.read_text())
-    assert legacy["examples"] == {"synthetic": ["img/benchmark_synthetic_examples.png"]}
-    runs_json.write_text(json.dumps({k: v for k, v in legacy.items() if k != "examples"}))  # as runs before the record
+    recorded = json.loads(runs_json.read_text())
+    assert recorded["examples"] == {"synthetic": [{"image": "img/benchmark_synthetic_examples.png", "methods": ["init", "random"], "command": "first"}]}
     _, report = run_benchmark(
         BenchmarkConfig.quick(**base, n_synthetic=3, methods=("random",), seed=1, keep_previous=True, command="second"), log=lambda *_: None
     )
@@ -252,14 +251,25 @@ def test_keep_previous_replaces_the_rerun_methods_and_keeps_the_others(tmp_path)
     assert any(second[k]["mrstft"] != first[k]["mrstft"] for k in first if k[1] == "random")  # re-run (another seed)
     text = report.read_text()
     assert "first\nsecond" in text and "| init |" in text and "| random |" in text
-    # The first run's examples (init and random) stay; the second adds its own image beside them.
+    # The first run's examples stay for init, captioned as stale for random; the second's sit beside them.
     both = ["img/benchmark_synthetic_examples.png", "img/benchmark_synthetic_examples_random.png"]
-    assert json.loads(runs_json.read_text())["examples"] == {"synthetic": both}
+    assert [e["image"] for e in json.loads(runs_json.read_text())["examples"]["synthetic"]] == both
     assert all(f"]({img})" in text and (tmp_path / "docs" / img).is_file() for img in both)
+    assert "Examples from `first`; random re-run since" in text and "Examples from `second`." in text
     # --report-only rebuilds the same report from the stored results, running no method.
     report.unlink()
     assert cli(["benchmark", "--report-only", "--out", str(tmp_path / "docs")]) == 0
     assert report.read_text() == text
+    # Once init is re-run too, the first image shows nothing current: it leaves the report and the disk.
+    _, report = run_benchmark(
+        BenchmarkConfig.quick(**base, n_synthetic=3, methods=("init",), keep_previous=True, command="third"), log=lambda *_: None
+    )
+    text = report.read_text()
+    assert not (tmp_path / "docs" / both[0]).exists() and f"]({both[0]})" not in text
+    assert "Examples from `second`." in text and "Examples from `third`." in text
+    # Runs recorded before the record of methods: a bare image path, shown as it is, never dropped.
+    entries = ["img/an_old_image.png", *json.loads(runs_json.read_text())["examples"]["synthetic"]]
+    assert example_images(entries)[0] == ("img/an_old_image.png", "")
     # Earlier rows for items this run does not have: the sets changed, so the merge is refused.
     with pytest.raises(ValueError, match="synthetic-0002"):
         run_benchmark(BenchmarkConfig.quick(**base, n_synthetic=2, methods=("random",), keep_previous=True), log=lambda *_: None)
