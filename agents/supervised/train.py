@@ -43,7 +43,7 @@ from agents.supervised.sensitivity import Sensitivity  # noqa: E402
 from vital_gym.features import LogMelSpectrogram, MelConfig  # noqa: E402
 from vital_gym.params import ParameterSpace  # noqa: E402
 from vital_gym.preset import PresetCodec  # noqa: E402
-from vital_gym.render import RenderConfig, Renderer  # noqa: E402
+from vital_gym.render import RenderConfig, Renderer, side_by_side  # noqa: E402
 from vital_gym.rewards import MultiResolutionSTFTDistance  # noqa: E402
 
 
@@ -111,7 +111,7 @@ class Validator:
         self.batches = config.val_batches
         self.codec = PresetCodec(space)
         render = RenderConfig.from_dict(manifest.config.get("render"))
-        self.renderer = Renderer(render)
+        self.renderers = [Renderer(render) for _ in range(max(1, min(2, os.cpu_count() or 1)))]  # the optimiser waits meanwhile
         self.mel = LogMelSpectrogram(MelConfig.from_dict(manifest.config.get("observation")), render.sample_rate)
         self.sample_rate = render.sample_rate
         fields = ("logmel", "params", "midi_note", "velocity")
@@ -119,11 +119,17 @@ class Validator:
         n = min(config.val_render_items, len(data["params"]))
         self.items = {k: v[:n] for k, v in data.items()}
         self.distance = MultiResolutionSTFTDistance()
-        self.truth = [self._render(self.items["params"][i], i) for i in range(n)]
+        self.truth = self._render([(self.items["params"][i], i) for i in range(n)])
 
-    def _render(self, x: np.ndarray, i: int) -> np.ndarray:
-        preset = self.codec.to_preset(self.codec.canonical(x))
-        return self.renderer.render(preset, int(self.items["midi_note"][i]), float(self.items["velocity"][i])).audio
+    def _render(self, items: list[tuple[np.ndarray, int]]) -> list[np.ndarray]:
+        """Renders of ``(parameter vector, validation item)`` pairs at the item's note and velocity, side by side."""
+
+        def one(renderer: Renderer, item: tuple[np.ndarray, int]) -> np.ndarray:
+            x, i = item
+            preset = self.codec.to_preset(self.codec.canonical(x))
+            return renderer.render(preset, int(self.items["midi_note"][i]), float(self.items["velocity"][i])).audio
+
+        return side_by_side(self.renderers, items, one)
 
     @torch.no_grad()
     def __call__(self, model: SoundMatcher, loss_fn: HypothesisLoss, device: torch.device, writer: Any, step: int) -> dict[str, float]:
@@ -155,7 +161,7 @@ class Validator:
         order = scores.argsort(1, descending=True).cpu().numpy()
         best, top_score = [], []
         for i in range(len(actions)):
-            renders = [self._render(self.codec.space.action_to_vector(actions[i, h]), i) for h in order[i]]
+            renders = self._render([(self.codec.space.action_to_vector(actions[i, h]), i) for h in order[i]])
             distances = [self.distance.distance(audio, self.truth[i]) for audio in renders]
             top_score.append(distances[0])
             best.append(min(distances))
