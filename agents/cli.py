@@ -109,8 +109,16 @@ def _sensitivity(args: argparse.Namespace) -> int:
 
     from agents.dataset.generate import DatasetConfig
     from agents.supervised.sensitivity import SENSITIVITY_SEED, measure_sensitivity
+    from vital_gym.params import ParameterSpace
 
     config = DatasetConfig.from_yaml(args.config)
+    if args.audible_only:  # a file measured before the shares were recorded
+        from agents.supervised.sensitivity import Sensitivity, with_audible_shares
+
+        space = ParameterSpace.from_spec(config.space)
+        path = with_audible_shares(Sensitivity.load(args.out, space), config).save(args.out)
+        print(f"wrote {path}: audible shares added, distances kept")
+        return 0
     with tqdm(total=args.presets, unit="preset", disable=args.quiet) as bar:
         s = measure_sensitivity(config, args.presets, args.step, SENSITIVITY_SEED if args.seed is None else args.seed, lambda: bar.update(1))
     path = s.save(args.out)
@@ -184,6 +192,10 @@ def main(argv: list[str] | None = None) -> int:
     sens.add_argument("--seed", type=int, help="preset seed (default: one reserved for sensitivity)")
     sens.add_argument("--out", required=True, help="the JSON to write (train configs name it as `sensitivity`)")
     sens.add_argument("--quiet", action="store_true", help="no progress bar")
+    sens.add_argument(
+        "--audible-only", action="store_true",
+        help="add to the existing OUT (measured with this config) the share of its presets where each parameter's module was on",
+    )
     sens.set_defaults(func=_sensitivity)
     args = parser.parse_args(argv)
     args.command_line = "vital-gym " + " ".join(shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))

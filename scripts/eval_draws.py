@@ -3,7 +3,8 @@
 Synthetic targets drawn like the training data from ``--seed`` (neither the dataset's seed nor the
 benchmark's test seed), matched as ``vital-gym match`` does with each ``--draws`` value, against nearest
 neighbour in the training set, paired by target (mean difference ± 95% CI, share of targets where the
-model is closer).
+model is closer), and that difference on the targets with each module (oscillator, sampler, filter) on
+and off.
 
     python scripts/eval_draws.py --n 40 --draws 0 2
     python scripts/eval_draws.py --checkpoint runs/core_cpu_stage3 --n 40 --draws 0 2
@@ -30,6 +31,7 @@ from agents.benchmark.methods import NearestNeighbour  # noqa: E402
 from agents.benchmark.testsets import TEST_SEED, synthetic_set  # noqa: E402
 from agents.dataset.generate import DatasetConfig  # noqa: E402
 from agents.match import Matcher  # noqa: E402
+from agents.supervised.losses import module_switches  # noqa: E402
 from vital_gym.rewards import MultiResolutionSTFTDistance  # noqa: E402
 
 DEV_SEED = 0xDE7
@@ -62,12 +64,17 @@ def main(argv: list[str] | None = None) -> None:
     ])
     print(f"{len(items)} targets from seed {args.seed}; nearest neighbour in {args.dataset}: {reference.mean():.3f}")
     k = matcher.model.num_hypotheses
+    switches = sorted({int(i) for i in module_switches(matcher.space) if i >= 0})
     rows = {"nearest": reference}
     for draws in args.draws:
         d = rows[f"draws-{draws}"] = np.array([matcher.closest(it.audio, it.midi_note, it.velocity, draws=draws)[2] for it in items])
         diff = d - reference
         ci = 1.96 * diff.std(ddof=1) / np.sqrt(len(diff))
         print(f"draws {draws} ({k * (1 + draws)} renders): {d.mean():.3f}; minus nearest {diff.mean():+.3f} ± {ci:.3f}, closer on {np.mean(diff < 0):.0%}")
+        for switch in switches:  # where the gap to the neighbour is: targets with each module on, and off
+            on = np.array([it.params[switch] > 0.5 for it in items])
+            parts = [f"{'on' if flag else 'off'} {int(m.sum())}: {diff[m].mean():+.3f}" for flag, m in ((True, on), (False, ~on)) if m.any()]
+            print(f"  {matcher.space.parameters[switch].name:12s} " + ", ".join(parts))
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         with args.out.open("w", newline="") as f:

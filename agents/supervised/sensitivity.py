@@ -44,6 +44,9 @@ class Sensitivity:
     presets: int
     step: float
     seed: int
+    # parameter name -> share of the presets where its module was on (``audible_shares``); None in files
+    # measured before it was recorded
+    audible: dict[str, float] | None = None
 
     def save(self, path: str | Path) -> Path:
         path = Path(path)
@@ -68,7 +71,7 @@ class Sensitivity:
             raise ValueError(f"{path} was measured on space '{s.space}' ({s.fingerprint}), not '{space.name}' ({space.fingerprint})")
         return s
 
-    def loss_weights(self, space: ParameterSpace, floor: float = 0.1, power: float = 1.0) -> np.ndarray:
+    def loss_weights(self, space: ParameterSpace, floor: float = 0.1, power: float = 1.0, given_audible: bool = False) -> np.ndarray:
         """``(P,)`` weights ``sensitivity ** power``, mean 1 within each kind of parameter, none below ``floor``
         x that mean.
 
@@ -76,10 +79,22 @@ class Sensitivity:
         continuous, on/off and categorical terms; the floor keeps a parameter that rarely matters in the loss.
         ``power`` 2 follows a squared loss: an error ``e`` in a parameter of sensitivity ``s`` costs about
         ``(s e)^2`` of squared spectral distance.
+
+        ``given_audible``: the sensitivity of each parameter where its module is on (its mean divided by the
+        share of presets where the module was on: moving a parameter of a module that is off moves nothing).
+        The plain mean undersells a module that is rarely on: the sampler was on in 4 of the 48 presets of
+        ``configs/sensitivity/core.json``, so ``sample_level`` weighed 0.1, the floor, though it sets how
+        loud the noise is whenever there is noise. Pair it with ``ignore_switched_off`` in the loss, which
+        counts such a parameter only where its module is on.
         """
         if power <= 0:
             raise ValueError(f"power must be > 0, got {power}")
-        raw = np.array([self.values[p.name] for p in space.parameters], dtype=np.float64) ** power
+        values = dict(self.values)
+        if given_audible:
+            if self.audible is None:
+                raise ValueError("this sensitivity file has no audible shares; add them with `vital-gym sensitivity --audible-only`")
+            values = {name: v / max(self.audible[name], 1.0 / self.presets) for name, v in values.items()}
+        raw = np.array([values[p.name] for p in space.parameters], dtype=np.float64) ** power
         kinds = np.array([_kind_group(p.kind) for p in space.parameters])
         weights = np.ones_like(raw)
         for k in np.unique(kinds):
@@ -109,6 +124,31 @@ def perturb(space: ParameterSpace, x: np.ndarray, i: int, step: float, rng: np.r
     return y
 
 
+def audible_shares(space: ParameterSpace, xs: np.ndarray) -> dict[str, float]:
+    """Per parameter, the share of the parameter vectors ``xs`` ``(N, P)`` where its module is on (1 where it
+    has no on/off switch, or is the switch)."""
+    from agents.supervised.losses import module_switches
+
+    switch = module_switches(space)
+    return {p.name: 1.0 if s < 0 else float(np.mean(xs[:, s] > 0.5)) for p, s in zip(space.parameters, switch)}
+
+
+def measured_presets(config: DatasetConfig, presets: int, seed: int = SENSITIVITY_SEED) -> tuple[SampleMaker, list[dict]]:
+    """The sample maker and the ``presets`` samples a measurement with ``seed`` uses (deterministic draws)."""
+    maker = SampleMaker(replace(config, seed=seed, audio_sample_rate=None))
+    rejected = dict.fromkeys(REJECT_REASONS, 0)
+    return maker, [maker.make(k, rejected) for k in range(presets)]  # audible and unclipped, like training samples
+
+
+def with_audible_shares(sensitivity: Sensitivity, config: DatasetConfig) -> Sensitivity:
+    """``sensitivity`` with its ``audible`` shares, from its own presets drawn again (draws are seeded, so
+    they are the presets it was measured on; nothing is re-measured)."""
+    maker, samples = measured_presets(config, sensitivity.presets, sensitivity.seed)
+    if maker.space.fingerprint != sensitivity.fingerprint:
+        raise ValueError(f"the config's space '{maker.space.name}' is not the one the sensitivity was measured on ('{sensitivity.space}')")
+    return replace(sensitivity, audible=audible_shares(maker.space, np.stack([x["params"] for x in samples])))
+
+
 def measure_sensitivity(
     config: DatasetConfig,
     presets: int,
@@ -119,14 +159,12 @@ def measure_sensitivity(
     """Measure every parameter of ``config``'s space on ``presets`` audible presets drawn like its data."""
     if presets < 1 or not 0.0 < step <= 0.5:
         raise ValueError(f"need presets >= 1 and 0 < step <= 0.5, got presets={presets}, step={step}")
-    maker = SampleMaker(replace(config, seed=seed, audio_sample_rate=None))
+    maker, samples = measured_presets(config, presets, seed)
     space, renderer = maker.space, maker.renderer
     distance = MultiResolutionSTFTDistance()
     rng = np.random.default_rng(seed)
     totals = np.zeros(len(space.parameters))
-    rejected = dict.fromkeys(REJECT_REASONS, 0)
-    for k in range(presets):
-        sample = maker.make(k, rejected)  # audible and unclipped, like a training sample
+    for sample in samples:
         x, note, velocity = sample["params"], sample["midi_note"], sample["velocity"]
         codec = maker.codec_for(sample["base"])  # a perturbed human preset keeps its own base
         distance.set_target(renderer.render(codec.to_preset(x), note, velocity).audio)
@@ -137,4 +175,5 @@ def measure_sensitivity(
         if progress is not None:
             progress()  # one preset done
     values = {p.name: float(t / presets) for p, t in zip(space.parameters, totals)}
-    return Sensitivity(space.name, space.fingerprint, values, presets, step, seed)
+    audible = audible_shares(space, np.stack([sample["params"] for sample in samples]))
+    return Sensitivity(space.name, space.fingerprint, values, presets, step, seed, audible)

@@ -59,6 +59,7 @@ class TrainConfig:
     sensitivity: str | None = None  # per-parameter loss weights measured by `vital-gym sensitivity` (JSON)
     sensitivity_floor: float = 0.1  # no parameter weighs less than this x its kind's mean
     sensitivity_power: float = 1.0  # weights are sensitivity ** power
+    sensitivity_given_audible: bool = False  # each parameter's sensitivity where its module is on (Sensitivity.loss_weights)
     ignore_switched_off: bool = False  # a switched-off module's parameters do not count (losses.py)
     hypothesis_epsilon: float = 0.05  # K > 1 hypotheses: the losers' share of the winner-takes-all loss
     score_weight: float = 0.1  # K > 1: weight of the score head's cross-entropy on the winner
@@ -215,7 +216,9 @@ def train(config: TrainConfig, resume: bool = False, log=print) -> Path:
     if config.init_from and not resume:
         init_weights(model, config.init_from)
         log(f"weights from {config.init_from}")
-    parameter_weights = Sensitivity.load(config.sensitivity, space).loss_weights(space, config.sensitivity_floor, config.sensitivity_power) if config.sensitivity else None
+    parameter_weights = Sensitivity.load(config.sensitivity, space).loss_weights(
+        space, config.sensitivity_floor, config.sensitivity_power, config.sensitivity_given_audible
+    ) if config.sensitivity else None
     loss_fn = ParameterLoss(space, LossWeights(**config.loss), parameter_weights, config.ignore_switched_off)
     if config.train_only:
         for name, p in model.named_parameters():

@@ -114,3 +114,40 @@ def test_cli_measures_and_training_uses_the_file(tmp_path, tiny_dataset, capsys)
     assert saved["train_config"]["sensitivity"] == str(out)
     assert main(["sensitivity", "--config", str(config), "--presets", "0", "--out", str(tmp_path / "x.json")]) == 2
     assert "presets >= 1" in capsys.readouterr().err
+
+
+def test_audible_shares_are_recorded_and_redrawn_the_same(measured, tiny_space):
+    from dataclasses import replace
+
+    from agents.supervised.sensitivity import with_audible_shares
+
+    assert set(measured.audible) == {p.name for p in tiny_space.parameters}
+    assert all(0.0 <= s <= 1.0 for s in measured.audible.values())
+    assert measured.audible["osc_1_level"] == 1.0  # the tiny space's oscillator is always on
+    assert measured.audible["osc_1_on"] == 1.0  # a switch always counts
+    assert with_audible_shares(replace(measured, audible=None), tiny_config()) == measured
+
+
+def test_given_audible_weighs_a_parameter_by_its_sensitivity_where_its_module_is_on(measured, tiny_space):
+    from dataclasses import replace
+
+    cont = [p.name for p in tiny_space.parameters if p.kind in (Kind.CONTINUOUS, Kind.INTEGER)]
+    rare, common = cont[0], cont[1]
+    flat = replace(measured, values=dict.fromkeys(measured.values, 1.0), audible=dict.fromkeys(measured.values, 1.0) | {rare: 0.5})
+    plain, given = flat.loss_weights(tiny_space, floor=0.0), flat.loss_weights(tiny_space, floor=0.0, given_audible=True)
+    i, j = tiny_space.index[rare], tiny_space.index[common]
+    assert plain[i] == pytest.approx(plain[j])  # the same mean effect ...
+    assert given[i] == pytest.approx(2.0 * given[j])  # ... but heard in half of the presets
+    with pytest.raises(ValueError, match="--audible-only"):
+        replace(measured, audible=None).loss_weights(tiny_space, given_audible=True)
+
+
+def test_cli_adds_audible_shares_to_an_older_file(tmp_path, capsys):
+    config = tmp_path / "tiny.yaml"
+    config.write_text(yaml.safe_dump(tiny_config().to_dict()))
+    out = tmp_path / "sens.json"
+    assert main(["sensitivity", "--config", str(config), "--presets", "1", "--out", str(out), "--quiet"]) == 0
+    measured = json.loads(out.read_text())
+    out.write_text(json.dumps({k: v for k, v in measured.items() if k != "audible"}))  # as files before the shares
+    assert main(["sensitivity", "--config", str(config), "--audible-only", "--out", str(out)]) == 0
+    assert json.loads(out.read_text()) == measured and "audible shares added" in capsys.readouterr().out
