@@ -28,6 +28,7 @@ from typing import Callable
 import numpy as np
 
 from agents.dataset.generate import REJECT_REASONS, DatasetConfig, SampleMaker
+from agents.supervised.losses import module_switches
 from vital_gym.params import Kind, ParameterSpace
 from vital_gym.rewards import MultiResolutionSTFTDistance
 
@@ -127,8 +128,6 @@ def perturb(space: ParameterSpace, x: np.ndarray, i: int, step: float, rng: np.r
 def audible_shares(space: ParameterSpace, xs: np.ndarray) -> dict[str, float]:
     """Per parameter, the share of the parameter vectors ``xs`` ``(N, P)`` where its module is on (1 where it
     has no on/off switch, or is the switch)."""
-    from agents.supervised.losses import module_switches
-
     switch = module_switches(space)
     return {p.name: 1.0 if s < 0 else float(np.mean(xs[:, s] > 0.5)) for p, s in zip(space.parameters, switch)}
 
