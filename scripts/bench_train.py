@@ -26,10 +26,8 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from agents.supervised.checkpoint import read_config  # noqa: E402
-from agents.supervised.losses import HypothesisLoss, LossWeights, ParameterLoss  # noqa: E402
 from agents.supervised.model import ModelConfig, SoundMatcher  # noqa: E402
-from agents.supervised.sensitivity import Sensitivity  # noqa: E402
-from agents.supervised.train import TrainConfig, train_step  # noqa: E402
+from agents.supervised.train import TrainConfig, build_loss, train_step  # noqa: E402
 from vital_gym.params import ParameterSpace  # noqa: E402
 
 SHIPPED = Path(__file__).resolve().parents[1] / "agents" / "models" / "core_cpu"
@@ -52,8 +50,7 @@ def main(argv: list[str] | None = None) -> None:
     device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device)
     torch.manual_seed(0)
     model = SoundMatcher(space, ModelConfig.from_dict(config.model)).to(device).train()
-    weights = Sensitivity.load(config.sensitivity, space).loss_weights(space, config.sensitivity_floor, config.sensitivity_power) if config.sensitivity else None
-    loss = HypothesisLoss(ParameterLoss(space, LossWeights(**config.loss), weights), config.hypothesis_epsilon, config.score_weight, config.spread_weight)
+    loss = build_loss(config, space)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
     predictive = torch.compile(model.predictive) if device.type == "cuda" else model.predictive

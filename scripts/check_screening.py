@@ -22,13 +22,11 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import numpy as np  # noqa: E402
 
-from agents.benchmark.testsets import synthetic_set  # noqa: E402
+from agents.benchmark.testsets import DEV_SEED, synthetic_set  # noqa: E402
 from agents.dataset.generate import DatasetConfig  # noqa: E402
 from agents.match import SCREEN_RENDER, Matcher  # noqa: E402
 from vital_gym.render import Renderer  # noqa: E402
 from vital_gym.rewards import MultiResolutionSTFTDistance  # noqa: E402
-
-DEV_SEED = 0xDE7  # scripts/eval_draws.py's development set
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -28,13 +28,11 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import numpy as np  # noqa: E402
 
 from agents.benchmark.methods import NearestNeighbour  # noqa: E402
-from agents.benchmark.testsets import TEST_SEED, synthetic_set  # noqa: E402
+from agents.benchmark.testsets import DEV_SEED, TEST_SEED, synthetic_set  # noqa: E402
 from agents.dataset.generate import DatasetConfig  # noqa: E402
 from agents.match import Matcher  # noqa: E402
 from agents.supervised.losses import module_switches  # noqa: E402
 from vital_gym.rewards import MultiResolutionSTFTDistance  # noqa: E402
-
-DEV_SEED = 0xDE7
 
 
 def main(argv: list[str] | None = None) -> None:

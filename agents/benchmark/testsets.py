@@ -29,6 +29,7 @@ from vital_gym.render import RenderConfig, Renderer, RenderError
 from vital_gym.targets import AudioFolderTargets, PresetFolderTargets, Target, TargetError, FolderTargets
 
 TEST_SEED = 0x7E57  # the synthetic test set's seed; training datasets must use another one
+DEV_SEED = 0xDE7  # development targets (scripts/eval_draws.py, check_screening.py): choose settings on these, not the test set
 SET_KINDS = ("synthetic", "human", "voice")
 
 

@@ -36,6 +36,7 @@ from torch.utils.data import DataLoader  # noqa: E402
 from agents.dataset import Manifest, ShardDataset  # noqa: E402
 from agents.dataset.augment import LogMelAugment  # noqa: E402
 from agents.dataset.shards import read_shard  # noqa: E402
+from agents.match import candidate_renderers  # noqa: E402
 from agents.supervised.checkpoint import init_weights, load_optimizer_state, read_config, save_checkpoint  # noqa: E402
 from agents.supervised.losses import HypothesisLoss, LossWeights, ParameterLoss  # noqa: E402
 from agents.supervised.model import ModelConfig, SoundMatcher  # noqa: E402
@@ -112,7 +113,7 @@ class Validator:
         self.batches = config.val_batches
         self.codec = PresetCodec(space)
         render = RenderConfig.from_dict(manifest.config.get("render"))
-        self.renderers = [Renderer(render) for _ in range(max(1, min(2, os.cpu_count() or 1)))]  # the optimiser waits meanwhile
+        self.renderers = candidate_renderers(render, screen=False)  # exact, one per core: the optimiser waits meanwhile
         self.mel = LogMelSpectrogram(MelConfig.from_dict(manifest.config.get("observation")), render.sample_rate)
         self.sample_rate = render.sample_rate
         fields = ("logmel", "params", "midi_note", "velocity")
@@ -179,6 +180,16 @@ class Validator:
         return out
 
 
+def build_loss(config: TrainConfig, space: ParameterSpace) -> HypothesisLoss:
+    """The loss ``config`` describes: parameter terms (sensitivity-weighted, switched-off modules masked, as
+    set) inside the hypotheses' winner-takes-all, with the score and spread terms."""
+    weights = Sensitivity.load(config.sensitivity, space).loss_weights(
+        space, config.sensitivity_floor, config.sensitivity_power, config.sensitivity_given_audible
+    ) if config.sensitivity else None
+    parameters = ParameterLoss(space, LossWeights(**config.loss), weights, config.ignore_switched_off)
+    return HypothesisLoss(parameters, config.hypothesis_epsilon, config.score_weight, config.spread_weight)
+
+
 def train_step(
     predictive: Any, loss: HypothesisLoss, optimizer: torch.optim.Optimizer, params: list[torch.Tensor], batch: dict[str, torch.Tensor],
     device: torch.device, autocast: Any, grad_clip: float,
@@ -216,10 +227,8 @@ def train(config: TrainConfig, resume: bool = False, log=print) -> Path:
     if config.init_from and not resume:
         init_weights(model, config.init_from)
         log(f"weights from {config.init_from}")
-    parameter_weights = Sensitivity.load(config.sensitivity, space).loss_weights(
-        space, config.sensitivity_floor, config.sensitivity_power, config.sensitivity_given_audible
-    ) if config.sensitivity else None
-    loss_fn = ParameterLoss(space, LossWeights(**config.loss), parameter_weights, config.ignore_switched_off)
+    hypothesis_loss = build_loss(config, space)
+    loss_fn = hypothesis_loss.loss
     if config.train_only:
         for name, p in model.named_parameters():
             p.requires_grad_(name.startswith(tuple(config.train_only)))
@@ -242,7 +251,6 @@ def train(config: TrainConfig, resume: bool = False, log=print) -> Path:
         scheduler.load_state_dict(state["scheduler"])
         step, epoch = int(meta["step"]), int(meta["epoch"])
         log(f"resumed from {out / 'last'} at step {step}")
-    hypothesis_loss = HypothesisLoss(loss_fn, config.hypothesis_epsilon, config.score_weight, config.spread_weight)
     predictive = torch.compile(model.predictive) if device.type == "cuda" else model.predictive
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
 
