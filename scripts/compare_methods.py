@@ -9,6 +9,11 @@ Each CSV is ``vital-gym benchmark``'s ``items.csv``, given as ``LABEL=PATH``; me
     python scripts/compare_methods.py main=docs/benchmarks/items.csv r48=/tmp/bench_refine48/benchmarks/items.csv \\
         --reference main:nearest --metric mrstft
 
+``--by-source`` splits each set by its items' source (the dataset source a synthetic item was drawn
+from; the ``source`` column of files written since it was added):
+
+    python scripts/compare_methods.py main=docs/benchmarks/items.csv --reference main:nearest --by-source
+
 Prints, per set and method: items in common, the mean paired difference (negative: better than the
 reference, for lower-is-better metrics) ± the half-width of its 95% confidence interval (Student's t),
 and the share of items where the method is strictly better.
@@ -25,8 +30,9 @@ import numpy as np
 from scipy import stats
 
 
-def read_scores(sources: dict[str, Path], metric: str) -> dict[str, dict[tuple[str, str], float]]:
-    """``{"LABEL:method": {(set, item): value}}`` over the items each method did not fail on."""
+def read_scores(sources: dict[str, Path], metric: str, by_source: bool = False) -> dict[str, dict[tuple[str, str], float]]:
+    """``{"LABEL:method": {(set, item): value}}`` over the items each method did not fail on; ``by_source``:
+    the set reads ``set/source`` for items with a source."""
     scores: dict[str, dict[tuple[str, str], float]] = defaultdict(dict)
     for label, path in sources.items():
         with open(path, newline="") as f:
@@ -34,7 +40,8 @@ def read_scores(sources: dict[str, Path], metric: str) -> dict[str, dict[tuple[s
                 if metric not in row:
                     raise ValueError(f"{path}: no column '{metric}'")
                 if row["ok"] == "1" and row[metric] not in ("", "nan"):
-                    scores[f"{label}:{row['method']}"][(row["set"], row["item"])] = float(row[metric])
+                    set_name = f"{row['set']}/{row['source']}" if by_source and row.get("source") else row["set"]
+                    scores[f"{label}:{row['method']}"][(set_name, row["item"])] = float(row[metric])
     return dict(scores)
 
 
@@ -53,6 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("csv", nargs="+", help="LABEL=PATH of a benchmark items.csv")
     ap.add_argument("--reference", required=True, help="LABEL:method that every other method is compared with")
     ap.add_argument("--metric", default="mrstft")
+    ap.add_argument("--by-source", action="store_true", help="split each set by its items' source")
     args = ap.parse_args(argv)
     sources = {}
     for spec in args.csv:
@@ -60,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
         if not sep or not label or not Path(path).is_file():
             ap.error(f"'{spec}': give LABEL=PATH of an existing items.csv")
         sources[label] = Path(path)
-    scores = read_scores(sources, args.metric)
+    scores = read_scores(sources, args.metric, args.by_source)
     if args.reference not in scores:
         ap.error(f"no method '{args.reference}' in the files; they hold {sorted(scores)}")
     reference = scores[args.reference]

@@ -3,8 +3,8 @@
 Synthetic targets drawn like the training data from ``--seed`` (neither the dataset's seed nor the
 benchmark's test seed), matched as ``vital-gym match`` does with each ``--draws`` value, against nearest
 neighbour in the training set, paired by target (mean difference ± 95% CI, share of targets where the
-model is closer), and that difference on the targets with each module (oscillator, sampler, filter) on
-and off.
+model is closer), and that difference on the targets of each dataset source (uniform, pad, ...) and on
+those with each module (oscillator, sampler, filter) on and off.
 
     python scripts/eval_draws.py --n 40 --draws 0 2
     python scripts/eval_draws.py --checkpoint runs/core_cpu_stage3 --n 40 --draws 0 2
@@ -69,7 +69,9 @@ def main(argv: list[str] | None = None) -> None:
         diff = d - reference
         ci = 1.96 * diff.std(ddof=1) / np.sqrt(len(diff))
         print(f"draws {draws} ({k * (1 + draws)} renders): {d.mean():.3f}; minus nearest {diff.mean():+.3f} ± {ci:.3f}, closer on {np.mean(diff < 0):.0%}")
-        for switch in switches:  # where the gap to the neighbour is: targets with each module on, and off
+        sources = np.array([it.source for it in items])  # where the gap to the neighbour is: by source, by module
+        print("  by source: " + ", ".join(f"{s} {int((sources == s).sum())}: {diff[sources == s].mean():+.3f}" for s in sorted(set(sources))))
+        for switch in switches:
             on = np.array([it.params[switch] > 0.5 for it in items])
             parts = [f"{'on' if flag else 'off'} {int(m.sum())}: {diff[m].mean():+.3f}" for flag, m in ((True, on), (False, ~on)) if m.any()]
             print(f"  {matcher.space.parameters[switch].name:12s} " + ", ".join(parts))
@@ -77,9 +79,9 @@ def main(argv: list[str] | None = None) -> None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         with args.out.open("w", newline="") as f:
             w = csv.writer(f)
-            w.writerow(["set", "item", "method", "ok", "mrstft"])
+            w.writerow(["set", "item", "source", "method", "ok", "mrstft"])
             for method, d in rows.items():
-                w.writerows(["dev", it.name, method, 1, f"{v:.6g}"] for it, v in zip(items, d))
+                w.writerows(["dev", it.name, it.source, method, 1, f"{v:.6g}"] for it, v in zip(items, d))
         print(f"per target: {args.out}")
 
 

@@ -16,7 +16,7 @@ import json
 import os
 import platform
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -75,6 +75,7 @@ class Result:
     error: str = ""
     seconds: float = float("nan")
     metrics: dict[str, float] = field(default_factory=dict)
+    source: str = ""  # the item's kind within its set (a synthetic item's dataset source); "" when none
 
 
 def build_methods(config: BenchmarkConfig, codec: PresetCodec, render: RenderConfig) -> tuple[list[Method], dict[str, str]]:
@@ -157,22 +158,22 @@ def evaluate(
             try:
                 pred = method.predict(item)
             except Exception as e:  # noqa: BLE001 - one item never stops the benchmark
-                results.append(Result(item.set, item.name, method.name, False, f"{type(e).__name__}: {e}"))
+                results.append(Result(item.set, item.name, method.name, False, f"{type(e).__name__}: {e}", source=item.source or ""))
                 continue
             seconds = pred.seconds if pred.seconds is not None else time.perf_counter() - start + prepare_seconds
             if pred.preset is None:
-                results.append(Result(item.set, item.name, method.name, False, pred.error or "no preset", seconds))
+                results.append(Result(item.set, item.name, method.name, False, pred.error or "no preset", seconds, source=item.source or ""))
                 continue
             try:
                 rendered = renderer.render(pred.preset, item.midi_note, item.velocity)
             except RenderError as e:
-                results.append(Result(item.set, item.name, method.name, False, str(e), seconds))
+                results.append(Result(item.set, item.name, method.name, False, str(e), seconds, source=item.source or ""))
                 continue
             scores = audio_metrics(rendered.audio, item.audio)
             if item.params is not None:
                 scores.update(param_metrics(param_metrics.codec.from_preset(pred.preset), item.params))
             renders[(item.name, method.name)] = rendered.audio
-            results.append(Result(item.set, item.name, method.name, True, "", seconds, scores))
+            results.append(Result(item.set, item.name, method.name, True, "", seconds, scores, item.source or ""))
     return results, renders
 
 
@@ -191,26 +192,50 @@ def summarise(results: Sequence[Result]) -> dict[tuple[str, str], dict[str, Any]
     return out
 
 
+def summarise_by_source(results: Sequence[Result], metric: str = "mrstft") -> dict[str, dict[str, dict[str, tuple[float, float]]]]:
+    """set -> method -> "source (items)" -> (mean, ci95) of ``metric``, for the sets whose items come from two or more
+    sources (the synthetic set: one row per dataset source, because a method can win on one kind of sound
+    and lose on another)."""
+    out: dict[str, dict[str, dict[str, tuple[float, float]]]] = {}
+    for set_name in dict.fromkeys(r.set for r in results):
+        rows = [r for r in results if r.set == set_name and r.ok and metric in r.metrics and r.source]
+        items = {src: len({r.item for r in rows if r.source == src}) for src in sorted({r.source for r in rows})}
+        if len(items) < 2:
+            continue
+        out[set_name] = {
+            method: {
+                f"{src} ({n})": mean_ci95(np.array([r.metrics[metric] for r in rows if r.method == method and r.source == src]))
+                for src, n in items.items()
+            }
+            for method in dict.fromkeys(r.method for r in rows)
+        }
+    return out
+
+
 def write_csv(results: Sequence[Result], path: Path) -> Path:
     names = list(dict.fromkeys(m for r in results for m in r.metrics))
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["set", "item", "method", "ok", "error", "seconds", *names])
+        w.writerow(["set", "item", "source", "method", "ok", "error", "seconds", *names])
         for r in results:
-            w.writerow([r.set, r.item, r.method, int(r.ok), r.error, f"{r.seconds:.4f}", *(f"{r.metrics[m]:.6g}" if m in r.metrics else "" for m in names)])
+            w.writerow([
+                r.set, r.item, r.source, r.method, int(r.ok), r.error, f"{r.seconds:.4f}",
+                *(f"{r.metrics[m]:.6g}" if m in r.metrics else "" for m in names),
+            ])
     return path
 
 
 def read_csv(path: Path) -> list[Result]:
-    """The rows :func:`write_csv` wrote (empty metric cells are metrics the item did not get)."""
+    """The rows :func:`write_csv` wrote (empty metric cells are metrics the item did not get; files from
+    before the ``source`` column read as items without a source)."""
     with path.open(newline="") as f:
         rows = list(csv.DictReader(f))
-    fixed = {"set", "item", "method", "ok", "error", "seconds"}
+    fixed = {"set", "item", "source", "method", "ok", "error", "seconds"}
     return [
         Result(
             r["set"], r["item"], r["method"], r["ok"] == "1", r["error"], float(r["seconds"]),
-            {k: float(v) for k, v in r.items() if k not in fixed and v not in ("", None)},
+            {k: float(v) for k, v in r.items() if k not in fixed and v not in ("", None)}, r.get("source") or "",
         )
         for r in rows
     ]
@@ -235,7 +260,8 @@ def merge_previous(
     results: list[Result], sets: dict[str, list[TestItem]], rerun: set[str], previous: list[Result], previous_runs: dict[str, Any]
 ) -> tuple[list[Result], dict[str, Any]]:
     """This run's rows plus the earlier rows of the methods not in ``rerun``, ordered by set, method, item."""
-    kept = [r for r in previous if r.method not in rerun]
+    source = {(item.set, item.name): item.source or "" for items in sets.values() for item in items}
+    kept = [replace(r, source=r.source or source.get((r.set, r.item), "")) for r in previous if r.method not in rerun]
     set_order = {name: k for k, name in enumerate(dict.fromkeys([*sets, *(r.set for r in kept)]))}
     method_order = {name: k for k, name in enumerate(METHODS)}
     item_order = {(r.set, r.item): k for k, r in enumerate([*results, *kept])}
@@ -261,8 +287,10 @@ def markdown_report(
     images: dict[str, list[tuple[str, str]]],
     notes: dict[str, str] | None = None,
     commands: Sequence[str] | None = None,
+    by_source: dict[str, dict[str, dict[str, tuple[float, float]]]] | None = None,
 ) -> str:
     notes = notes or {}
+    by_source = by_source or {}
     commands = commands or [config.command or "vital-gym benchmark"]
     lines = [
         "# Benchmark",
@@ -297,6 +325,15 @@ def markdown_report(
             cells = [_cell(v[m]) if m in v else "-" for m in metrics]
             lines.append(f"| {method} | {v['failed']} | " + " | ".join(cells) + f" | {_cell(v['seconds'])} |")
         lines.append("")
+        if set_name in by_source:
+            per_method = by_source[set_name]
+            sources = list(next(iter(per_method.values())))
+            lines += [f"mrstft by the items' source (the dataset source each {set_name} item was drawn from):", ""]
+            lines.append("| method | " + " | ".join(sources) + " |")
+            lines.append("| --- | " + " | ".join("---" for _ in sources) + " |")
+            for method, cells in per_method.items():
+                lines.append(f"| {method} | " + " | ".join(_cell(cells[src]) for src in sources) + " |")
+            lines.append("")
         for img, caption in images.get(set_name, []):
             lines += [f"![{set_name}]({img})", ""] + ([caption, ""] if caption else [])
     return "\n".join(lines)
@@ -432,7 +469,9 @@ def write_report(results: Sequence[Result], runs: dict[str, Any], config: Benchm
         examples = [(img, caption) for img, caption in example_images(runs.get("examples", {}).get(name, [])) if (out / img).is_file()]
         images[name] = [(str(bars.relative_to(out)), ""), *examples]
     report = out / "benchmarks.md"
-    report.write_text(markdown_report(summary, config, runs.get("left_out", {}), images, runs.get("notes"), runs.get("commands")))
+    report.write_text(
+        markdown_report(summary, config, runs.get("left_out", {}), images, runs.get("notes"), runs.get("commands"), summarise_by_source(results))
+    )
     return report
 
 

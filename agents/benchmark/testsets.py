@@ -47,6 +47,7 @@ class TestItem:
     params: np.ndarray | None = None  # the true parameter vector in the benchmark's space, when known
     preset: Preset | None = None  # the true preset, when known
     path: Path | None = None  # the file it came from
+    source: str | None = None  # a synthetic item's dataset source (e.g. "uniform", "pad")
 
 
 def synthetic_set(
@@ -61,10 +62,10 @@ def synthetic_set(
     items = []
     for k in range(n):
         for attempt in range(config.max_attempts):
-            x, _, note, velocity, base = maker.draw(k, attempt)
+            x, source, note, velocity, base = maker.draw(k, attempt)
             result = maker.renderer.render(maker.codec_for(base).to_preset(x, name=f"synthetic-{k:04d}"), note, velocity)
             if result.status.ok and not result.status.clipped:
-                items.append(TestItem("synthetic", f"synthetic-{k:04d}", result.audio, note, velocity, x, result.preset))
+                items.append(TestItem("synthetic", f"synthetic-{k:04d}", result.audio, note, velocity, x, result.preset, source=maker.source_names[source]))
                 break
             rejected["clipped" if result.status.ok else "silent"] += 1
         else:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Mapping
 
 import numpy as np
 import torch
@@ -21,6 +21,11 @@ class ShardDataset(IterableDataset):
     :meth:`set_epoch`), shards are split between DataLoader workers, and samples are shuffled within a
     buffer of ``buffer_shards`` shards. ``augment`` (e.g. :class:`~agents.dataset.augment.LogMelAugment`)
     degrades each ``logmel`` with draws seeded by ``(seed, epoch)`` (per DataLoader worker).
+
+    ``source_weights`` (source name as in the dataset config -> weight; sources left out weigh 1) keeps
+    each sample with probability its source's weight over the largest weight, drawn per epoch: an epoch
+    then over-represents the heavy sources (e.g. the uniform source, which the model parses worst)
+    without copying a shard. ``len()`` stays the stored count.
     """
 
     def __init__(
@@ -32,6 +37,7 @@ class ShardDataset(IterableDataset):
         buffer_shards: int = 2,
         shards: list[str] | None = None,
         augment: Callable[[np.ndarray, np.random.Generator], np.ndarray] | None = None,
+        source_weights: Mapping[str, float] | None = None,
     ):
         self.folder = Path(folder)
         self.manifest = Manifest.load(self.folder)
@@ -43,6 +49,18 @@ class ShardDataset(IterableDataset):
         self.buffer_shards = max(1, buffer_shards)
         self.epoch = 0
         self.augment = augment
+        self.keep = None if source_weights is None else self._keep_probabilities(source_weights)
+
+    def _keep_probabilities(self, weights: Mapping[str, float]) -> np.ndarray:
+        """Per source index, the chance a sample of that source is kept."""
+        names = list(self.manifest.config.get("sources", {}))
+        unknown = sorted(set(weights) - set(names))
+        if unknown:
+            raise ValueError(f"{self.folder}: source_weights names {unknown}, not sources of this dataset {names}")
+        w = np.array([float(weights.get(n, 1.0)) for n in names])
+        if (w < 0).any() or w.max() <= 0:
+            raise ValueError(f"source_weights {dict(weights)}: weights must be >= 0 and one of them > 0")
+        return w / w.max()
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -62,11 +80,15 @@ class ShardDataset(IterableDataset):
         mine = self._my_shards(rng)
         info = get_worker_info()
         aug_rng = np.random.default_rng([self.seed, self.epoch, 0 if info is None else info.id + 1])
+        fields = self.fields if self.keep is None or "source" in self.fields else (*self.fields, "source")
         for start in range(0, len(mine), self.buffer_shards):
-            blocks = [read_shard(self.folder / n, self.fields) for n in mine[start : start + self.buffer_shards]]
-            arrays = {k: np.concatenate([b[k] for b in blocks]) for k in self.fields}
-            n = len(arrays[self.fields[0]])
-            for i in rng.permutation(n) if self.shuffle else range(n):
+            blocks = [read_shard(self.folder / n, fields) for n in mine[start : start + self.buffer_shards]]
+            arrays = {k: np.concatenate([b[k] for b in blocks]) for k in fields}
+            n = len(arrays[fields[0]])
+            order = rng.permutation(n) if self.shuffle else np.arange(n)
+            if self.keep is not None:
+                order = order[rng.random(n) < self.keep[arrays["source"][order]]]
+            for i in order:
                 item = {k: _to_tensor(k, arrays[k][i]) for k in self.fields}
                 if self.augment is not None and "logmel" in item:
                     item["logmel"] = torch.from_numpy(self.augment(item["logmel"][0].numpy(), aug_rng))[None]

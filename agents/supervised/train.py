@@ -55,6 +55,7 @@ class TrainConfig:
     model: dict[str, Any] = field(default_factory=dict)  # ModelConfig fields (encoder, decoder)
     loss: dict[str, float] = field(default_factory=dict)  # LossWeights fields
     augment: dict[str, Any] | None = None  # LogMelAugment fields (noise floor, EQ); None: clean log-mels
+    source_weights: dict[str, float] | None = None  # over-sample the dataset's sources (ShardDataset); None: as stored
     gumbel: dict[str, float] | None = None  # {start, end}: Gumbel-softmax categorical loss, tau annealed
     init_from: str | None = None  # a checkpoint whose weights the model starts from (same space)
     sensitivity: str | None = None  # per-parameter loss weights measured by `vital-gym sensitivity` (JSON)
@@ -238,7 +239,7 @@ def train(config: TrainConfig, resume: bool = False, log=print) -> Path:
     optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, config.warmup_steps, config.steps))
     out = Path(config.out)
-    step, epoch = 0, 0
+    step, epoch, epoch_start = 0, 0, 0
     if resume and (out / "last").is_dir():
         from agents.supervised.checkpoint import load_model
 
@@ -250,6 +251,7 @@ def train(config: TrainConfig, resume: bool = False, log=print) -> Path:
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         step, epoch = int(meta["step"]), int(meta["epoch"])
+        epoch_start = meta.get("epoch_start_step")
         log(f"resumed from {out / 'last'} at step {step}")
     predictive = torch.compile(model.predictive) if device.type == "cuda" else model.predictive
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
@@ -262,7 +264,9 @@ def train(config: TrainConfig, resume: bool = False, log=print) -> Path:
     if config.augment is not None:
         top_db = MelConfig.from_dict(manifest.config.get("observation")).top_db
         augment = LogMelAugment(**{"top_db": top_db, **config.augment})
-    data = ShardDataset(dataset, ("logmel", "params", "midi_note"), shuffle=True, seed=config.seed, shards=train_shards, augment=augment)
+    data = ShardDataset(dataset, ("logmel", "params", "midi_note"), shuffle=True, seed=config.seed, shards=train_shards, augment=augment,
+        source_weights=config.source_weights,
+    )
     loader = DataLoader(data, batch_size=config.batch_size, num_workers=config.num_workers, drop_last=True, persistent_workers=False)
     n_params = sum(p.numel() for p in params)
     log(f"{n_params / 1e6:.2f}M trainable parameters; {len(data)} training samples, {len(val_shards)} shards held out; device {device}")
@@ -271,7 +275,7 @@ def train(config: TrainConfig, resume: bool = False, log=print) -> Path:
         save_checkpoint(
             out / name, model, manifest.config["space"],
             extra={
-                "step": step, "epoch": epoch, "metrics": metrics, "train_config": dataclasses.asdict(config), "dataset": str(dataset),
+                "step": step, "epoch": epoch, "epoch_start_step": epoch_start, "metrics": metrics, "train_config": dataclasses.asdict(config), "dataset": str(dataset),
                 "render": manifest.config.get("render"), "observation": manifest.config.get("observation"),
             },
             optimizer_state={"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()},
@@ -283,7 +287,10 @@ def train(config: TrainConfig, resume: bool = False, log=print) -> Path:
         best = float(read_config(out / "best").get("metrics", {}).get("spectral_distance", math.inf))
     start, start_step = time.perf_counter(), step
     # A resumed run continues inside its epoch: the batches it already trained on are read and skipped.
-    skip = max(0, step - epoch * (len(data) // config.batch_size))
+    # (Checkpoints before epoch_start_step was recorded: every epoch counted as len(data) // batch_size.)
+    if epoch_start is None:
+        epoch_start = epoch * (len(data) // config.batch_size)
+    skip = max(0, step - epoch_start)
     while step < config.steps:
         data.set_epoch(epoch)
         batches = 0
@@ -325,7 +332,7 @@ def train(config: TrainConfig, resume: bool = False, log=print) -> Path:
                 f"{dataset}: an epoch of its {len(data)} training samples gave no batch of batch_size={config.batch_size}{per_worker}. "
                 "Lower batch_size or num_workers, or generate more samples"
             )
-        epoch, skip = epoch + 1, 0
+        epoch, skip, epoch_start = epoch + 1, 0, step
     writer.close()
     return out / "best"
 

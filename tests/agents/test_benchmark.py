@@ -12,7 +12,7 @@ import yaml
 
 from agents.benchmark.methods import LibraryLookup, MeanPreset, NearestNeighbour, Syntheon
 from agents.benchmark.metrics import AudioMetrics, ParameterMetrics, mean_ci95
-from agents.benchmark.run import BenchmarkConfig, example_images, run_benchmark
+from agents.benchmark.run import BenchmarkConfig, Result, example_images, markdown_report, run_benchmark, summarise, summarise_by_source
 from agents.benchmark.testsets import TEST_SEED, TestItem, audio_set, synthetic_set
 from agents.cli import main as cli
 from agents.dataset import generate
@@ -101,6 +101,7 @@ def test_synthetic_set_is_fixed_audible_and_held_out(tiny_space):
     for x, y in zip(a, b):
         assert np.array_equal(x.params, y.params) and np.array_equal(x.audio, y.audio)
         assert x.midi_note in (48, 60, 72) and x.params is not None
+        assert x.source == y.source and x.source in config.sources
         assert np.sqrt(np.mean(x.audio**2)) > 1e-4 and np.max(np.abs(x.audio)) <= 1.0
     training = synthetic_set(tiny_space, config, 3, seed=config.seed)
     assert not any(np.array_equal(x.params, t.params) for x in a for t in training)
@@ -239,6 +240,13 @@ def test_keep_previous_replaces_the_rerun_methods_and_keeps_the_others(tmp_path)
     csv_path = tmp_path / "docs" / "benchmarks" / "items.csv"
     run_benchmark(BenchmarkConfig.quick(**base, n_synthetic=3, methods=("init", "random"), command="first"), log=lambda *_: None)
     first = {(r["item"], r["method"]): r for r in csv.DictReader(csv_path.open())}
+    assert all(r["source"] in ("uniform", "pluck") for r in first.values())  # the tiny dataset's two sources
+    # A file from before the source column: the merge gives the kept rows their items' sources back.
+    old = [{k: v for k, v in r.items() if k != "source"} for r in first.values()]
+    with csv_path.open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(old[0]))
+        w.writeheader()
+        w.writerows(old)
     runs_json = tmp_path / "docs" / "benchmarks" / "runs.json"
     recorded = json.loads(runs_json.read_text())
     assert recorded["examples"] == {"synthetic": [{"image": "img/benchmark_synthetic_examples.png", "methods": ["init", "random"], "command": "first"}]}
@@ -273,6 +281,20 @@ def test_keep_previous_replaces_the_rerun_methods_and_keeps_the_others(tmp_path)
     # Earlier rows for items this run does not have: the sets changed, so the merge is refused.
     with pytest.raises(ValueError, match="synthetic-0002"):
         run_benchmark(BenchmarkConfig.quick(**base, n_synthetic=2, methods=("random",), keep_previous=True), log=lambda *_: None)
+
+
+def test_report_splits_a_set_of_several_sources_by_source():
+    def result(item, source, method, value):
+        return Result("synthetic", item, method, True, "", 0.1, {"mrstft": value}, source)
+
+    results = [result(f"i{k}", src, m, v + k) for k, src in enumerate(["pad", "pad", "uniform"]) for m, v in (("nearest", 1.0), ("supervised", 2.0))]
+    results += [Result("voice", "v0", "nearest", True, "", 0.1, {"mrstft": 1.0})]  # no sources: no split
+    by_source = summarise_by_source(results)
+    assert list(by_source) == ["synthetic"] and list(by_source["synthetic"]["supervised"]) == ["pad (2)", "uniform (1)"]
+    assert by_source["synthetic"]["supervised"]["pad (2)"][0] == pytest.approx(2.5)
+    text = markdown_report(summarise(results), BenchmarkConfig.quick(), {}, {}, by_source=by_source)
+    assert "| method | pad (2) | uniform (1) |" in text and "| supervised | 2.5 ± 6.4 | 4 |" in text
+    assert text.count("by the items' source") == 1  # the voice set has no sources
 
 
 def test_cli_rejects_unknown_methods_and_sets(tmp_path, capsys):

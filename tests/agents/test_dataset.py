@@ -189,6 +189,33 @@ def test_loader_shuffles_per_epoch_and_covers_every_sample_once(reference):
     assert ordered == list(range(8))
 
 
+def test_loader_source_weights_keep_only_weighted_sources(reference):
+    sources = {int(x["index"]): int(x["source"]) for x in ShardDataset(reference[0], fields=("index", "source"), shuffle=False)}
+    assert set(sources.values()) == {0, 1}  # both sources drawn in the 8 samples
+    for weights, kept in (({"pluck": 0.0}, {0}), ({"uniform": 0.0}, {1}), ({"uniform": 2.0, "pluck": 2.0}, {0, 1})):
+        ds = ShardDataset(reference[0], fields=("index",), seed=1, source_weights=weights)
+        seen = [int(x["index"]) for x in ds]
+        assert {sources[i] for i in seen} == kept
+        assert sorted(seen) == sorted(i for i, s in sources.items() if s in kept)  # weight max: every sample, once
+
+
+def test_loader_source_weights_thin_a_source_reproducibly(reference):
+    ds = ShardDataset(reference[0], fields=("index",), seed=1, source_weights={"uniform": 0.5})
+    epochs = []
+    for epoch in range(30):
+        ds.set_epoch(epoch)
+        epochs.append([int(x["index"]) for x in ds])
+    ds.set_epoch(3)
+    assert [int(x["index"]) for x in ds] == epochs[3]
+    assert min(map(len, epochs)) < max(map(len, epochs))  # the thinned source is drawn anew each epoch
+
+
+@pytest.mark.parametrize("weights, problem", [({"drums": 1.0}, "drums"), ({"uniform": -1.0}, ">= 0"), ({"uniform": 0.0, "pluck": 0.0}, "> 0")])
+def test_loader_source_weights_refuse_bad_input(reference, weights, problem):
+    with pytest.raises(ValueError, match=problem):
+        ShardDataset(reference[0], source_weights=weights)
+
+
 def test_loader_splits_shards_between_workers(reference):
     from torch.utils.data import DataLoader
 

@@ -167,6 +167,7 @@ def test_training_runs_logs_checkpoints_and_resumes(tmp_path, tiny_space, tiny_d
     best = train(config, log=lambda *_: None)
     meta = read_config(tmp_path / "run" / "last")
     assert meta["step"] == 4 and np.isfinite(meta["metrics"]["spectral_distance"])
+    assert (meta["epoch"], meta["epoch_start_step"]) == (1, 3)  # 9 training samples: 3 batches of 3 an epoch
     assert "loss/total" in meta["metrics"] and "accuracy/categorical" in meta["metrics"]
     assert read_config(best)["metrics"]["spectral_distance"] <= meta["metrics"]["spectral_distance"]
     assert list((tmp_path / "run").glob("events.out.tfevents.*"))
@@ -174,6 +175,21 @@ def test_training_runs_logs_checkpoints_and_resumes(tmp_path, tiny_space, tiny_d
     # Resuming carries on from step 4 to the new total, with the optimizer's state.
     train(TrainConfig(**{**config.__dict__, "steps": 6}), resume=True, log=lambda *_: None)
     assert read_config(tmp_path / "run" / "last")["step"] == 6
+
+
+def test_training_over_samples_sources_and_resumes_inside_a_thinned_epoch(tmp_path, tiny_dataset):
+    from agents.dataset import Manifest, read_shard
+
+    train_shards = sorted(Manifest.load(tiny_dataset).shards)[:-1]
+    uniform = sum(int((read_shard(tiny_dataset / n, ("source",))["source"] == 0).sum()) for n in train_shards)
+    assert 0 < uniform < 9
+    config = tiny_train_config(tiny_dataset, tmp_path / "run", batch_size=1, steps=uniform + 1, val_every=uniform + 1,
+                               source_weights={"uniform": 1.0, "pluck": 0.0})
+    train(config, log=lambda *_: None)
+    meta = read_config(tmp_path / "run" / "last")
+    assert (meta["epoch"], meta["epoch_start_step"]) == (1, uniform)  # an epoch is the uniform samples alone
+    train(TrainConfig(**{**config.__dict__, "steps": uniform + 2}), resume=True, log=lambda *_: None)
+    assert read_config(tmp_path / "run" / "last")["step"] == uniform + 2
 
 
 def test_gumbel_softmax_categorical_loss_and_its_annealing(tiny_space, tiny_codec, rng):

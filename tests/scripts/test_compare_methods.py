@@ -44,3 +44,21 @@ def test_an_unknown_reference_names_what_there_is(two_runs, capsys):
     with pytest.raises(SystemExit):
         main([f"a={a}", "--reference", "a:nearest"])
     assert "a:ref" in capsys.readouterr().err
+
+
+def test_by_source_splits_each_set_by_its_items_source(tmp_path, capsys):
+    path = tmp_path / "items.csv"
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=["set", "item", "source", *FIELDS[2:]])
+        w.writeheader()
+        for k in range(6):
+            source = "pad" if k < 3 else "uniform"
+            for method, value in (("ref", 1.0 + k), ("m", 1.0 + k + (-0.5 if source == "pad" else 0.5) + 0.01 * k)):
+                w.writerow({"set": "s", "item": f"i{k}", "source": source, "method": method, "ok": 1, "error": "", "seconds": 0.1, "mrstft": value})
+    scores = read_scores({"a": path}, "mrstft", by_source=True)
+    assert paired(scores["a:m"], scores["a:ref"], "s/pad")[1] == pytest.approx(-0.49)
+    assert paired(scores["a:m"], scores["a:ref"], "s/uniform")[1] == pytest.approx(0.54)
+    assert paired(read_scores({"a": path}, "mrstft")["a:m"], scores["a:ref"], "s")[0] == 0  # keys differ by design
+    assert main([f"a={path}", "--reference", "a:ref", "--by-source"]) == 0
+    out = capsys.readouterr().out
+    assert "s/pad" in out and "s/uniform" in out
