@@ -264,7 +264,8 @@ def train(config: TrainConfig, resume: bool = False, log=print) -> Path:
     if config.augment is not None:
         top_db = MelConfig.from_dict(manifest.config.get("observation")).top_db
         augment = LogMelAugment(**{"top_db": top_db, **config.augment})
-    data = ShardDataset(dataset, ("logmel", "params", "midi_note"), shuffle=True, seed=config.seed, shards=train_shards, augment=augment,
+    data = ShardDataset(
+        dataset, ("logmel", "params", "midi_note"), shuffle=True, seed=config.seed, shards=train_shards, augment=augment,
         source_weights=config.source_weights,
     )
     loader = DataLoader(data, batch_size=config.batch_size, num_workers=config.num_workers, drop_last=True, persistent_workers=False)
