@@ -11,14 +11,13 @@ those with each module (oscillator, sampler, filter) on and off.
     python scripts/eval_draws.py --n 100 --draws 2 --out /tmp/shipped.csv   # per target, to compare models:
     python scripts/compare_methods.py a=/tmp/shipped.csv b=/tmp/other.csv --reference a:draws-2
 
-``--out`` writes every target's distance in the benchmark's ``items.csv`` layout (set ``dev``, methods
-``nearest`` and ``draws-N``), so ``scripts/compare_methods.py`` pairs two checkpoints' runs by target.
+``--out`` writes every target's distance as the benchmark's ``items.csv`` (``write_csv``; set ``dev``,
+methods ``nearest`` and ``draws-N``), so ``scripts/compare_methods.py`` pairs two checkpoints' runs by target.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
 import os
 import warnings
 from pathlib import Path
@@ -28,6 +27,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import numpy as np  # noqa: E402
 
 from agents.benchmark.methods import NearestNeighbour  # noqa: E402
+from agents.benchmark.run import Result, write_csv  # noqa: E402
 from agents.benchmark.testsets import DEV_SEED, TEST_SEED, synthetic_set  # noqa: E402
 from agents.dataset.generate import DatasetConfig  # noqa: E402
 from agents.match import Matcher  # noqa: E402
@@ -62,27 +62,24 @@ def main(argv: list[str] | None = None) -> None:
     ])
     print(f"{len(items)} targets from seed {args.seed}; nearest neighbour in {args.dataset}: {reference.mean():.3f}")
     k = matcher.model.num_hypotheses
+    # Where the gap to the neighbour is: the targets of each source, and those with each module on and off.
+    sources = np.array([it.source for it in items])
+    by_source = {s: sources == s for s in sorted(set(sources))}
     switches = sorted({int(i) for i in module_switches(matcher.space) if i >= 0})
+    by_switch = {matcher.space.parameters[i].name: np.array([it.params[i] > 0.5 for it in items]) for i in switches}
     rows = {"nearest": reference}
     for draws in args.draws:
         d = rows[f"draws-{draws}"] = np.array([matcher.closest(it.audio, it.midi_note, it.velocity, draws=draws)[2] for it in items])
         diff = d - reference
         ci = 1.96 * diff.std(ddof=1) / np.sqrt(len(diff))
         print(f"draws {draws} ({k * (1 + draws)} renders): {d.mean():.3f}; minus nearest {diff.mean():+.3f} ± {ci:.3f}, closer on {np.mean(diff < 0):.0%}")
-        sources = np.array([it.source for it in items])  # where the gap to the neighbour is: by source, by module
-        print("  by source: " + ", ".join(f"{s} {int((sources == s).sum())}: {diff[sources == s].mean():+.3f}" for s in sorted(set(sources))))
-        for switch in switches:
-            on = np.array([it.params[switch] > 0.5 for it in items])
+        print("  by source: " + ", ".join(f"{s} {int(m.sum())}: {diff[m].mean():+.3f}" for s, m in by_source.items()))
+        for name, on in by_switch.items():
             parts = [f"{'on' if flag else 'off'} {int(m.sum())}: {diff[m].mean():+.3f}" for flag, m in ((True, on), (False, ~on)) if m.any()]
-            print(f"  {matcher.space.parameters[switch].name:12s} " + ", ".join(parts))
+            print(f"  {name:12s} " + ", ".join(parts))
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        with args.out.open("w", newline="") as f:
-            w = csv.writer(f)
-            w.writerow(["set", "item", "source", "method", "ok", "mrstft"])
-            for method, d in rows.items():
-                w.writerows(["dev", it.name, it.source, method, 1, f"{v:.6g}"] for it, v in zip(items, d))
-        print(f"per target: {args.out}")
+        results = [Result("dev", it.name, method, True, metrics={"mrstft": float(v)}, source=it.source) for method, d in rows.items() for it, v in zip(items, d)]
+        print(f"per target: {write_csv(results, args.out)}")
 
 
 if __name__ == "__main__":

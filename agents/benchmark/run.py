@@ -158,22 +158,22 @@ def evaluate(
             try:
                 pred = method.predict(item)
             except Exception as e:  # noqa: BLE001 - one item never stops the benchmark
-                results.append(Result(item.set, item.name, method.name, False, f"{type(e).__name__}: {e}", source=item.source or ""))
+                results.append(Result(item.set, item.name, method.name, False, f"{type(e).__name__}: {e}", source=item.source))
                 continue
             seconds = pred.seconds if pred.seconds is not None else time.perf_counter() - start + prepare_seconds
             if pred.preset is None:
-                results.append(Result(item.set, item.name, method.name, False, pred.error or "no preset", seconds, source=item.source or ""))
+                results.append(Result(item.set, item.name, method.name, False, pred.error or "no preset", seconds, source=item.source))
                 continue
             try:
                 rendered = renderer.render(pred.preset, item.midi_note, item.velocity)
             except RenderError as e:
-                results.append(Result(item.set, item.name, method.name, False, str(e), seconds, source=item.source or ""))
+                results.append(Result(item.set, item.name, method.name, False, str(e), seconds, source=item.source))
                 continue
             scores = audio_metrics(rendered.audio, item.audio)
             if item.params is not None:
                 scores.update(param_metrics(param_metrics.codec.from_preset(pred.preset), item.params))
             renders[(item.name, method.name)] = rendered.audio
-            results.append(Result(item.set, item.name, method.name, True, "", seconds, scores, item.source or ""))
+            results.append(Result(item.set, item.name, method.name, True, "", seconds, scores, item.source))
     return results, renders
 
 
@@ -260,7 +260,7 @@ def merge_previous(
     results: list[Result], sets: dict[str, list[TestItem]], rerun: set[str], previous: list[Result], previous_runs: dict[str, Any]
 ) -> tuple[list[Result], dict[str, Any]]:
     """This run's rows plus the earlier rows of the methods not in ``rerun``, ordered by set, method, item."""
-    source = {(item.set, item.name): item.source or "" for items in sets.values() for item in items}
+    source = {(item.set, item.name): item.source for items in sets.values() for item in items}
     kept = [replace(r, source=r.source or source.get((r.set, r.item), "")) for r in previous if r.method not in rerun]
     set_order = {name: k for k, name in enumerate(dict.fromkeys([*sets, *(r.set for r in kept)]))}
     method_order = {name: k for k, name in enumerate(METHODS)}

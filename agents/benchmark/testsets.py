@@ -47,7 +47,7 @@ class TestItem:
     params: np.ndarray | None = None  # the true parameter vector in the benchmark's space, when known
     preset: Preset | None = None  # the true preset, when known
     path: Path | None = None  # the file it came from
-    source: str | None = None  # a synthetic item's dataset source (e.g. "uniform", "pad")
+    source: str = ""  # a synthetic item's dataset source (e.g. "uniform", "pad"); "" for the other sets
 
 
 def synthetic_set(
