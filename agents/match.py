@@ -11,8 +11,11 @@ hypothesis' categorical and on/off outputs are distributions: ``draws`` more pre
 drawn from them (:func:`~agents.supervised.model.draw_presets`; the continuous values stay the
 hypothesis', or, for a model with ``DecoderConfig.spread``, are drawn about them at the spread it
 predicts). All candidates are rendered, on one thread per core, and the closest to the target is kept
-(``select=False``: the best-scored hypothesis, one render). ``refine=N`` then runs CMA-ES through Vita
-for ``N`` renders (:mod:`agents.refine`) and reports the gain over the raw prediction.
+(``select=False``: the best-scored hypothesis, one render). A switch-conditioned model
+(``DecoderConfig.switch_conditioning``) is asked again given each candidate's on/off switches (the
+hypothesis' own, then the drawn ones), so every candidate's other settings fit its switches.
+``refine=N`` then runs CMA-ES through Vita for ``N`` renders (:mod:`agents.refine`) and reports the gain
+over the raw prediction.
 
 Screening. Candidates are ranked on cheaper renders (``SCREEN_RENDER``: a settled synth instead of a new
 one, Vital's oversampling at 1x; see :mod:`vital_gym.render`) and only the closest is rendered exactly:
@@ -122,15 +125,47 @@ class Matcher:
             raise ValueError(f"draws={draws}: must be >= 0")
         logmel = torch.from_numpy(np.round(self.mel(target) * 255.0) / 255.0).float()[None, None].to(self.device)
         note = torch.tensor([float(midi_note)], device=self.device)
-        z, scores, log_spread = self.model.predictive(logmel, note)
+        tokens = self.model.encoder(logmel)
+        z, scores, log_spread = self.model.decoder.predictive(tokens, note)
         order = scores[0].argsort(descending=True)
         z = z[0, order].cpu()  # (K, action_dim)
-        if draws:
-            spread = None if log_spread is None else log_spread[0, order].cpu()
-            drawn = draw_presets(z, self.space, draws, torch.Generator().manual_seed(seed), spread, self.draw_temperature)
+        spread = None if log_spread is None else log_spread[0, order].cpu()
+        generator = torch.Generator().manual_seed(seed)
+        if self.model.switch_conditioned:
+            z = self._given_switches(tokens, note, order, z, spread, draws, generator)
+        elif draws:
+            drawn = draw_presets(z, self.space, draws, generator, spread, self.draw_temperature)
             z = torch.cat([z, drawn.flatten(0, 1)])
         actions = SoundMatcher.actions(z).cpu().numpy()
         return np.stack([self.codec.canonical(self.space.action_to_vector(a)) for a in actions])
+
+    def _given_switches(
+        self, tokens: torch.Tensor, note: torch.Tensor, order: torch.Tensor, z: torch.Tensor, spread: torch.Tensor | None, draws: int,
+        generator: torch.Generator,
+    ) -> torch.Tensor:
+        """A switch-conditioned model's candidates ``(K * (1 + draws), action_dim)``: each hypothesis' own
+        switches (its decided on/off outputs), then ``draws`` rounds of switches drawn from them, and for
+        every pattern the decoder asked again given it (the hypothesis' other outputs given its switches;
+        a drawn round's other choices and values then drawn from those, as :func:`draw_presets` does)."""
+        decoder = self.model.decoder
+        patterns = [decoder.switches_of(z)]  # (K, S) each: round 0 the hypotheses' own switches
+        if draws:
+            drawn = draw_presets(z, self.space, draws, generator, spread, self.draw_temperature)
+            patterns += list(decoder.switches_of(drawn))
+        rounds = len(patterns)
+        switches = torch.zeros(rounds, decoder.num_hypotheses, len(decoder.switch_dims))
+        switches[:, order] = torch.stack(patterns)  # back into the decoder's hypothesis order
+        given, _, given_spread = decoder.predictive(
+            tokens.expand(rounds, -1, -1), note.expand(rounds), switches.to(tokens.device)
+        )  # (rounds, K, action_dim)
+        given = given[:, order].cpu()
+        out = [given[0]]
+        for r in range(1, rounds):
+            spread_r = None if given_spread is None else given_spread[r, order].cpu()
+            one = draw_presets(given[r], self.space, 1, generator, spread_r, self.draw_temperature)[0]
+            # the pattern exactly as told (a drawn decided switch flips with probability 5e-5)
+            out.append(one.index_copy(1, decoder.switch_dims.cpu(), given[r][:, decoder.switch_dims.cpu()]))
+        return torch.cat(out)
 
     def predict(self, target: np.ndarray, midi_note: int) -> np.ndarray:
         """The parameter vector of a preset that, played at ``midi_note``, sounds like ``target`` (the

@@ -23,6 +23,7 @@ MODEL_FILE, CONFIG_FILE, OPTIMIZER_FILE = "model.safetensors", "config.json", "o
 # Weights a fine-tuned model may add to the checkpoint it starts from (see init_weights).
 FINE_TUNE_ADDITIONS = (
     "decoder.note_proj.weight", "decoder.hypothesis_queries", "decoder.score_head.weight", "decoder.score_head.bias", "decoder.spread_heads.",
+    "decoder.switch_proj.weight",
 )
 
 
@@ -97,9 +98,9 @@ def init_weights(model: SoundMatcher, folder: str | Path) -> None:
     """Copy a checkpoint's weights into ``model`` (to fine-tune it), refusing any mismatch but one.
 
     The only weights ``model`` may have that the checkpoint lacks are a note-conditioned decoder's note
-    map, which starts at zero (an unconditioned model fine-tuned into a conditioned one starts from the
-    same function), and a K-hypothesis decoder's hypothesis embeddings and score head (a one-hypothesis
-    model becomes K perturbed copies of itself). A checkpoint with fewer hypotheses than ``model`` keeps
+    map and a switch-conditioned decoder's switch map, which start at zero (an unconditioned model
+    fine-tuned into a conditioned one starts from the same function), and a K-hypothesis decoder's
+    hypothesis embeddings and score head (a one-hypothesis model becomes K perturbed copies of itself). A checkpoint with fewer hypotheses than ``model`` keeps
     its own as the first ones, and each further hypothesis is a copy of one of them plus ``model``'s own
     random embedding (more hypotheses from a trained model); fewer than the checkpoint's are refused.
     """

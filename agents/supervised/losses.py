@@ -16,6 +16,17 @@ Targets are the dataset's canonical parameter vectors ``x`` ``(B, P)`` in [0, 1]
 weigh each continuous dimension, on/off logit and categorical block inside its term; they are rescaled to
 mean 1 over the parameters each term uses, so :class:`LossWeights` keeps balancing the terms.
 
+``rotations``: groups of modules whose order the sound cannot tell, e.g. ``[["osc_1", "osc_2", "osc_3"]]``.
+Three oscillators with the same controls sound the same whichever slot holds which, so a loss that pins
+each to its slot asks the network for an order it cannot hear, and it hedges: each slot predicts the
+average of the oscillators. With ``rotations`` the target's modules are rotated through the group (slot
+``i`` takes module ``i + r``, for each ``r``) and each sample is scored against the rotation its
+prediction fits best (:meth:`ParameterLoss.align`), as the modulation slots are matched below. Rotations,
+not every permutation: Vital's oscillator FM and ring modulation take the next oscillator (1 <- 2 <- 3
+<- 1), which a rotation keeps and a swap does not. Modulation routes to a rotated module's controls are
+not renamed (only ``osc_1`` has most destinations), and :meth:`ParameterLoss.metrics` still compares slot
+by slot.
+
 ``ignore_switched_off``: a parameter of a module that the target switches off (``osc_2_level`` when
 ``osc_2_on`` is off; see :func:`module_switches`) cannot be heard, so its error is not counted for that
 sample; the switch itself always is. Weighted means are taken per sample, then over the batch.
@@ -57,6 +68,32 @@ def module_switches(space: ParameterSpace) -> np.ndarray:
     return np.array([switch.get(p.group, -1) if switch.get(p.group) != i else -1 for i, p in enumerate(space.parameters)])
 
 
+def rotation_indices(space: ParameterSpace, groups: list[list[str]]) -> torch.Tensor:
+    """``(R, P)`` column indices: row ``r`` reads a parameter vector with every group rotated by ``r``
+    (slot ``i`` takes module ``i + r``; groups of unequal length rotate by ``r`` modulo their own length).
+    Row 0 is the identity; no groups give just it. Each group's modules must have the same controls."""
+    identity = np.arange(len(space.parameters))
+    if not groups:
+        return torch.as_tensor(identity[None])
+    for group in groups:
+        unknown = [g for g in group if g not in space.groups]
+        if len(group) < 2 or unknown:
+            raise ValueError(f"rotations: {group} must name two or more of space '{space.name}''s groups {sorted(space.groups)}")
+        controls = [[name.removeprefix(g) for name in space.groups[g]] for g in group]
+        if any(c != controls[0] for c in controls):
+            raise ValueError(f"rotations: the modules {group} do not have the same controls")
+    rows = []
+    for r in range(max(len(g) for g in groups)):
+        row = identity.copy()
+        for group in groups:
+            for i, g in enumerate(group):
+                source = group[(i + r) % len(group)]
+                for name in space.groups[g]:
+                    row[space.index[name]] = space.index[source + name.removeprefix(g)]
+        rows.append(row)
+    return torch.as_tensor(np.stack(rows))
+
+
 def _mean_one(w: np.ndarray) -> torch.Tensor:
     """Weights rescaled to mean 1 (all ones when they are all zero or there are none)."""
     w = torch.as_tensor(np.asarray(w, dtype=np.float32))
@@ -93,8 +130,10 @@ class ParameterLoss:
         weights: LossWeights | None = None,
         parameter_weights: np.ndarray | None = None,
         ignore_switched_off: bool = False,
+        rotations: list[list[str]] | None = None,
     ):
         self.space, self.weights = space, weights or LossWeights()
+        self.rotations = rotation_indices(space, rotations or [])  # (R, P): the target's columns under each rotation
         self.switch = torch.as_tensor(module_switches(space) if ignore_switched_off else np.full(len(space.parameters), -1))
         if parameter_weights is None:
             parameter_weights = np.ones(len(space.parameters), dtype=np.float32)
@@ -148,8 +187,24 @@ class ParameterLoss:
     def __call__(self, z: torch.Tensor, x: torch.Tensor) -> dict[str, torch.Tensor]:
         return {k: v.mean() for k, v in self.per_sample(z, x).items()}
 
-    def per_sample(self, z: torch.Tensor, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Every term for each sample, ``{term: (B,)}``; ``__call__`` is their batch mean."""
+    @torch.no_grad()
+    def align(self, z: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """``x`` ``(B, P)`` with each sample's ``rotations`` turned to the one ``z`` fits best (lowest total of
+        the parameter terms; the first on a tie, so the identity where nothing differs); ``x`` without rotations."""
+        if len(self.rotations) < 2:
+            return x
+        columns = self.rotations.to(x.device)
+        candidates = x[:, columns]  # (B, R, P)
+        batch, r, p = candidates.shape
+        totals = self._terms(z.repeat_interleave(r, 0), candidates.reshape(batch * r, p), modulation=False)["total"].reshape(batch, r)
+        return candidates[torch.arange(batch, device=x.device), totals.argmin(1)]
+
+    def per_sample(self, z: torch.Tensor, x: torch.Tensor, align: bool = True) -> dict[str, torch.Tensor]:
+        """Every term for each sample, ``{term: (B,)}``; ``__call__`` is their batch mean. The targets are
+        first aligned to ``z`` (:meth:`align`) unless ``align`` is False (``x`` already aligned)."""
+        return self._terms(z, self.align(z, x) if align else x)
+
+    def _terms(self, z: torch.Tensor, x: torch.Tensor, modulation: bool = True) -> dict[str, torch.Tensor]:
         w = self.weights
         terms: dict[str, torch.Tensor] = {}
         zero = z.new_zeros(z.shape[0])
@@ -169,7 +224,7 @@ class ParameterLoss:
             terms["categorical"] = _weighted_mean(ce, audible[:, self.cat_params] * self.cat_weight.to(z))
         else:
             terms["categorical"] = zero
-        terms["modulation"] = self._slot_loss(z, x) if self.slots else zero
+        terms["modulation"] = self._slot_loss(z, x) if self.slots and modulation else zero
         terms["total"] = (
             w.continuous * terms["continuous"] + w.toggle * terms["toggle"] + w.categorical * terms["categorical"] + w.modulation * terms["modulation"]
         )
@@ -239,22 +294,31 @@ class HypothesisLoss:
 
     def winners(self, z: torch.Tensor, x: torch.Tensor) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
         """Every term per sample and hypothesis ``{term: (B, K)}``, and the winner of each sample ``(B,)``."""
+        per, winner, _ = self._winners(z, x)
+        return per, winner
+
+    def _winners(self, z: torch.Tensor, x: torch.Tensor) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
+        """:meth:`winners` and the targets aligned to each hypothesis ``(B, K, P)`` (``ParameterLoss.align``)."""
         batch, k, dim = z.shape
-        per = self.loss.per_sample(z.reshape(batch * k, dim), x.repeat_interleave(k, 0))
+        flat = z.reshape(batch * k, dim)
+        aligned = self.loss.align(flat, x.repeat_interleave(k, 0))
+        per = self.loss.per_sample(flat, aligned, align=False)
         per = {name: v.reshape(batch, k) for name, v in per.items()}
-        return per, per["total"].detach().argmin(1)
+        return per, per["total"].detach().argmin(1), aligned.reshape(batch, k, -1)
 
     def spread_nll(self, z: torch.Tensor, log_spread: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        """``(B, K)``: mean Gaussian NLL (constant dropped) of the audible continuous values, means held fixed."""
+        """``(B, K)``: mean Gaussian NLL (constant dropped) of the audible continuous values, means held fixed.
+        ``x``: the targets ``(B, P)``, or ``(B, K, P)`` aligned to each hypothesis."""
         dims, params = self.loss.cont_dims, self.loss.cont_params
-        error = torch.sigmoid(z[..., dims]).detach() - x[:, None, params]
+        x = x if x.dim() == 3 else x[:, None].expand(-1, z.shape[1], -1)
+        error = torch.sigmoid(z[..., dims]).detach() - x[..., params]
         log_s = log_spread[..., dims]
         nll = 0.5 * error**2 * torch.exp(-2.0 * log_s) + log_s
-        audible = self.loss.audible(x)[:, None, params]
+        audible = self.loss.audible(x.reshape(-1, x.shape[-1])).reshape(x.shape)[..., params]
         return (nll * audible).sum(-1) / audible.sum(-1).clamp_min(1.0)
 
     def __call__(self, z: torch.Tensor, scores: torch.Tensor, x: torch.Tensor, log_spread: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-        per, winner = self.winners(z, x)
+        per, winner, aligned = self._winners(z, x)
         k = z.shape[1]
         rows = torch.arange(z.shape[0], device=z.device)
         terms = {name: v[rows, winner].mean() for name, v in per.items() if name != "total"}
@@ -267,6 +331,6 @@ class HypothesisLoss:
         else:
             terms["total"] = per["total"][:, 0].mean()
         if log_spread is not None and len(self.loss.cont_dims):
-            terms["spread"] = (weight.detach() * self.spread_nll(z, log_spread, x)).sum(1).mean()
+            terms["spread"] = (weight.detach() * self.spread_nll(z, log_spread, aligned)).sum(1).mean()
             terms["total"] = terms["total"] + self.spread_weight * terms["spread"]
         return terms

@@ -48,6 +48,18 @@ log standard deviation of each continuous value about the truth when that hypoth
 output detached, so learning them leaves the hypotheses as they were (a trained model gets spread heads
 by a fine-tune of those heads alone). :func:`draw_presets` draws presets from all of these distributions:
 the candidates ``vital-gym match`` renders beside the hypotheses.
+
+Switch conditioning (``DecoderConfig.switch_conditioning``). Each hypothesis' on/off outputs are
+independent probabilities, and its other outputs were fitted to every sound it won, whichever modules
+were on: on sounds where the switches cannot be heard apart (a random preset with three oscillators
+and two filters) they sit near 50 %, and a draw of them pairs, say, oscillator 2 switched on with
+settings learnt where it was off. A conditioned decoder can be told the switches (``switches`` ``(B, S)``
+or ``(B, K, S)``, one entry per on/off parameter in the space's order: +1 on, -1 off, 0 not told),
+through a linear map, initialised at zero, added to every query; told switches come out as sure raw
+outputs (``SURE_LOGIT``). Trained with the true switches told on part of every batch
+(``TrainConfig.switch_teacher``), it learns the other parameters *given* the switches, and still predicts
+them when told nothing. ``Matcher.candidates`` first asks it for the switches, draws patterns from them,
+then asks again given each pattern: each candidate is a preset whose settings fit its own switches.
 """
 
 from __future__ import annotations
@@ -96,10 +108,12 @@ class DecoderConfig:
     note_conditioning: bool = False  # the decoder is told the MIDI note the preset will be played at
     hypotheses: int = 1  # K > 1: K whole presets per sound and a score for each (see "Several hypotheses")
     spread: bool = False  # a head per group predicting how far each continuous value may be off (see "Spread")
+    switch_conditioning: bool = False  # the decoder may be told the on/off switches (see "Switch conditioning")
 
 
 NOTE_CENTRE, NOTE_SCALE = 60.0, 12.0  # note features: (note - 60) / 12, one unit per octave
 LOG_SPREAD_MIN, LOG_SPREAD_INIT = -7.0, -4.0  # spreads are kept within [e^-7, 1] of the unit range
+SURE_LOGIT = 10.0  # a decided choice as raw outputs: tanh(10 / 2) = 0.9999, as decided as an action gets
 
 
 @dataclass
@@ -243,21 +257,44 @@ class ParameterDecoder(nn.Module):
             for head in self.spread_heads:
                 nn.init.zeros_(head.weight)
                 nn.init.constant_(head.bias, LOG_SPREAD_INIT)
+        toggles = [(i, s.start) for i, s in enumerate(space.layout) if s.kind is Kind.TOGGLE]
+        self.register_buffer("switch_params", torch.tensor([i for i, _ in toggles], dtype=torch.long), persistent=False)
+        self.register_buffer("switch_dims", torch.tensor([d for _, d in toggles], dtype=torch.long), persistent=False)
+        self.switch_proj = None
+        if config.switch_conditioning:
+            if not toggles:
+                raise ValueError(f"switch_conditioning: space '{space.name}' has no on/off parameter")
+            self.switch_proj = nn.Linear(len(toggles), config.dim, bias=False)
+            nn.init.zeros_(self.switch_proj.weight)
 
-    def hypotheses(self, tokens: torch.Tensor, midi_note: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def hypotheses(
+        self, tokens: torch.Tensor, midi_note: torch.Tensor | None = None, switches: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Raw outputs of every hypothesis ``(B, K, action_dim)`` and their score logits ``(B, K)`` (zeros when K = 1).
 
         ``midi_note`` ``(B,)``: the note each preset will be played at (a conditioned decoder needs it).
+        ``switches`` ``(B, S)`` or ``(B, K, S)``: on/off switches told to a switch-conditioned decoder
+        (module docstring; None: none told).
         """
-        z, scores, _ = self.predictive(tokens, midi_note)
+        z, scores, _ = self.predictive(tokens, midi_note, switches)
         return z, scores
 
+    def switch_values(self, x: torch.Tensor) -> torch.Tensor:
+        """Parameter vectors ``(..., P)`` -> their switches ``(..., S)`` as told to the decoder: +1 on, -1 off."""
+        return torch.where(x[..., self.switch_params] > 0.5, 1.0, -1.0).to(x.dtype)
+
+    def switches_of(self, z: torch.Tensor) -> torch.Tensor:
+        """Raw outputs ``(..., action_dim)`` -> the switches they decode to ``(..., S)``: +1 on, -1 off."""
+        return torch.where(z[..., self.switch_dims] > 0, 1.0, -1.0).to(z.dtype)
+
     def predictive(
-        self, tokens: torch.Tensor, midi_note: torch.Tensor | None = None
+        self, tokens: torch.Tensor, midi_note: torch.Tensor | None = None, switches: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """:meth:`hypotheses` and, with ``spread``, the log standard deviation ``(B, K, action_dim)`` of each
         continuous value (``sigmoid(z)``) about the truth when that hypothesis wins (None without)."""
         batch, k = tokens.shape[0], self.num_hypotheses
+        if switches is not None:
+            switches = self._check_switches(switches, batch)
         memory = self.memory_proj(tokens)
         queries = self.queries.unsqueeze(0).expand(batch, -1, -1)
         if self.note_proj is not None:
@@ -268,13 +305,30 @@ class ParameterDecoder(nn.Module):
         if self.hypothesis_queries is not None:  # (B, K, groups, dim) -> K independent query sets per sound
             queries = (queries.unsqueeze(1) + self.hypothesis_queries[None, :, None]).flatten(0, 1)
             memory = memory.repeat_interleave(k, 0)
+        if switches is not None:
+            queries = queries + self.switch_proj(switches.reshape(batch * k, -1)).unsqueeze(1)
         h = self.decoder(queries, memory)  # (B * K, groups, dim)
         z = self._per_group(h, self.heads)
+        if switches is not None:  # told switches are decided
+            told = switches.reshape(batch * k, -1)
+            decided = torch.where(told != 0, told.sign().to(z.dtype) * SURE_LOGIT, z[:, self.switch_dims])
+            z = z.index_copy(1, self.switch_dims, decided)
         scores = self.score_head(h.mean(1)).reshape(batch, k) if self.score_head is not None else tokens.new_zeros(batch, 1)
         spread = None
         if self.spread_heads is not None:  # from h detached: learning the spread leaves the prediction as it was
             spread = self._per_group(h.detach(), self.spread_heads).clamp(LOG_SPREAD_MIN, 0.0).reshape(batch, k, self.action_dim)
         return z.reshape(batch, k, self.action_dim), scores, spread
+
+    def _check_switches(self, switches: torch.Tensor, batch: int) -> torch.Tensor:
+        """``(B, S)`` or ``(B, K, S)`` told switches -> ``(B, K, S)`` in the switch map's dtype."""
+        if self.switch_proj is None:
+            raise ValueError("this decoder is not conditioned on on/off switches (DecoderConfig.switch_conditioning)")
+        k, s = self.num_hypotheses, len(self.switch_dims)
+        if switches.dim() == 2:
+            switches = switches.unsqueeze(1).expand(-1, k, -1)
+        if tuple(switches.shape) != (batch, k, s):
+            raise ValueError(f"switches of shape {tuple(switches.shape)}: expected ({batch}, {s}) or ({batch}, {k}, {s})")
+        return switches.to(self.switch_proj.weight.dtype)
 
     def _per_group(self, h: torch.Tensor, heads: nn.ModuleList) -> torch.Tensor:
         """``(N, groups, dim)`` -> ``(N, action_dim)``: each group's head on its query, in the action layout."""
@@ -283,9 +337,9 @@ class ParameterDecoder(nn.Module):
             z = z.index_copy(1, getattr(self, f"dims_{g}"), head(h[:, g_index]))
         return z
 
-    def forward(self, tokens: torch.Tensor, midi_note: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, tokens: torch.Tensor, midi_note: torch.Tensor | None = None, switches: torch.Tensor | None = None) -> torch.Tensor:
         """Raw outputs ``(B, action_dim)`` of the best-scored hypothesis."""
-        z, scores = self.hypotheses(tokens, midi_note)
+        z, scores = self.hypotheses(tokens, midi_note, switches)
         return z[torch.arange(z.shape[0], device=z.device), scores.argmax(1)]
 
 
@@ -299,18 +353,20 @@ class SoundMatcher(nn.Module):
         self.encoder = AudioEncoder(self.config.encoder)
         self.decoder = ParameterDecoder(space, self.config.encoder.embed_dim, self.config.decoder)
 
-    def forward(self, logmel: torch.Tensor, midi_note: torch.Tensor | None = None) -> torch.Tensor:
-        return self.decoder(self.encoder(logmel), midi_note)
+    def forward(self, logmel: torch.Tensor, midi_note: torch.Tensor | None = None, switches: torch.Tensor | None = None) -> torch.Tensor:
+        return self.decoder(self.encoder(logmel), midi_note, switches)
 
-    def hypotheses(self, logmel: torch.Tensor, midi_note: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def hypotheses(
+        self, logmel: torch.Tensor, midi_note: torch.Tensor | None = None, switches: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """All hypotheses ``(B, K, action_dim)`` and their score logits ``(B, K)``."""
-        return self.decoder.hypotheses(self.encoder(logmel), midi_note)
+        return self.decoder.hypotheses(self.encoder(logmel), midi_note, switches)
 
     def predictive(
-        self, logmel: torch.Tensor, midi_note: torch.Tensor | None = None
+        self, logmel: torch.Tensor, midi_note: torch.Tensor | None = None, switches: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """Hypotheses, scores and (with ``DecoderConfig.spread``) log spreads; see :meth:`ParameterDecoder.predictive`."""
-        return self.decoder.predictive(self.encoder(logmel), midi_note)
+        return self.decoder.predictive(self.encoder(logmel), midi_note, switches)
 
     @property
     def num_hypotheses(self) -> int:
@@ -320,13 +376,14 @@ class SoundMatcher(nn.Module):
     def note_conditioned(self) -> bool:
         return self.decoder.note_proj is not None
 
+    @property
+    def switch_conditioned(self) -> bool:
+        return self.decoder.switch_proj is not None
+
     @staticmethod
     def actions(z: torch.Tensor) -> torch.Tensor:
         """Raw outputs -> env actions in (-1, 1) (see the module docstring)."""
         return torch.tanh(0.5 * z)
-
-
-SURE_LOGIT = 10.0  # a drawn choice as raw outputs: tanh(10 / 2) = 0.9999, as decided as an action gets
 
 
 def draw_presets(

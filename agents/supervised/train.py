@@ -63,9 +63,11 @@ class TrainConfig:
     sensitivity_power: float = 1.0  # weights are sensitivity ** power
     sensitivity_given_audible: bool = False  # each parameter's sensitivity where its module is on (Sensitivity.loss_weights)
     ignore_switched_off: bool = False  # a switched-off module's parameters do not count (losses.py)
+    rotations: list[list[str]] | None = None  # modules scored in whichever rotation fits (losses.py), e.g. [[osc_1, osc_2, osc_3]]
     hypothesis_epsilon: float = 0.05  # K > 1 hypotheses: the losers' share of the winner-takes-all loss
     score_weight: float = 0.1  # K > 1: weight of the score head's cross-entropy on the winner
     spread_weight: float = 1.0  # a decoder with spread: weight of its Gaussian NLL (losses.HypothesisLoss)
+    switch_teacher: float = 0.5  # a switch-conditioned decoder: the share of samples told their true switches
     train_only: list[str] | None = None  # train only the weights whose names start so (e.g. [decoder.spread_heads])
     steps: int = 20000
     batch_size: int = 64
@@ -138,9 +140,12 @@ class Validator:
     def __call__(self, model: SoundMatcher, loss_fn: HypothesisLoss, device: torch.device, writer: Any, step: int) -> dict[str, float]:
         """Held-out terms and metrics (of the best-scored hypothesis), and spectral distances of renders.
 
+        A switch-conditioned model also reports its terms with the targets' switches told (``loss_switches_told/``).
+
         ``spectral_distance`` is what ``vital-gym match`` gets without refinement: the best-scored
         preset's render with one hypothesis, the closest of all K renders with several
-        (``spectral_distance_top_score``: the best-scored one's).
+        (``spectral_distance_top_score``: the best-scored one's); a switch-conditioned model's hypotheses
+        are each given their own switches first, as ``vital-gym match`` asks them.
         """
         model.eval()
         sums: dict[str, float] = {}
@@ -153,6 +158,10 @@ class Validator:
             top = z[torch.arange(len(z)), scores.argmax(1)].float()
             log_spread = None if log_spread is None else log_spread.float()
             terms = {f"loss/{k}": float(t) for k, t in loss_fn(z.float(), scores.float(), x, log_spread).items()}
+            if model.switch_conditioned:  # the same targets with their switches told
+                told = model.predictive(batch["logmel"].to(device), batch["midi_note"].to(device), model.decoder.switch_values(x))
+                told_terms = loss_fn(told[0].float(), told[1].float(), x, None if told[2] is None else told[2].float())
+                terms.update({f"loss_switches_told/{k}": float(t) for k, t in told_terms.items()})
             for k, v in {**terms, **loss_fn.loss.metrics(top, x)}.items():
                 sums[k] = sums.get(k, 0.0) + v
             count += 1
@@ -160,6 +169,8 @@ class Validator:
         logmel = torch.from_numpy(self.items["logmel"].astype(np.float32) / 255.0)[:, None].to(device)
         notes = torch.from_numpy(self.items["midi_note"].astype(np.float32)).to(device)
         z, scores = model.hypotheses(logmel, notes)
+        if model.switch_conditioned:  # each hypothesis given its own switches, as vital-gym match asks
+            z, _ = model.hypotheses(logmel, notes, model.decoder.switches_of(z))
         actions = SoundMatcher.actions(z.float()).cpu().numpy()  # (items, K, action_dim)
         order = scores.argsort(1, descending=True).cpu().numpy()
         best, top_score = [], []
@@ -187,19 +198,35 @@ def build_loss(config: TrainConfig, space: ParameterSpace) -> HypothesisLoss:
     weights = Sensitivity.load(config.sensitivity, space).loss_weights(
         space, config.sensitivity_floor, config.sensitivity_power, config.sensitivity_given_audible
     ) if config.sensitivity else None
-    parameters = ParameterLoss(space, LossWeights(**config.loss), weights, config.ignore_switched_off)
+    parameters = ParameterLoss(space, LossWeights(**config.loss), weights, config.ignore_switched_off, config.rotations)
     return HypothesisLoss(parameters, config.hypothesis_epsilon, config.score_weight, config.spread_weight)
+
+
+def told_switches(model: SoundMatcher, x: torch.Tensor, share: float, generator: torch.Generator | None = None) -> torch.Tensor:
+    """``(B, S)``: the true switches of the targets ``x`` ``(B, P)`` for a random ``share`` of them, 0 (not told)
+    for the rest. Told, the decoder learns the other parameters given the switches; not told, it still
+    learns to predict everything (the switches included) from the sound alone."""
+    if not 0.0 <= share <= 1.0:
+        raise ValueError(f"switch_teacher={share}: must be in [0, 1]")
+    told = torch.rand(x.shape[0], 1, generator=generator, device=x.device) < share
+    return model.decoder.switch_values(x) * told
 
 
 def train_step(
     predictive: Any, loss: HypothesisLoss, optimizer: torch.optim.Optimizer, params: list[torch.Tensor], batch: dict[str, torch.Tensor],
-    device: torch.device, autocast: Any, grad_clip: float,
+    device: torch.device, autocast: Any, grad_clip: float, switch_teacher: tuple[SoundMatcher, float] | None = None,
 ) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor, torch.Tensor]:
     """One optimiser step on ``batch`` (``logmel`` (B, 1, n_mels, frames), ``midi_note`` (B,), ``params``
-    (B, P)); the loss terms, the hypotheses ``z`` (B, K, action_dim), their scores (B, K) and the targets."""
-    with autocast:
-        z, scores, log_spread = predictive(batch["logmel"].to(device, non_blocking=True), batch["midi_note"].to(device, non_blocking=True))
+    (B, P)); the loss terms, the hypotheses ``z`` (B, K, action_dim), their scores (B, K) and the targets.
+
+    ``switch_teacher`` ``(model, share)``: a switch-conditioned model is told the true switches of that share
+    of the batch (:func:`told_switches`); their on/off outputs are then decided and cost nothing."""
     x = batch["params"].to(device, non_blocking=True)
+    switches = told_switches(switch_teacher[0], x, switch_teacher[1]) if switch_teacher else None
+    with autocast:
+        z, scores, log_spread = predictive(
+            batch["logmel"].to(device, non_blocking=True), batch["midi_note"].to(device, non_blocking=True), switches
+        )
     terms = loss(z.float(), scores.float(), x, None if log_spread is None else log_spread.float())
     optimizer.zero_grad(set_to_none=True)
     terms["total"].backward()
@@ -254,6 +281,7 @@ def train(config: TrainConfig, resume: bool = False, log=print) -> Path:
         epoch_start = meta.get("epoch_start_step")
         log(f"resumed from {out / 'last'} at step {step}")
     predictive = torch.compile(model.predictive) if device.type == "cuda" else model.predictive
+    switch_teacher = (model, config.switch_teacher) if model.switch_conditioned else None
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
 
     from torch.utils.tensorboard import SummaryWriter
@@ -299,7 +327,9 @@ def train(config: TrainConfig, resume: bool = False, log=print) -> Path:
             batches += 1
             if config.gumbel:
                 loss_fn.set_gumbel_temperature(gumbel_temperature(step, config.steps, config.gumbel["start"], config.gumbel["end"]))
-            terms, z, scores, x = train_step(predictive, hypothesis_loss, optimizer, params, batch, device, autocast, config.grad_clip)
+            terms, z, scores, x = train_step(
+                predictive, hypothesis_loss, optimizer, params, batch, device, autocast, config.grad_clip, switch_teacher
+            )
             scheduler.step()
             step += 1
             if step % config.log_every == 0:

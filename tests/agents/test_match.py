@@ -184,3 +184,40 @@ def test_a_model_with_spread_draws_continuous_values_about_its_hypotheses(tmp_pa
     moved = np.abs(xs[2:, continuous] - np.tile(xs[:2, continuous], (3, 1)))
     assert moved.max() > 0.05  # draws sit about their hypothesis, not on it
     assert len(matcher.match(hum(), midi_note=57, draws=3).candidate_distances) == 8
+
+
+def test_a_switch_conditioned_model_fits_each_candidates_settings_to_its_switches(tmp_path, tiny_checkpoint, tiny_space):
+    """Each candidate is the decoder's answer given that candidate's switches: the hypothesis' own, then drawn ones."""
+    import json
+
+    from agents.supervised.checkpoint import CONFIG_FILE, init_weights
+
+    torch.manual_seed(0)
+    config = ModelConfig.from_dict({**TINY_MODEL, "decoder": {**TINY_MODEL["decoder"], "hypotheses": 3, "switch_conditioning": True}})
+    model = SoundMatcher(tiny_space, config)
+    init_weights(model, tiny_checkpoint)
+    with torch.no_grad():
+        model.decoder.switch_proj.weight.normal_(std=3.0)  # a map that matters
+    meta = json.loads((tiny_checkpoint / CONFIG_FILE).read_text())
+    matcher = Matcher(save_checkpoint(tmp_path / "switches", model, meta["space"], extra={k: meta[k] for k in ("render", "observation")}))
+    xs = matcher.candidates(hum(), 57, draws=4, seed=3)
+    assert xs.shape == (15, len(tiny_space.parameters))
+    assert np.array_equal(xs, matcher.candidates(hum(), 57, draws=4, seed=3))  # seeded
+    assert np.array_equal(xs[:3], matcher.candidates(hum(), 57))  # the hypotheses first, as without draws
+    # Round 0: each hypothesis asked again given its own switches.
+    logmel = torch.from_numpy(np.round(matcher.mel(hum()) * 255.0) / 255.0).float()[None, None]
+    note = torch.tensor([57.0])
+    with torch.no_grad():
+        z, scores = matcher.model.hypotheses(logmel, note)
+        order = scores[0].argsort(descending=True)
+        own = model.decoder.switches_of(z)
+        given, _ = matcher.model.hypotheses(logmel, note, own)
+    expected = np.stack([matcher.codec.canonical(tiny_space.action_to_vector(a)) for a in SoundMatcher.actions(given[0, order]).numpy()])
+    np.testing.assert_allclose(xs[:3], expected, atol=1e-6)
+    plain = np.stack([matcher.codec.canonical(tiny_space.action_to_vector(a)) for a in SoundMatcher.actions(z[0, order]).numpy()])
+    switches = [tiny_space.index["osc_1_on"], tiny_space.index["filter_1_on"]]
+    np.testing.assert_array_equal(xs[:3, switches], plain[:, switches])  # the same switches ...
+    assert not np.allclose(xs[:3], plain)  # ... with other settings given them
+    # Drawn rounds: the same settings for the same switches, up to the draws of the other choices.
+    assert len({tuple(row) for row in xs[3:, switches]}) > 1
+    assert len(matcher.match(hum(), midi_note=57, draws=4, seed=3).candidate_distances) == 15

@@ -254,6 +254,10 @@ def test_shipped_training_configs_parse(path, core_space):
 
     config = TrainConfig.from_yaml(path)
     ModelConfig.from_dict(config.model)
+    if config.rotations:  # the rotated groups exist in the core space and have the same controls
+        from agents.supervised.losses import rotation_indices
+
+        assert rotation_indices(core_space, config.rotations).shape[0] == max(len(g) for g in config.rotations)
     if config.sensitivity:  # a named weights file exists and fits the core space
         repo = path.parents[2]
         assert Sensitivity.load(repo / config.sensitivity, core_space).loss_weights(core_space).shape == (len(core_space.parameters),)
@@ -479,3 +483,116 @@ def test_a_spread_fine_tune_trains_only_the_spread_heads(tmp_path, tiny_space, t
     assert any(not torch.equal(v, torch.zeros_like(v)) for k, v in new.items() if k.startswith("decoder.spread_heads") and k.endswith("weight"))
     with pytest.raises(ValueError, match="matches no weight"):
         train(TrainConfig(**{**config.__dict__, "train_only": ["nothing."], "out": str(tmp_path / "other")}), log=lambda *_: None)
+
+
+def with_switches(model: dict, k: int) -> ModelConfig:
+    return ModelConfig.from_dict({**model, "decoder": {**model["decoder"], "hypotheses": k, "switch_conditioning": True}})
+
+
+def test_switch_conditioning_starts_as_the_plain_network_and_decides_the_told_switches(tmp_path, tiny_space, tiny_codec, rng):
+    from agents.supervised.model import SURE_LOGIT
+
+    torch.manual_seed(0)
+    plain = SoundMatcher(tiny_space, with_hypotheses(TINY_MODEL, 2)).eval()
+    folder = save_checkpoint(tmp_path / "plain", plain, TINY_SPACE)
+    conditioned = SoundMatcher(tiny_space, with_switches(TINY_MODEL, 2)).eval()
+    init_weights(conditioned, folder)  # the switch map is the one weight the checkpoint lacks; it starts at zero
+    assert conditioned.switch_conditioned and not plain.switch_conditioned
+    logmel, note = torch.rand(2, 1, 32, 32), torch.tensor([57.0, 64.0])
+    x = torch.from_numpy(np.stack([tiny_codec.canonical(tiny_space.sample(rng)) for _ in range(2)])).float()
+    dims = conditioned.decoder.switch_dims
+    assert [tiny_space.layout[i].name for i in conditioned.decoder.switch_params] == ["osc_1_on", "filter_1_on"]
+    told = conditioned.decoder.switch_values(x)  # (2, S) of +-1
+    assert torch.equal(told, torch.where(x[:, [0, 4]] > 0.5, 1.0, -1.0))
+    z_plain, _ = plain.hypotheses(logmel, note)
+    z, _ = conditioned.hypotheses(logmel, note, told)
+    others = torch.ones(z.shape[-1], dtype=torch.bool)
+    others[dims] = False
+    assert torch.allclose(z[..., others], z_plain[..., others], atol=1e-6)  # a zero map changes nothing else ...
+    assert torch.equal(z[..., dims], (told * SURE_LOGIT)[:, None].expand(-1, 2, -1))  # ... and the told switches are decided
+    assert torch.allclose(conditioned.hypotheses(logmel, note)[0], z_plain, atol=1e-6)  # told nothing: the plain network
+    half = told.clone()
+    half[:, 1] = 0  # filter_1_on not told: predicted
+    assert torch.allclose(conditioned.hypotheses(logmel, note, half)[0][..., dims[1]], z_plain[..., dims[1]], atol=1e-6)
+    with torch.no_grad():
+        conditioned.decoder.switch_proj.weight.normal_()
+    on, off = torch.ones(2, 2), -torch.ones(2, 2)
+    assert not torch.allclose(conditioned.hypotheses(logmel, note, on)[0][..., others], conditioned.hypotheses(logmel, note, off)[0][..., others])
+    per_hypothesis = torch.stack([on, off], 1)  # (B, K, S): hypothesis 0 told "on", hypothesis 1 "off"
+    z_each = conditioned.hypotheses(logmel, note, per_hypothesis)[0]
+    assert torch.allclose(z_each[:, 0], conditioned.hypotheses(logmel, note, on)[0][:, 0], atol=1e-5)
+    assert torch.allclose(z_each[:, 1], conditioned.hypotheses(logmel, note, off)[0][:, 1], atol=1e-5)
+    assert torch.equal(conditioned.decoder.switches_of(z_each), per_hypothesis)
+    with pytest.raises(ValueError, match="expected"):
+        conditioned.hypotheses(logmel, note, torch.ones(2, 3))
+    with pytest.raises(ValueError, match="not conditioned on on/off switches"):
+        plain.hypotheses(logmel, note, told)
+
+
+def test_told_switches_tell_a_share_of_the_batch_their_true_switches(tiny_space, tiny_codec, rng):
+    from agents.supervised.train import told_switches
+
+    model = SoundMatcher(tiny_space, with_switches(TINY_MODEL, 2))
+    x = torch.from_numpy(np.stack([tiny_codec.canonical(tiny_space.sample(rng)) for _ in range(64)])).float()
+    truth = model.decoder.switch_values(x)
+    assert torch.equal(told_switches(model, x, 1.0), truth)
+    assert not told_switches(model, x, 0.0).any()
+    half = told_switches(model, x, 0.5, torch.Generator().manual_seed(0))
+    told = half.any(1)
+    assert 10 < int(told.sum()) < 54  # about half the samples ...
+    assert torch.equal(half[told], truth[told])  # ... told all their switches, the rest none
+    with pytest.raises(ValueError, match="switch_teacher=1.5"):
+        told_switches(model, x, 1.5)
+
+
+def test_training_a_switch_conditioned_model_reports_its_loss_with_switches_told(tmp_path, tiny_dataset):
+    config = tiny_train_config(tiny_dataset, tmp_path / "run", model=with_switches(TINY_MODEL, 2).to_dict(), steps=2)
+    train(config, log=lambda *_: None)
+    metrics = read_config(tmp_path / "run" / "last")["metrics"]
+    assert metrics["loss_switches_told/toggle"] < 1e-3 < metrics["loss/toggle"]  # told switches cost nothing
+    model, _, _ = load_model(tmp_path / "run" / "last")
+    assert model.switch_conditioned and float(model.decoder.switch_proj.weight.detach().abs().sum()) > 0  # it trained the map
+
+
+OSCILLATORS = [["osc_1", "osc_2", "osc_3"]]
+
+
+def test_rotation_indices_read_each_slot_from_the_next_modules_controls(core_space):
+    from agents.supervised.losses import rotation_indices
+
+    rows = rotation_indices(core_space, OSCILLATORS).numpy()
+    index = core_space.index
+    assert rows.shape == (3, len(core_space.parameters))
+    assert np.array_equal(rows[0], np.arange(len(core_space.parameters)))  # row 0: as stored
+    assert rows[1][index["osc_1_level"]] == index["osc_2_level"] and rows[1][index["osc_3_on"]] == index["osc_1_on"]
+    assert rows[2][index["osc_1_wave_frame"]] == index["osc_3_wave_frame"]
+    assert rows[1][index["filter_1_cutoff"]] == index["filter_1_cutoff"]  # other groups stay
+    assert rotation_indices(core_space, []).shape == (1, len(core_space.parameters))
+    with pytest.raises(ValueError, match="same controls"):
+        rotation_indices(core_space, [["osc_1", "filter_1"]])
+    with pytest.raises(ValueError, match="osc_4"):
+        rotation_indices(core_space, [["osc_1", "osc_4"]])
+
+
+def test_rotations_score_a_prediction_against_the_rotation_of_the_target_it_fits(core_space, core_codec, rng):
+    from agents.supervised.losses import rotation_indices
+
+    x = torch.from_numpy(np.stack([core_codec.canonical(core_space.sample(rng, prior=False)) for _ in range(4)])).float()
+    turned = x[:, rotation_indices(core_space, OSCILLATORS)[1]]  # every sample's oscillators one slot on
+    z = torch.stack([ideal_logits(core_space, v.numpy()) for v in turned])  # predicts the rotated preset exactly
+    plain, rotated = ParameterLoss(core_space), ParameterLoss(core_space, rotations=OSCILLATORS)
+    assert torch.equal(rotated.align(z, x), turned)
+    exact = plain.per_sample(z, turned)["total"]
+    np.testing.assert_allclose(rotated.per_sample(z, x)["total"].numpy(), exact.numpy(), rtol=1e-6)  # as good as exact
+    assert (plain.per_sample(z, x)["total"] > exact + 0.1).all()  # slot by slot it is wrong
+    assert torch.equal(plain.align(z, x), x)  # no rotations: the targets as stored
+    z_own = torch.stack([ideal_logits(core_space, v.numpy()) for v in x])
+    assert torch.equal(rotated.align(z_own, x), x)  # the identity wins where it fits
+    # Hypotheses: each aligned on its own, and the spread scored against its aligned targets.
+    both = torch.stack([z_own, z], 1)  # (B, 2, A): hypothesis 0 as stored, 1 rotated
+    hyp = HypothesisLoss(rotated)
+    per, _ = hyp.winners(both, x)
+    np.testing.assert_allclose(per["total"][:, 1].numpy(), exact.numpy(), rtol=1e-6)
+    spread = torch.full_like(both, -2.0)
+    assert torch.allclose(hyp.spread_nll(both, spread, x)[:, 0], hyp.spread_nll(both, spread, torch.stack([x, turned], 1))[:, 0])
+    assert np.isfinite(float(hyp(both, torch.zeros(4, 2), x, spread)["total"]))
