@@ -205,7 +205,8 @@ def build_loss(config: TrainConfig, space: ParameterSpace) -> HypothesisLoss:
 def told_switches(model: SoundMatcher, x: torch.Tensor, share: float, generator: torch.Generator | None = None) -> torch.Tensor:
     """``(B, S)``: the true switches of the targets ``x`` ``(B, P)`` for a random ``share`` of them, 0 (not told)
     for the rest. Told, the decoder learns the other parameters given the switches; not told, it still
-    learns to predict everything (the switches included) from the sound alone."""
+    learns to predict everything (the switches included) from the sound alone. A told sample's on/off term
+    is ~0 (its switches come out decided), so ``train/loss/toggle`` is the untold samples' times ``1 - share``."""
     if not 0.0 <= share <= 1.0:
         raise ValueError(f"switch_teacher={share}: must be in [0, 1]")
     told = torch.rand(x.shape[0], 1, generator=generator, device=x.device) < share
