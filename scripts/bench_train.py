@@ -55,7 +55,6 @@ def main(argv: list[str] | None = None) -> None:
     optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
     predictive = torch.compile(model.predictive) if device.type == "cuda" else model.predictive
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
-    teacher = (model, config.switch_teacher) if model.switch_conditioned else None
 
     rng = np.random.default_rng(0)
     enc = model.config.encoder
@@ -67,11 +66,11 @@ def main(argv: list[str] | None = None) -> None:
     }
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     for _ in range(args.warmup):
-        train_step(predictive, loss, optimizer, params, batch, device, autocast, config.grad_clip, teacher)
+        train_step(model, predictive, loss, optimizer, params, batch, device, autocast, config.grad_clip, config.switch_teacher)
     sync()
     start = time.perf_counter()
     for _ in range(args.steps):
-        train_step(predictive, loss, optimizer, params, batch, device, autocast, config.grad_clip, teacher)
+        train_step(model, predictive, loss, optimizer, params, batch, device, autocast, config.grad_clip, config.switch_teacher)
     sync()
     seconds = time.perf_counter() - start
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"

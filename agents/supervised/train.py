@@ -153,13 +153,14 @@ class Validator:
         for b, batch in enumerate(self.loader):
             if b >= self.batches:
                 break
-            z, scores, log_spread = model.predictive(batch["logmel"].to(device), batch["midi_note"].to(device))
+            tokens, notes = model.encoder(batch["logmel"].to(device)), batch["midi_note"].to(device)  # encoded once
+            z, scores, log_spread = model.decoder.predictive(tokens, notes)
             x = batch["params"].to(device)
             top = z[torch.arange(len(z)), scores.argmax(1)].float()
             log_spread = None if log_spread is None else log_spread.float()
             terms = {f"loss/{k}": float(t) for k, t in loss_fn(z.float(), scores.float(), x, log_spread).items()}
             if model.switch_conditioned:  # the same targets with their switches told
-                told = model.predictive(batch["logmel"].to(device), batch["midi_note"].to(device), model.decoder.switch_values(x))
+                told = model.decoder.predictive(tokens, notes, model.decoder.switch_values(x))
                 told_terms = loss_fn(told[0].float(), told[1].float(), x, None if told[2] is None else told[2].float())
                 terms.update({f"loss_switches_told/{k}": float(t) for k, t in told_terms.items()})
             for k, v in {**terms, **loss_fn.loss.metrics(top, x)}.items():
@@ -168,9 +169,10 @@ class Validator:
         out = {k: v / max(count, 1) for k, v in sums.items()}
         logmel = torch.from_numpy(self.items["logmel"].astype(np.float32) / 255.0)[:, None].to(device)
         notes = torch.from_numpy(self.items["midi_note"].astype(np.float32)).to(device)
-        z, scores = model.hypotheses(logmel, notes)
+        tokens = model.encoder(logmel)
+        z, scores = model.decoder.hypotheses(tokens, notes)
         if model.switch_conditioned:  # each hypothesis given its own switches, as vital-gym match asks
-            z, _ = model.hypotheses(logmel, notes, model.decoder.switches_of(z))
+            z, _ = model.decoder.hypotheses(tokens, notes, model.decoder.switches_of(z))
         actions = SoundMatcher.actions(z.float()).cpu().numpy()  # (items, K, action_dim)
         order = scores.argsort(1, descending=True).cpu().numpy()
         best, top_score = [], []
@@ -214,16 +216,17 @@ def told_switches(model: SoundMatcher, x: torch.Tensor, share: float, generator:
 
 
 def train_step(
-    predictive: Any, loss: HypothesisLoss, optimizer: torch.optim.Optimizer, params: list[torch.Tensor], batch: dict[str, torch.Tensor],
-    device: torch.device, autocast: Any, grad_clip: float, switch_teacher: tuple[SoundMatcher, float] | None = None,
+    model: SoundMatcher, predictive: Any, loss: HypothesisLoss, optimizer: torch.optim.Optimizer, params: list[torch.Tensor],
+    batch: dict[str, torch.Tensor], device: torch.device, autocast: Any, grad_clip: float, switch_teacher: float = 0.0,
 ) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor, torch.Tensor]:
-    """One optimiser step on ``batch`` (``logmel`` (B, 1, n_mels, frames), ``midi_note`` (B,), ``params``
-    (B, P)); the loss terms, the hypotheses ``z`` (B, K, action_dim), their scores (B, K) and the targets.
+    """One optimiser step of ``model`` (``predictive``: its ``predictive``, compiled or not) on ``batch``
+    (``logmel`` (B, 1, n_mels, frames), ``midi_note`` (B,), ``params`` (B, P)); the loss terms, the hypotheses
+    ``z`` (B, K, action_dim), their scores (B, K) and the targets.
 
-    ``switch_teacher`` ``(model, share)``: a switch-conditioned model is told the true switches of that share
-    of the batch (:func:`told_switches`); their on/off outputs are then decided and cost nothing."""
+    ``switch_teacher``: a switch-conditioned model is told the true switches of that share of the batch
+    (:func:`told_switches`); their on/off outputs are then decided and cost nothing."""
     x = batch["params"].to(device, non_blocking=True)
-    switches = told_switches(switch_teacher[0], x, switch_teacher[1]) if switch_teacher else None
+    switches = told_switches(model, x, switch_teacher) if model.switch_conditioned else None
     with autocast:
         z, scores, log_spread = predictive(
             batch["logmel"].to(device, non_blocking=True), batch["midi_note"].to(device, non_blocking=True), switches
@@ -282,7 +285,6 @@ def train(config: TrainConfig, resume: bool = False, log=print) -> Path:
         epoch_start = meta.get("epoch_start_step")
         log(f"resumed from {out / 'last'} at step {step}")
     predictive = torch.compile(model.predictive) if device.type == "cuda" else model.predictive
-    switch_teacher = (model, config.switch_teacher) if model.switch_conditioned else None
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
 
     from torch.utils.tensorboard import SummaryWriter
@@ -329,7 +331,7 @@ def train(config: TrainConfig, resume: bool = False, log=print) -> Path:
             if config.gumbel:
                 loss_fn.set_gumbel_temperature(gumbel_temperature(step, config.steps, config.gumbel["start"], config.gumbel["end"]))
             terms, z, scores, x = train_step(
-                predictive, hypothesis_loss, optimizer, params, batch, device, autocast, config.grad_clip, switch_teacher
+                model, predictive, hypothesis_loss, optimizer, params, batch, device, autocast, config.grad_clip, config.switch_teacher
             )
             scheduler.step()
             step += 1
