@@ -10,6 +10,7 @@ those with each module (oscillator, sampler, filter) on and off.
     python scripts/eval_draws.py --checkpoint runs/core_cpu_stage3 --n 40 --draws 0 2
     python scripts/eval_draws.py --n 100 --draws 2 --out /tmp/shipped.csv   # per target, to compare models:
     python scripts/compare_methods.py a=/tmp/shipped.csv b=/tmp/other.csv --reference a:draws-2
+    python scripts/eval_draws.py --n 100 --draws 0 --neighbour-samples 9000   # the neighbour on less data
 
 ``--out`` writes every target's distance as the benchmark's ``items.csv`` (``write_csv``; set ``dev``,
 methods ``nearest`` and ``draws-N``), so ``scripts/compare_methods.py`` pairs two checkpoints' runs by target.
@@ -41,6 +42,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--checkpoint", default=None, help="model folder (default: the shipped model)")
     ap.add_argument("--dataset-config", default="configs/dataset/core.yaml")
     ap.add_argument("--dataset", default="data/core", help="the training set nearest neighbour searches")
+    ap.add_argument("--neighbour-samples", type=int, help="nearest neighbour searches only the first N samples of it")
     ap.add_argument("--n", type=int, default=40, help="development targets")
     ap.add_argument("--draws", type=int, nargs="+", default=[0, 2])
     ap.add_argument("--seed", type=int, default=DEV_SEED)
@@ -54,13 +56,13 @@ def main(argv: list[str] | None = None) -> None:
 
     matcher = Matcher(args.checkpoint, screen=not args.no_screen, draw_temperature=args.temperature)
     items = synthetic_set(matcher.space, config, args.n, seed=args.seed)
-    nearest = NearestNeighbour(args.dataset, matcher.codec, matcher.render_config)
+    nearest = NearestNeighbour(args.dataset, matcher.codec, matcher.render_config, max_samples=args.neighbour_samples)
     distance = MultiResolutionSTFTDistance()
     reference = np.array([
         distance.distance(matcher.renderer.render(matcher.codec.to_preset(nearest.params[nearest.nearest(it.audio)]), it.midi_note, it.velocity).audio, it.audio)
         for it in items
     ])
-    print(f"{len(items)} targets from seed {args.seed}; nearest neighbour in {args.dataset}: {reference.mean():.3f}")
+    print(f"{len(items)} targets from seed {args.seed}; nearest neighbour in {nearest.description}: {reference.mean():.3f}")
     k = matcher.model.num_hypotheses
     # Where the gap to the neighbour is: the targets of each source, and those with each module on and off.
     sources = np.array([it.source for it in items])

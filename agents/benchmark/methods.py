@@ -180,13 +180,17 @@ class NearestNeighbour:
     128 x 173 pool to 64 x 44, 1.1 GB as float32 (kept in float32 so a query is one matrix product, not a
     conversion of the whole index). A dataset generated with the test seed is refused.
 
+    ``max_samples`` searches only the training set's first samples (whole shards in index order, the last
+    one cut): how the baseline scales with data, e.g. against a model trained on as many.
+
     With ``refine_budget`` > 0 (method ``nearest+refine``) the neighbour is refined by CMA-ES as the model's
     prediction is (``Matcher.refine``: screening renders on two threads, the best checked exactly): how
     good a start the model is, against the same search from the neighbour.
     """
 
     def __init__(
-        self, dataset: str | Path, codec: PresetCodec, render: RenderConfig, pool: tuple[int, int] = (2, 4), refine_budget: int = 0, seed: int = 0
+        self, dataset: str | Path, codec: PresetCodec, render: RenderConfig, pool: tuple[int, int] = (2, 4), refine_budget: int = 0, seed: int = 0,
+        max_samples: int | None = None,
     ):
         self.name = "nearest+refine" if refine_budget else "nearest"
         self.refine_budget, self.seed = refine_budget, seed
@@ -194,15 +198,21 @@ class NearestNeighbour:
         self.manifest = open_training_set(self.folder, codec)
         self.codec, self.pool = codec, pool
         self.mel = LogMelSpectrogram(MelConfig.from_dict(self.manifest.config.get("observation")), render.sample_rate)
-        feats, params = [], []
+        if max_samples is not None and max_samples < 1:
+            raise ValueError(f"max_samples={max_samples}: give at least 1")
+        feats, params, count = [], [], 0
         for name in sorted(self.manifest.shards):
+            if max_samples is not None and count >= max_samples:
+                break
             shard = read_shard(self.folder / name, ("logmel", "params"))
             feats.append(self._pool(torch.from_numpy(shard["logmel"]).float() / 255.0))
             params.append(shard["params"])
-        self.features = torch.cat(feats)  # (N, D) float32
+            count += len(shard["params"])
+        self.features = torch.cat(feats)[:max_samples]  # (N, D) float32
         self.norms = (self.features**2).sum(1)
-        self.params = np.concatenate(params)
-        self.description = f"{len(self.params)} samples of {self.folder}"
+        self.params = np.concatenate(params)[:max_samples]
+        first = "" if max_samples is None else "the first "
+        self.description = f"{first}{len(self.params)} samples of {self.folder}"
         if refine_budget:
             from agents.match import candidate_renderers
             from vital_gym.render import Renderer

@@ -150,6 +150,18 @@ def test_nearest_neighbour_finds_a_training_sample_from_its_render(tmp_path, tin
         assert nn.nearest(audio) == k
 
 
+def test_nearest_neighbour_on_fewer_samples_searches_only_the_first(tmp_path, tiny_codec):
+    config = tiny_config()  # shards of 3
+    generate(config, tmp_path / "ds", 9, workers=1, progress=False)
+    render = RenderConfig.from_dict(config.render)
+    full = NearestNeighbour(tmp_path / "ds", tiny_codec, render)
+    first = NearestNeighbour(tmp_path / "ds", tiny_codec, render, max_samples=4)  # a shard and one sample
+    assert len(first.params) == len(first.features) == 4 and first.description.startswith("the first 4 samples")
+    np.testing.assert_array_equal(first.params, full.params[:4])
+    with pytest.raises(ValueError, match="max_samples=0"):
+        NearestNeighbour(tmp_path / "ds", tiny_codec, render, max_samples=0)
+
+
 @pytest.mark.parametrize("method", ["nearest", "mean"])
 def test_dataset_baselines_refuse_a_dataset_made_with_the_test_seed(tmp_path, tiny_codec, method):
     config = tiny_config(seed=TEST_SEED)
