@@ -66,6 +66,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--rotate", nargs="+", default=["osc_1", "osc_2", "osc_3"], help="modules that may rotate")
     ap.add_argument("--batch-size", type=int, default=64)
     args = ap.parse_args(argv)
+    if args.n < 1 or args.batch_size < 1:
+        raise SystemExit(f"--n {args.n} and --batch-size {args.batch_size}: give at least 1")
 
     model, space, _ = load_model(args.checkpoint)
     model.eval()

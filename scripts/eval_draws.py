@@ -51,6 +51,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--out", type=Path, help="write each target's distances here (CSV, the benchmark's items.csv layout)")
     args = ap.parse_args(argv)
     config = DatasetConfig.from_yaml(Path(args.dataset_config))
+    if args.neighbour_samples is not None and args.neighbour_samples < 1:
+        raise SystemExit(f"--neighbour-samples {args.neighbour_samples}: give at least 1")
     if args.seed in (TEST_SEED, config.seed):
         raise SystemExit(f"--seed {args.seed} is the benchmark's or the training data's seed; choose another")
 

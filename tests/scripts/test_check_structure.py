@@ -66,10 +66,11 @@ def test_a_switch_conditioned_model_is_also_read_told_its_switches(core_data, tm
     "args, message",
     [
         (["--shard", "shard-00009.npz"], "no finished shard 'shard-00009.npz'"),
+        (["--n", "0"], "--n 0 and --batch-size 64: give at least 1"),
         (["--rotate", "osc_1", "filter_1"], None),  # rotations not read, the rest is
     ],
 )
-def test_bad_shard_is_refused_and_bad_rotation_groups_are_skipped(core_data, tmp_path, capsys, args, message):
+def test_bad_arguments_are_refused_and_bad_rotation_groups_are_skipped(core_data, tmp_path, capsys, args, message):
     checkpoint = core_checkpoint(tmp_path)
     if message:
         with pytest.raises(SystemExit, match=message):
