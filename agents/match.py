@@ -158,13 +158,13 @@ class Matcher:
         given, _, given_spread = decoder.predictive(
             tokens.expand(rounds, -1, -1), note.expand(rounds), switches.to(tokens.device)
         )  # (rounds, K, action_dim)
-        given = given[:, order].cpu()
+        given, dims = given[:, order].cpu(), decoder.switch_dims.cpu()
         out = [given[0]]
         for r in range(1, rounds):
             spread_r = None if given_spread is None else given_spread[r, order].cpu()
             one = draw_presets(given[r], self.space, 1, generator, spread_r, self.draw_temperature)[0]
             # the pattern exactly as told (a drawn decided switch flips with probability 5e-5)
-            out.append(one.index_copy(1, decoder.switch_dims.cpu(), given[r][:, decoder.switch_dims.cpu()]))
+            out.append(one.index_copy(1, dims, given[r][:, dims]))
         return torch.cat(out)
 
     def predict(self, target: np.ndarray, midi_note: int) -> np.ndarray:

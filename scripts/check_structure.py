@@ -49,11 +49,9 @@ def hypotheses(model: SoundMatcher, logmel: torch.Tensor, notes: torch.Tensor, s
     return torch.cat(zs), torch.cat(scores)
 
 
-def best_of(loss: ParameterLoss, z: torch.Tensor, x: torch.Tensor, term: str) -> np.ndarray:
-    """``(N,)``: the lowest ``term`` of loss over each sample's K hypotheses."""
-    n, k, a = z.shape
-    per = loss.per_sample(z.reshape(n * k, a), x.repeat_interleave(k, 0))[term]
-    return per.reshape(n, k).min(1).values.numpy()
+def best_of(per_hypothesis: torch.Tensor, k: int) -> np.ndarray:
+    """``(N * K,)`` values, hypothesis by hypothesis of each sample -> ``(N,)``: each sample's lowest."""
+    return per_hypothesis.reshape(-1, k).min(1).values.numpy()
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -92,21 +90,23 @@ def main(argv: list[str] | None = None) -> None:
     top = z[torch.arange(n), scores.argmax(1)]
     switch_right = (decoder.switches_of(top) == decoder.switch_values(x)).numpy()
 
+    k, a = z.shape[1:]
+    flat, xk = z.reshape(n * k, a), x.repeat_interleave(k, 0)  # every hypothesis beside its sample's target
     plain = ParameterLoss(space, ignore_switched_off=True)
-    readings = {"best of K": best_of(plain, z, x, "total")}
+    plain_terms = plain.per_sample(flat, xk)
+    readings = {"best of K": best_of(plain_terms["total"], k)}
     try:
         rotated = ParameterLoss(space, ignore_switched_off=True, rotations=[args.rotate])
     except ValueError as e:
         print(f"rotations: not read ({e})")
     else:
-        readings["rotated"] = best_of(rotated, z, x, "total")
-        k, a = z.shape[1:]
-        flat, xk = z.reshape(n * k, a), x.repeat_interleave(k, 0)
-        readings["share rotated"] = (rotated.align(flat, xk) != xk).any(1).reshape(n, k).float().mean(1).numpy()
+        aligned = rotated.align(flat, xk)
+        readings["rotated"] = best_of(rotated.per_sample(flat, aligned, align=False)["total"], k)
+        readings["share rotated"] = (aligned != xk).any(1).reshape(n, k).float().mean(1).numpy()
     if model.switch_conditioned:
         told, _ = hypotheses(model, logmel, notes, decoder.switch_values(x), args.batch_size)
-        readings["continuous"] = best_of(plain, z, x, "continuous")
-        readings["told"] = best_of(plain, told, x, "continuous")
+        readings["continuous"] = best_of(plain_terms["continuous"], k)
+        readings["told"] = best_of(plain.per_sample(told.reshape(n * k, a), xk)["continuous"], k)
 
     print(f"{args.checkpoint}: {model.num_hypotheses} hypotheses; {n} samples of {args.dataset / shard}")
     print(f"{'source':10s} {'n':>4s}  " + " ".join(f"{s:>12s}" for s in readings) + "  switches right: " + " ".join(switch_names))

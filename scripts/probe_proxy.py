@@ -3,7 +3,7 @@
 A differentiable proxy of the synth (parameters -> log-mel) would let the matcher train or refine through a
 spectral loss instead of the parameter loss. This probe trains the simplest such proxy, an MLP from the
 parameter vector (normalised, as stored), the note and the velocity to the pooled log-mel that nearest
-neighbour compares (``NearestNeighbour``'s pooling), on a generated dataset's shards, and reports on its
+neighbour compares (``pool_logmel``), on a generated dataset's shards, and reports on its
 held-out shards, per source: the proxy's mean squared error, its R² (1 - MSE / the variance of that source's
 held-out log-mels about their mean) and, for scale, the error of the training sample nearest in parameter space
 and of the one nearest in sound (the log-mel nearest neighbour finds).
@@ -27,10 +27,11 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
+from agents.benchmark.methods import pool_logmel  # noqa: E402
 from agents.dataset.shards import Manifest, read_shard  # noqa: E402
 
 
-def load(folder: Path, shards: list[str], notes: list[int], pool: tuple[int, int]) -> dict[str, torch.Tensor]:
+def load(folder: Path, shards: list[str], notes: list[int]) -> dict[str, torch.Tensor]:
     """Inputs ``x`` (N, P + notes + 1), pooled log-mels ``y`` (N, D) in [0, 1], ``source`` (N,)."""
     xs, ys, sources = [], [], []
     for name in shards:
@@ -38,8 +39,7 @@ def load(folder: Path, shards: list[str], notes: list[int], pool: tuple[int, int
         note = torch.from_numpy(s["midi_note"].astype(np.int64))
         onehot = torch.stack([note == n for n in notes], 1).float()
         xs.append(torch.cat([torch.from_numpy(s["params"]).float(), onehot, torch.from_numpy(s["velocity"]).float()[:, None]], 1))
-        logmel = torch.from_numpy(s["logmel"]).float()[:, None] / 255.0
-        ys.append(nn.functional.avg_pool2d(logmel, pool, ceil_mode=True).flatten(1))
+        ys.append(pool_logmel(torch.from_numpy(s["logmel"]).float() / 255.0))
         sources.append(torch.from_numpy(s["source"].astype(np.int64)))
     return {"x": torch.cat(xs), "y": torch.cat(ys), "source": torch.cat(sources)}
 
@@ -85,8 +85,8 @@ def main(argv: list[str] | None = None) -> None:
     notes = [int(n) for n in manifest.config.get("midi_notes", [60])]
     names = list(manifest.config.get("sources", {}))
     start = time.perf_counter()
-    train = load(args.dataset, shards[: -args.val_shards], notes, (2, 4))
-    val = load(args.dataset, shards[-args.val_shards :], notes, (2, 4))
+    train = load(args.dataset, shards[: -args.val_shards], notes)
+    val = load(args.dataset, shards[-args.val_shards :], notes)
     if args.max_train:
         train = {k: v[: args.max_train] for k, v in train.items()}
     print(f"{len(train['x'])} training and {len(val['x'])} held-out samples of {args.dataset} "

@@ -173,6 +173,14 @@ class MeanPreset:
         return Prediction(self.codec.to_preset(self.x, name="mean"))
 
 
+NEIGHBOUR_POOL = (2, 4)  # mel bands, frames averaged into one feature of nearest neighbour's index
+
+
+def pool_logmel(logmel: torch.Tensor, pool: tuple[int, int] = NEIGHBOUR_POOL) -> torch.Tensor:
+    """``(N, mels, frames)`` log-mels in [0, 1] -> ``(N, D)`` features: averaged over ``pool`` blocks."""
+    return torch.nn.functional.avg_pool2d(logmel[:, None], pool, ceil_mode=True).flatten(1)
+
+
 class NearestNeighbour:
     """The training sample whose log-mel is nearest the target's (Euclidean, after pooling).
 
@@ -189,7 +197,7 @@ class NearestNeighbour:
     """
 
     def __init__(
-        self, dataset: str | Path, codec: PresetCodec, render: RenderConfig, pool: tuple[int, int] = (2, 4), refine_budget: int = 0, seed: int = 0,
+        self, dataset: str | Path, codec: PresetCodec, render: RenderConfig, pool: tuple[int, int] = NEIGHBOUR_POOL, refine_budget: int = 0, seed: int = 0,
         max_samples: int | None = None,
     ):
         self.name = "nearest+refine" if refine_budget else "nearest"
@@ -205,7 +213,7 @@ class NearestNeighbour:
             if max_samples is not None and count >= max_samples:
                 break
             shard = read_shard(self.folder / name, ("logmel", "params"))
-            feats.append(self._pool(torch.from_numpy(shard["logmel"]).float() / 255.0))
+            feats.append(pool_logmel(torch.from_numpy(shard["logmel"]).float() / 255.0, pool))
             params.append(shard["params"])
             count += len(shard["params"])
         self.features = torch.cat(feats)[:max_samples]  # (N, D) float32
@@ -220,17 +228,13 @@ class NearestNeighbour:
             self.exact, self.screening = Renderer(render), candidate_renderers(render)
             self.description += f", CMA-ES refinement with {refine_budget} renders"
 
-    def _pool(self, logmel: torch.Tensor) -> torch.Tensor:
-        """(N, mels, frames) in [0, 1] -> (N, D)."""
-        return torch.nn.functional.avg_pool2d(logmel[:, None], self.pool, ceil_mode=True).flatten(1)
-
     def prepare(self, items: Sequence[TestItem]) -> None:
         pass
 
     def nearest(self, audio: np.ndarray) -> int:
         """Index of the training sample nearest ``audio`` ``(channels, samples)``."""
         logmel = np.round(self.mel(audio) * 255.0) / 255.0  # quantised as the dataset stores it
-        q = self._pool(torch.from_numpy(logmel).float()[None])[0]
+        q = pool_logmel(torch.from_numpy(logmel).float()[None], self.pool)[0]
         d = self.norms - 2.0 * (self.features @ q)
         return int(torch.argmin(d))
 

@@ -100,9 +100,10 @@ def init_weights(model: SoundMatcher, folder: str | Path) -> None:
     The only weights ``model`` may have that the checkpoint lacks are a note-conditioned decoder's note
     map and a switch-conditioned decoder's switch map, which start at zero (an unconditioned model
     fine-tuned into a conditioned one starts from the same function), and a K-hypothesis decoder's
-    hypothesis embeddings and score head (a one-hypothesis model becomes K perturbed copies of itself). A checkpoint with fewer hypotheses than ``model`` keeps
-    its own as the first ones, and each further hypothesis is a copy of one of them plus ``model``'s own
-    random embedding (more hypotheses from a trained model); fewer than the checkpoint's are refused.
+    hypothesis embeddings and score head (a one-hypothesis model becomes K perturbed copies of itself).
+    A checkpoint with fewer hypotheses than ``model`` keeps its own as the first ones, and each further
+    hypothesis is a copy of one of them plus ``model``'s own random embedding (more hypotheses from a
+    trained model); fewer than the checkpoint's are refused.
     """
     meta = read_config(folder)
     if meta.get("space_fingerprint") != model.space_fingerprint:
