@@ -271,7 +271,8 @@ def _run_shard(shard: int, indices: range) -> tuple[int, str, dict[str, int]]:
     return shard, digest, rejected
 
 
-def _new_manifest(config: DatasetConfig, num_samples: int) -> Manifest:
+def new_manifest(config: DatasetConfig, num_samples: int) -> Manifest:
+    """The manifest of a dataset of ``num_samples`` made by ``config``, with no shard finished yet."""
     import vita
 
     space = ParameterSpace.from_spec(config.space)
@@ -321,7 +322,7 @@ def generate(
         raise ValueError(f"workers={workers} must be >= 1")
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
-    manifest = _new_manifest(config, num_samples)
+    manifest = new_manifest(config, num_samples)
     if (folder / MANIFEST).is_file():
         existing = Manifest.load(folder)
         for key in ("config", "space_fingerprint", "num_samples", "shard_size"):

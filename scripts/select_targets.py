@@ -1,0 +1,157 @@
+"""Targets labelled with the matcher's own closest candidate: one round of expert iteration.
+
+A network trained on true parameters learns, for a sound that many presets could make, the average of
+those presets (README, "Where the model loses to the neighbour"): the true preset is one arbitrary
+member of the set, so the labels of similar sounds disagree. Here each target is instead labelled with
+the preset that ``vital-gym match`` finds for it, the closest of its candidates (hypotheses and draws)
+by the real synth's render, optionally refined by CMA-ES: a label that sounds alike and is one the model
+can already propose, so the labels of similar sounds agree with each other. Training on them
+(``configs/train/supervised_cpu_selected.yaml``) distils the search into the network (expert iteration,
+Anthony et al. 2017; self-imitation, Oh et al. 2018), so its next search starts from better candidates.
+
+Targets are drawn as the training data is (``--dataset-config``), from ``--seed`` (not the data's, the
+benchmark's or the development set's seed), rendered exactly, and written as a dataset folder that
+``agents.supervised.train`` reads: shards of ``2 * n`` rows, each target twice with the same log-mel,
+once labelled with its true parameters (``label`` 0) and once with the selected candidate (``label``
+1). Extra arrays: ``label`` int8, ``distance`` float32 (the selected candidate's exact distance to the
+target; 0 for true rows) and ``true_params`` float32 ``(n, P)``. Resumable: finished shards are kept.
+A match renders on two threads but keeps a 2-core machine only about half busy, so ``--part I/N`` makes
+only the shards ``s`` with ``s % N == I`` (run N such processes side by side); a run without ``--part``
+then adopts every whole shard they wrote, makes any missing, and writes the manifest.
+
+    python scripts/select_targets.py --n 2000 --out data/selected
+    python scripts/select_targets.py --n 2000 --out data/selected --part 0/2 &   # side by side, then
+    python scripts/select_targets.py --n 2000 --out data/selected --part 1/2; wait
+    python scripts/select_targets.py --n 2000 --out data/selected                # the manifest
+    python scripts/select_targets.py --n 2000 --refine 16 --out data/selected_refined
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import time
+import warnings
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import numpy as np  # noqa: E402
+
+from agents.benchmark.testsets import DEV_SEED, TEST_SEED  # noqa: E402
+from agents.dataset.generate import REJECT_REASONS, DatasetConfig, SampleMaker, new_manifest  # noqa: E402
+from agents.dataset.shards import MANIFEST, Manifest, read_shard, sha256, shard_name, write_shard  # noqa: E402
+from agents.match import DEFAULT_DRAWS, Matcher  # noqa: E402
+
+
+def target(maker: SampleMaker, index: int) -> tuple[np.ndarray, np.ndarray, int, float, int, int]:
+    """Sample ``index``'s parameters, exact render ``(1, samples)``, note, velocity, source and draws used."""
+    for attempt in range(maker.config.max_attempts):
+        x, source, note, velocity, base = maker.draw(index, attempt)
+        result = maker.renderer.render(maker.codec_for(base).to_preset(x), midi_note=note, velocity=velocity)
+        if result.status.ok and not result.status.clipped:
+            return x, result.audio, note, velocity, source, attempt + 1
+    raise RuntimeError(f"target {index}: {maker.config.max_attempts} draws in a row were rejected")
+
+
+def select_shard(maker: SampleMaker, matcher: Matcher, indices: range, draws: int, refine: int) -> dict[str, np.ndarray]:
+    """Two rows per target of ``indices`` (true label, then selected label), as a shard's arrays."""
+    rows: dict[str, list] = {k: [] for k in ("index", "params", "true_params", "label", "distance", "midi_note", "velocity", "source", "logmel")}
+    for k in indices:
+        x, audio, note, velocity, source, _ = target(maker, k)
+        result = matcher.match(audio, note, velocity, refine_budget=refine, seed=k, draws=draws)
+        logmel = np.round(maker.mel(audio) * 255.0).astype(np.uint8)
+        for label, params, d in ((0, x, 0.0), (1, result.x, result.distance)):
+            for key, v in zip(rows, (k, params, x, label, d, note, velocity, source, logmel)):
+                rows[key].append(v)
+    arrays = {
+        "index": np.array(rows["index"], dtype=np.int64),
+        "params": np.stack(rows["params"]).astype(np.float32),
+        "true_params": np.stack(rows["true_params"]).astype(np.float32),
+        "label": np.array(rows["label"], dtype=np.int8),
+        "distance": np.array(rows["distance"], dtype=np.float32),
+        "midi_note": np.array(rows["midi_note"], dtype=np.int16),
+        "velocity": np.array(rows["velocity"], dtype=np.float32),
+        "source": np.array(rows["source"], dtype=np.int16),
+        "logmel": np.stack(rows["logmel"]),
+    }
+    arrays["discrete"] = np.stack([maker.discrete_indices(p) for p in arrays["params"]]).astype(np.int16)
+    arrays["rejected"] = np.zeros(len(REJECT_REASONS), dtype=np.int64)
+    return arrays
+
+
+def main(argv: list[str] | None = None) -> None:
+    warnings.filterwarnings("ignore", category=UserWarning)
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--checkpoint", default=None, help="the model whose candidates label the targets (default: the shipped model)")
+    ap.add_argument("--dataset-config", default="configs/dataset/core.yaml")
+    ap.add_argument("--n", type=int, required=True, help="targets (each written twice: true and selected label)")
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--draws", type=int, default=DEFAULT_DRAWS)
+    ap.add_argument("--refine", type=int, default=0, help="CMA-ES renders after the selection (0: none)")
+    ap.add_argument("--shard-size", type=int, default=100, help="targets per shard (a shard holds twice as many rows)")
+    ap.add_argument("--part", default=None, help="I/N: make only shards s with s %% N == I, leave the manifest to a run without --part")
+    ap.add_argument("--out", type=Path, required=True)
+    args = ap.parse_args(argv)
+    if args.n < 1 or args.shard_size < 1 or args.draws < 0 or args.refine < 0:
+        raise SystemExit("--n and --shard-size must be >= 1, --draws and --refine >= 0")
+    part, parts = 0, 1
+    if args.part is not None:
+        try:
+            part, parts = (int(v) for v in args.part.split("/"))
+        except ValueError:
+            raise SystemExit(f"--part {args.part}: give I/N, e.g. 0/2") from None
+        if not 0 <= part < parts:
+            raise SystemExit(f"--part {args.part}: need 0 <= I < N")
+    config = DatasetConfig.from_yaml(args.dataset_config)
+    if args.seed in (TEST_SEED, DEV_SEED, config.seed):
+        raise SystemExit(f"--seed {args.seed} is the benchmark's, the development set's or the training data's seed; choose another")
+    config = dataclasses.replace(config, seed=args.seed, shard_size=2 * args.shard_size, audio_sample_rate=None)
+
+    matcher = Matcher(args.checkpoint)
+    maker = SampleMaker(config)
+    if maker.space.fingerprint != matcher.space.fingerprint:
+        raise SystemExit(f"{args.dataset_config}: its space '{maker.space.name}' is not the model's '{matcher.space.name}'")
+    args.out.mkdir(parents=True, exist_ok=True)
+    manifest = new_manifest(config, 2 * args.n)
+    if (args.out / MANIFEST).is_file():
+        old = Manifest.load(args.out)
+        if (old.config, old.num_samples) != (manifest.config, manifest.num_samples):
+            raise SystemExit(f"{args.out} holds targets selected with other settings; choose another --out")
+        manifest = old
+    elif args.part is not None:
+        manifest.save(args.out)  # the settings, so that the parts and the final run agree on them
+    for shard in range(part, manifest.num_shards, parts):
+        name = shard_name(shard)
+        path = args.out / name
+        rows = manifest.shard_range(shard)
+        if path.is_file() and (manifest.shards.get(name) == sha256(path) or whole(path, rows)):
+            manifest.shards[name] = sha256(path)  # ours, or written by a --part run
+            continue
+        targets = range(rows.start // 2, rows.stop // 2)
+        start = time.perf_counter()
+        arrays = select_shard(maker, matcher, targets, args.draws, args.refine)
+        digest = write_shard(path, arrays)
+        if args.part is None:
+            manifest.shards[name] = digest
+            manifest.save(args.out)
+        selected = arrays["distance"][arrays["label"] == 1]
+        print(f"{name}: targets {targets.start}-{targets.stop - 1}, selected distance {selected.mean():.3f}, "
+              f"{(time.perf_counter() - start) / len(targets):.2f} s per target", flush=True)
+    if args.part is None:
+        manifest.save(args.out)
+        print(f"{args.out}: {manifest.num_samples} rows ({args.n} targets)")
+
+
+def whole(path: Path, rows: range) -> bool:
+    """Whether the shard at ``path`` holds exactly the rows ``rows`` (two per target), readable."""
+    try:
+        index = read_shard(path, ("index",))["index"]
+    except Exception:  # cut short: made again
+        return False
+    return np.array_equal(index, np.repeat(np.arange(rows.start // 2, rows.stop // 2), 2))
+
+
+if __name__ == "__main__":
+    main()

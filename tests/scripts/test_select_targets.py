@@ -1,0 +1,93 @@
+"""scripts/select_targets.py on the tiny space, labelled by the tiny trained checkpoint."""
+
+import numpy as np
+import pytest
+import yaml
+
+from agents.dataset import Manifest, ShardDataset
+from agents.dataset.shards import read_shard
+from agents.supervised.train import train
+from scripts.select_targets import main
+from tests.agents.conftest import tiny_checkpoint, tiny_dataset, tiny_train_config  # noqa: F401 - fixtures
+from tests.agents.test_dataset import tiny_config
+
+
+@pytest.fixture(scope="module")
+def dataset_config(tmp_path_factory):
+    path = tmp_path_factory.mktemp("select_config") / "tiny.yaml"
+    path.write_text(yaml.safe_dump(tiny_config().to_dict()))
+    return path
+
+
+def select(config, checkpoint, out, *extra: str) -> list[str]:
+    return ["--dataset-config", str(config), "--checkpoint", str(checkpoint), "--seed", "7", "--out", str(out), *extra]
+
+
+@pytest.fixture(scope="module")
+def selected(dataset_config, tiny_checkpoint, tmp_path_factory):
+    out = tmp_path_factory.mktemp("selected")
+    main(select(dataset_config, tiny_checkpoint, out, "--n", "4", "--shard-size", "2", "--draws", "1"))
+    return out
+
+
+def rows(folder):
+    m = Manifest.load(folder)
+    shards = [read_shard(folder / n) for n in sorted(m.shards)]
+    return {k: np.concatenate([s[k] for s in shards]) for k in shards[0] if k != "rejected"}
+
+
+def test_every_target_comes_twice_with_its_true_and_its_selected_label(selected):
+    r = rows(selected)
+    assert Manifest.load(selected).num_samples == 8 and len(r["params"]) == 8
+    np.testing.assert_array_equal(r["index"], [0, 0, 1, 1, 2, 2, 3, 3])
+    np.testing.assert_array_equal(r["label"], [0, 1] * 4)
+    true, chosen = r["label"] == 0, r["label"] == 1
+    np.testing.assert_array_equal(r["params"][true], r["true_params"][true])  # true rows: the truth
+    np.testing.assert_array_equal(r["true_params"][true], r["true_params"][chosen])
+    np.testing.assert_array_equal(r["logmel"][true], r["logmel"][chosen])  # the same sound, two labels
+    assert (r["distance"][true] == 0).all() and np.isfinite(r["distance"][chosen]).all() and (r["distance"][chosen] > 0).all()
+    assert ((r["params"] >= 0) & (r["params"] <= 1)).all()
+
+
+def test_the_folder_trains_as_a_dataset(selected, tmp_path):
+    assert len(ShardDataset(selected)) == 8
+    run = train(tiny_train_config(selected, tmp_path / "run", steps=2, batch_size=2), log=lambda *_: None)
+    assert (run / "model.safetensors").is_file()
+
+
+def test_parts_side_by_side_then_a_plain_run_adopts_their_shards(dataset_config, tiny_checkpoint, tmp_path, capsys):
+    args = select(dataset_config, tiny_checkpoint, tmp_path, "--n", "2", "--shard-size", "1", "--draws", "0")
+    main([*args, "--part", "0/2"])
+    main([*args, "--part", "1/2"])
+    assert Manifest.load(tmp_path).shards == {}  # the parts leave the manifest alone
+    capsys.readouterr()
+    main(args)
+    assert "shard-" not in capsys.readouterr().out.replace(f"{tmp_path}:", "")  # nothing made again
+    assert sorted(Manifest.load(tmp_path).shards) == ["shard-00000.npz", "shard-00001.npz"]
+    np.testing.assert_array_equal(rows(tmp_path)["index"], [0, 0, 1, 1])
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--seed", "3"], "the training data's seed"),
+        (["--part", "2/2"], "--part 2/2"),
+        (["--part", "half"], "--part half"),
+        (["--n", "0"], "--n and --shard-size"),
+    ],
+)
+def test_bad_arguments_are_refused_by_name(dataset_config, tiny_checkpoint, tmp_path, extra, message):
+    with pytest.raises(SystemExit, match=message):
+        main([*select(dataset_config, tiny_checkpoint, tmp_path, "--n", "2"), *extra])
+
+
+def test_a_folder_of_other_settings_is_not_overwritten(selected, dataset_config, tiny_checkpoint):
+    before = Manifest.load(selected).shards
+    with pytest.raises(SystemExit, match="other settings"):
+        main(select(dataset_config, tiny_checkpoint, selected, "--n", "3", "--shard-size", "2"))
+    assert Manifest.load(selected).shards == before
+
+
+def test_a_model_of_another_space_is_refused(tiny_checkpoint, tmp_path):
+    with pytest.raises(SystemExit, match="is not the model's"):
+        main(select("configs/dataset/core.yaml", tiny_checkpoint, tmp_path, "--n", "1"))
