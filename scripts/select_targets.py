@@ -13,7 +13,7 @@ Targets are drawn as the training data is (``--dataset-config``), from ``--seed`
 benchmark's or the development set's seed), rendered exactly, and written as a dataset folder that
 ``agents.supervised.train`` reads: shards of ``2 * n`` rows, each target twice with the same log-mel,
 once labelled with its true parameters (``label`` 0) and once with the selected candidate (``label``
-1). Extra arrays: ``label`` int8, ``distance`` float32 (the selected candidate's exact distance to the
+1). ``selection.json`` records the model and settings that chose the labels. Extra arrays: ``label`` int8, ``distance`` float32 (the selected candidate's exact distance to the
 target; 0 for true rows) and ``true_params`` float32 ``(n, P)``. Resumable: finished shards are kept.
 A match renders on two threads but keeps a 2-core machine only about half busy, so ``--part I/N`` makes
 only the shards ``s`` with ``s % N == I`` (run N such processes side by side); a run without ``--part``
@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import os
 import time
 import warnings
@@ -44,14 +45,16 @@ from agents.dataset.generate import REJECT_REASONS, DatasetConfig, SampleMaker, 
 from agents.dataset.shards import MANIFEST, Manifest, read_shard, sha256, shard_name, write_shard  # noqa: E402
 from agents.match import DEFAULT_DRAWS, Matcher  # noqa: E402
 
+SELECTION = "selection.json"  # the model and settings that chose the labels
 
-def target(maker: SampleMaker, index: int) -> tuple[np.ndarray, np.ndarray, int, float, int, int]:
-    """Sample ``index``'s parameters, exact render ``(1, samples)``, note, velocity, source and draws used."""
+
+def target(maker: SampleMaker, index: int) -> tuple[np.ndarray, np.ndarray, int, float, int]:
+    """Sample ``index``'s parameters, exact render ``(1, samples)``, note, velocity and source."""
     for attempt in range(maker.config.max_attempts):
         x, source, note, velocity, base = maker.draw(index, attempt)
         result = maker.renderer.render(maker.codec_for(base).to_preset(x), midi_note=note, velocity=velocity)
         if result.status.ok and not result.status.clipped:
-            return x, result.audio, note, velocity, source, attempt + 1
+            return x, result.audio, note, velocity, source
     raise RuntimeError(f"target {index}: {maker.config.max_attempts} draws in a row were rejected")
 
 
@@ -59,7 +62,7 @@ def select_shard(maker: SampleMaker, matcher: Matcher, indices: range, draws: in
     """Two rows per target of ``indices`` (true label, then selected label), as a shard's arrays."""
     rows: dict[str, list] = {k: [] for k in ("index", "params", "true_params", "label", "distance", "midi_note", "velocity", "source", "logmel")}
     for k in indices:
-        x, audio, note, velocity, source, _ = target(maker, k)
+        x, audio, note, velocity, source = target(maker, k)
         result = matcher.match(audio, note, velocity, refine_budget=refine, seed=k, draws=draws)
         logmel = np.round(maker.mel(audio) * 255.0).astype(np.uint8)
         for label, params, d in ((0, x, 0.0), (1, result.x, result.distance)):
@@ -115,13 +118,16 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(f"{args.dataset_config}: its space '{maker.space.name}' is not the model's '{matcher.space.name}'")
     args.out.mkdir(parents=True, exist_ok=True)
     manifest = new_manifest(config, 2 * args.n)
+    selection = {"checkpoint": str(args.checkpoint or "the shipped model"), "draws": args.draws, "refine": args.refine}
     if (args.out / MANIFEST).is_file():
         old = Manifest.load(args.out)
-        if (old.config, old.num_samples) != (manifest.config, manifest.num_samples):
+        old_selection = json.loads((args.out / SELECTION).read_text()) if (args.out / SELECTION).is_file() else None
+        if (old.config, old.num_samples, old_selection) != (manifest.config, manifest.num_samples, selection):
             raise SystemExit(f"{args.out} holds targets selected with other settings; choose another --out")
         manifest = old
-    elif args.part is not None:
-        manifest.save(args.out)  # the settings, so that the parts and the final run agree on them
+    else:  # the settings first, so that --part runs and the final run agree on them
+        (args.out / SELECTION).write_text(json.dumps(selection, indent=1))
+        manifest.save(args.out)
     for shard in range(part, manifest.num_shards, parts):
         name = shard_name(shard)
         path = args.out / name

@@ -81,10 +81,11 @@ def test_bad_arguments_are_refused_by_name(dataset_config, tiny_checkpoint, tmp_
         main([*select(dataset_config, tiny_checkpoint, tmp_path, "--n", "2"), *extra])
 
 
-def test_a_folder_of_other_settings_is_not_overwritten(selected, dataset_config, tiny_checkpoint):
+@pytest.mark.parametrize("n, draws", [("3", "1"), ("4", "2")])  # other targets, or labelled another way
+def test_a_folder_of_other_settings_is_not_overwritten(selected, dataset_config, tiny_checkpoint, n, draws):
     before = Manifest.load(selected).shards
     with pytest.raises(SystemExit, match="other settings"):
-        main(select(dataset_config, tiny_checkpoint, selected, "--n", "3", "--shard-size", "2"))
+        main(select(dataset_config, tiny_checkpoint, selected, "--n", n, "--shard-size", "2", "--draws", draws))
     assert Manifest.load(selected).shards == before
 
 
