@@ -13,8 +13,9 @@ Targets are drawn as the training data is (``--dataset-config``), from ``--seed`
 benchmark's or the development set's seed), rendered exactly, and written as a dataset folder that
 ``agents.supervised.train`` reads: shards of ``2 * n`` rows, each target twice with the same log-mel,
 once labelled with its true parameters (``label`` 0) and once with the selected candidate (``label``
-1). ``selection.json`` records the model and settings that chose the labels. Extra arrays: ``label`` int8, ``distance`` float32 (the selected candidate's exact distance to the
-target; 0 for true rows) and ``true_params`` float32 ``(n, P)``. Resumable: finished shards are kept.
+1). ``selection.json`` records the model and settings that chose the labels. Extra arrays: ``label``
+int8, ``distance`` float32 (the selected candidate's exact distance to the target; 0 for true rows) and
+``true_params`` float32 ``(n, P)``. Resumable: finished shards are kept.
 A match renders on two threads but keeps a 2-core machine only about half busy, so ``--part I/N`` makes
 only the shards ``s`` with ``s % N == I`` (run N such processes side by side); a run without ``--part``
 then adopts every whole shard they wrote, makes any missing, and writes the manifest.
@@ -48,25 +49,16 @@ from agents.match import DEFAULT_DRAWS, Matcher  # noqa: E402
 SELECTION = "selection.json"  # the model and settings that chose the labels
 
 
-def target(maker: SampleMaker, index: int) -> tuple[np.ndarray, np.ndarray, int, float, int]:
-    """Sample ``index``'s parameters, exact render ``(1, samples)``, note, velocity and source."""
-    for attempt in range(maker.config.max_attempts):
-        x, source, note, velocity, base = maker.draw(index, attempt)
-        result = maker.renderer.render(maker.codec_for(base).to_preset(x), midi_note=note, velocity=velocity)
-        if result.status.ok and not result.status.clipped:
-            return x, result.audio, note, velocity, source
-    raise RuntimeError(f"target {index}: {maker.config.max_attempts} draws in a row were rejected")
-
-
 def select_shard(maker: SampleMaker, matcher: Matcher, indices: range, draws: int, refine: int) -> dict[str, np.ndarray]:
     """Two rows per target of ``indices`` (true label, then selected label), as a shard's arrays."""
     rows: dict[str, list] = {k: [] for k in ("index", "params", "true_params", "label", "distance", "midi_note", "velocity", "source", "logmel")}
+    rejected = dict.fromkeys(REJECT_REASONS, 0)
     for k in indices:
-        x, audio, note, velocity, source = target(maker, k)
-        result = matcher.match(audio, note, velocity, refine_budget=refine, seed=k, draws=draws)
-        logmel = np.round(maker.mel(audio) * 255.0).astype(np.uint8)
-        for label, params, d in ((0, x, 0.0), (1, result.x, result.distance)):
-            for key, v in zip(rows, (k, params, x, label, d, note, velocity, source, logmel)):
+        s = maker.render_audible(k, rejected)
+        result = matcher.match(s.result.audio, s.note, s.velocity, refine_budget=refine, seed=k, draws=draws)
+        logmel = maker.quantised_logmel(s.result.audio)
+        for label, params, d in ((0, s.x, 0.0), (1, result.x, result.distance)):
+            for key, v in zip(rows, (k, params, s.x, label, d, s.note, s.velocity, s.source, logmel)):
                 rows[key].append(v)
     arrays = {
         "index": np.array(rows["index"], dtype=np.int64),
@@ -80,7 +72,7 @@ def select_shard(maker: SampleMaker, matcher: Matcher, indices: range, draws: in
         "logmel": np.stack(rows["logmel"]),
     }
     arrays["discrete"] = np.stack([maker.discrete_indices(p) for p in arrays["params"]]).astype(np.int16)
-    arrays["rejected"] = np.zeros(len(REJECT_REASONS), dtype=np.int64)
+    arrays["rejected"] = np.array([rejected[r] for r in REJECT_REASONS], dtype=np.int64)
     return arrays
 
 
@@ -132,8 +124,9 @@ def main(argv: list[str] | None = None) -> None:
         name = shard_name(shard)
         path = args.out / name
         rows = manifest.shard_range(shard)
-        if path.is_file() and (manifest.shards.get(name) == sha256(path) or whole(path, rows)):
-            manifest.shards[name] = sha256(path)  # ours, or written by a --part run
+        digest = sha256(path) if path.is_file() else None
+        if digest is not None and (manifest.shards.get(name) == digest or whole(path, rows)):
+            manifest.shards[name] = digest  # ours, or written by a --part run
             continue
         targets = range(rows.start // 2, rows.stop // 2)
         start = time.perf_counter()

@@ -61,15 +61,9 @@ def synthetic_set(
     rejected = dict.fromkeys(REJECT_REASONS, 0)
     items = []
     for k in range(n):
-        for attempt in range(config.max_attempts):
-            x, source, note, velocity, base = maker.draw(k, attempt)
-            result = maker.renderer.render(maker.codec_for(base).to_preset(x, name=f"synthetic-{k:04d}"), note, velocity)
-            if result.status.ok and not result.status.clipped:
-                items.append(TestItem("synthetic", f"synthetic-{k:04d}", result.audio, note, velocity, x, result.preset, source=maker.source_names[source]))
-                break
-            rejected["clipped" if result.status.ok else "silent"] += 1
-        else:
-            raise RuntimeError(f"synthetic item {k}: {config.max_attempts} draws rejected ({rejected})")
+        name = f"synthetic-{k:04d}"
+        s = maker.render_audible(k, rejected, name=name)
+        items.append(TestItem("synthetic", name, s.result.audio, s.note, s.velocity, s.x, s.result.preset, source=maker.source_names[s.source]))
     return items
 
 

@@ -31,7 +31,7 @@ from vital_gym.audio import resample
 from vital_gym.features import LogMelSpectrogram, MelConfig
 from vital_gym.params import Kind, ParameterSpace
 from vital_gym.preset import Preset, PresetCodec, PresetError
-from vital_gym.render import RenderConfig, Renderer
+from vital_gym.render import RenderConfig, Renderer, RenderResult
 
 REJECT_REASONS = ("silent", "non_finite", "clipped")
 
@@ -109,6 +109,19 @@ class HumanBase(NamedTuple):
     vector: np.ndarray
 
 
+class AudibleSample(NamedTuple):
+    """A drawn sample that passed the checks: its parameters, source, note, velocity, base preset (-1: the
+    space's own), the draws it took and its render."""
+
+    x: np.ndarray
+    source: int
+    note: int
+    velocity: float
+    base: int
+    attempts: int
+    result: RenderResult
+
+
 class SampleMaker:
     """Draws, renders and checks one sample at a time; one per worker process (it holds a Vita synth)."""
 
@@ -184,33 +197,42 @@ class SampleMaker:
         params = self.space.parameters
         return np.array([round(params[i].denormalize(x[i]) - params[i].low) for i in self.discrete], dtype=np.int16)
 
-    def make(self, index: int, rejected: dict[str, int]) -> dict[str, Any]:
+    def render_audible(self, index: int, rejected: dict[str, int], name: str = "vital-gym") -> AudibleSample:
+        """Sample ``index``'s first draw whose render (a preset called ``name``) is audible, finite and
+        unclipped; each rejected draw counted in ``rejected`` by reason."""
         for attempt in range(self.config.max_attempts):
             x, source, note, velocity, base = self.draw(index, attempt)
-            result = self.renderer.render(self.codec_for(base).to_preset(x), midi_note=note, velocity=velocity)
+            result = self.renderer.render(self.codec_for(base).to_preset(x, name=name), midi_note=note, velocity=velocity)
             status = result.status
             reason = "non_finite" if not status.finite else "silent" if status.silent else "clipped" if status.clipped else None
-            if reason:
-                rejected[reason] += 1
-                continue
-            sample = {
-                "index": index,
-                "params": x,
-                "discrete": self.discrete_indices(x),
-                "midi_note": note,
-                "velocity": velocity,
-                "attempts": attempt + 1,
-                "source": source,
-                "base": base,
-                "logmel": np.round(self.mel(result.audio) * 255.0).astype(np.uint8),
-            }
-            if self.config.audio_sample_rate:
-                audio = resample(result.audio[0], self.render_config.sample_rate, self.config.audio_sample_rate)
-                sample["audio"] = np.clip(np.round(audio * 32767.0), -32768, 32767).astype(np.int16)
-            return sample
+            if reason is None:
+                return AudibleSample(x, source, note, velocity, base, attempt + 1, result)
+            rejected[reason] += 1
         raise RuntimeError(
             f"sample {index}: {self.config.max_attempts} draws in a row were rejected ({rejected}); widen the priors"
         )
+
+    def quantised_logmel(self, audio: np.ndarray) -> np.ndarray:
+        """``audio``'s log-mel as a shard stores it: uint8 ``(n_mels, frames)``, 256 levels over [0, 1]."""
+        return np.round(self.mel(audio) * 255.0).astype(np.uint8)
+
+    def make(self, index: int, rejected: dict[str, int]) -> dict[str, Any]:
+        s = self.render_audible(index, rejected)
+        sample = {
+            "index": index,
+            "params": s.x,
+            "discrete": self.discrete_indices(s.x),
+            "midi_note": s.note,
+            "velocity": s.velocity,
+            "attempts": s.attempts,
+            "source": s.source,
+            "base": s.base,
+            "logmel": self.quantised_logmel(s.result.audio),
+        }
+        if self.config.audio_sample_rate:
+            audio = resample(s.result.audio[0], self.render_config.sample_rate, self.config.audio_sample_rate)
+            sample["audio"] = np.clip(np.round(audio * 32767.0), -32768, 32767).astype(np.int16)
+        return sample
 
     def make_shard(
         self, indices: range, on_sample: Callable[[], None] | None = None

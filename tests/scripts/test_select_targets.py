@@ -5,11 +5,10 @@ import pytest
 import yaml
 
 from agents.dataset import Manifest, ShardDataset
-from agents.dataset.shards import read_shard
 from agents.supervised.train import train
 from scripts.select_targets import main
 from tests.agents.conftest import tiny_checkpoint, tiny_dataset, tiny_train_config  # noqa: F401 - fixtures
-from tests.agents.test_dataset import tiny_config
+from tests.agents.test_dataset import load_all as rows, tiny_config
 
 
 @pytest.fixture(scope="module")
@@ -28,12 +27,6 @@ def selected(dataset_config, tiny_checkpoint, tmp_path_factory):
     out = tmp_path_factory.mktemp("selected")
     main(select(dataset_config, tiny_checkpoint, out, "--n", "4", "--shard-size", "2", "--draws", "1"))
     return out
-
-
-def rows(folder):
-    m = Manifest.load(folder)
-    shards = [read_shard(folder / n) for n in sorted(m.shards)]
-    return {k: np.concatenate([s[k] for s in shards]) for k in shards[0] if k != "rejected"}
 
 
 def test_every_target_comes_twice_with_its_true_and_its_selected_label(selected):
