@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable, Iterator, Mapping
+from typing import Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -26,6 +26,10 @@ class ShardDataset(IterableDataset):
     each sample with probability its source's weight over the largest weight, drawn per epoch: an epoch
     then over-represents the heavy sources (e.g. the uniform source, which the model parses worst)
     without copying a shard. ``len()`` stays the stored count.
+
+    ``labels`` keeps only the rows whose ``label`` is one of these, in a dataset whose rows carry one
+    (``scripts/select_targets.py``: 0 the true parameters, 1 the matcher's selected candidate), so the same
+    folder trains on either label or both. ``len()`` then counts the kept rows.
     """
 
     def __init__(
@@ -38,6 +42,7 @@ class ShardDataset(IterableDataset):
         shards: list[str] | None = None,
         augment: Callable[[np.ndarray, np.random.Generator], np.ndarray] | None = None,
         source_weights: Mapping[str, float] | None = None,
+        labels: Sequence[int] | None = None,
     ):
         self.folder = Path(folder)
         self.manifest = Manifest.load(self.folder)
@@ -50,6 +55,21 @@ class ShardDataset(IterableDataset):
         self.epoch = 0
         self.augment = augment
         self.keep = None if source_weights is None else self._keep_probabilities(source_weights)
+        self.labels, self.kept_rows = (None, None) if labels is None else self._kept_labels(labels)
+
+    def _kept_labels(self, labels: Sequence[int]) -> tuple[np.ndarray, int]:
+        """The labels to keep and how many rows carry one of them (refused when none does)."""
+        wanted = np.unique(np.asarray(labels, dtype=np.int64))
+        if wanted.size == 0:
+            raise ValueError(f"labels={list(labels)}: name at least one label to keep")
+        try:
+            stored = [read_shard(self.folder / n, ("label",))["label"] for n in self.shards]
+        except KeyError:
+            raise ValueError(f"{self.folder}: labels={list(labels)} given, but its rows have no label (a select_targets.py dataset has)") from None
+        kept_rows = sum(int(np.isin(a, wanted).sum()) for a in stored)
+        if kept_rows == 0:
+            raise ValueError(f"{self.folder}: no row is labelled {list(labels)} (its labels: {sorted(set(np.concatenate(stored).tolist()))})")
+        return wanted, kept_rows
 
     def _keep_probabilities(self, weights: Mapping[str, float]) -> np.ndarray:
         """Per source index, the chance a sample of that source is kept."""
@@ -66,6 +86,8 @@ class ShardDataset(IterableDataset):
         self.epoch = epoch
 
     def __len__(self) -> int:
+        if self.labels is not None:
+            return self.kept_rows
         return sum(len(self.manifest.shard_range(shard_index(n))) for n in self.shards)
 
     def _my_shards(self, rng: np.random.Generator) -> list[str]:
@@ -80,14 +102,17 @@ class ShardDataset(IterableDataset):
         mine = self._my_shards(rng)
         info = get_worker_info()
         aug_rng = np.random.default_rng([self.seed, self.epoch, 0 if info is None else info.id + 1])
-        fields = self.fields if self.keep is None or "source" in self.fields else (*self.fields, "source")
+        extra = (("source",) if self.keep is not None else ()) + (("label",) if self.labels is not None else ())
+        fields = (*self.fields, *(k for k in extra if k not in self.fields))
         for start in range(0, len(mine), self.buffer_shards):
             blocks = [read_shard(self.folder / n, fields) for n in mine[start : start + self.buffer_shards]]
             arrays = {k: np.concatenate([b[k] for b in blocks]) for k in fields}
             n = len(arrays[fields[0]])
             order = rng.permutation(n) if self.shuffle else np.arange(n)
+            if self.labels is not None:
+                order = order[np.isin(arrays["label"][order], self.labels)]
             if self.keep is not None:
-                order = order[rng.random(n) < self.keep[arrays["source"][order]]]
+                order = order[rng.random(len(order)) < self.keep[arrays["source"][order]]]
             for i in order:
                 item = {k: _to_tensor(k, arrays[k][i]) for k in self.fields}
                 if self.augment is not None and "logmel" in item:

@@ -56,6 +56,7 @@ class TrainConfig:
     loss: dict[str, float] = field(default_factory=dict)  # LossWeights fields
     augment: dict[str, Any] | None = None  # LogMelAugment fields (noise floor, EQ); None: clean log-mels
     source_weights: dict[str, float] | None = None  # over-sample the dataset's sources (ShardDataset); None: as stored
+    labels: list[int] | None = None  # a select_targets.py dataset: train on these labels only (0 true, 1 selected); None: all
     gumbel: dict[str, float] | None = None  # {start, end}: Gumbel-softmax categorical loss, tau annealed
     init_from: str | None = None  # a checkpoint whose weights the model starts from (same space)
     sensitivity: str | None = None  # per-parameter loss weights measured by `vital-gym sensitivity` (JSON)
@@ -297,7 +298,7 @@ def train(config: TrainConfig, resume: bool = False, log=print) -> Path:
         augment = LogMelAugment(**{"top_db": top_db, **config.augment})
     data = ShardDataset(
         dataset, ("logmel", "params", "midi_note"), shuffle=True, seed=config.seed, shards=train_shards, augment=augment,
-        source_weights=config.source_weights,
+        source_weights=config.source_weights, labels=config.labels,
     )
     loader = DataLoader(data, batch_size=config.batch_size, num_workers=config.num_workers, drop_last=True, persistent_workers=False)
     n_params = sum(p.numel() for p in params)

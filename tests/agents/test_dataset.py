@@ -216,6 +216,11 @@ def test_loader_source_weights_refuse_bad_input(reference, weights, problem):
         ShardDataset(reference[0], source_weights=weights)
 
 
+def test_loader_labels_need_a_labelled_dataset(reference):
+    with pytest.raises(ValueError, match="no label"):
+        ShardDataset(reference[0], labels=[1])
+
+
 def test_loader_splits_shards_between_workers(reference):
     from torch.utils.data import DataLoader
 

@@ -42,10 +42,29 @@ def test_every_target_comes_twice_with_its_true_and_its_selected_label(selected)
     assert ((r["params"] >= 0) & (r["params"] <= 1)).all()
 
 
-def test_the_folder_trains_as_a_dataset(selected, tmp_path):
-    assert len(ShardDataset(selected)) == 8
-    run = train(tiny_train_config(selected, tmp_path / "run", steps=2, batch_size=2), log=lambda *_: None)
+@pytest.mark.parametrize("labels", [None, [1]])
+def test_the_folder_trains_as_a_dataset(selected, tmp_path, labels):
+    assert len(ShardDataset(selected, labels=labels)) == (8 if labels is None else 4)
+    run = train(tiny_train_config(selected, tmp_path / "run", steps=2, batch_size=2, labels=labels), log=lambda *_: None)
     assert (run / "model.safetensors").is_file()
+
+
+@pytest.mark.parametrize("labels", [[0], [1], [0, 1]])
+def test_labels_keep_only_the_rows_so_labelled(selected, labels):
+    r = rows(selected)
+    for seed in (0, 1):  # whatever the shuffle
+        seen = list(ShardDataset(selected, ("index", "label", "params"), seed=seed, labels=labels))
+        assert len(seen) == len(ShardDataset(selected, labels=labels)) == 4 * len(labels)
+        assert sorted((int(x["index"]), int(x["label"])) for x in seen) == sorted((i, l) for i, l in zip(r["index"], r["label"]) if l in labels)
+        for x in seen:  # each row keeps its own label's parameters
+            want = r["params"][(r["index"] == int(x["index"])) & (r["label"] == int(x["label"]))][0]
+            np.testing.assert_array_equal(x["params"].numpy(), want)
+
+
+@pytest.mark.parametrize("labels, problem", [([], "at least one"), ([2], "no row")])
+def test_labels_that_keep_nothing_are_refused(selected, labels, problem):
+    with pytest.raises(ValueError, match=problem):
+        ShardDataset(selected, labels=labels)
 
 
 def test_parts_side_by_side_then_a_plain_run_adopts_their_shards(dataset_config, tiny_checkpoint, tmp_path, capsys):
