@@ -312,6 +312,9 @@ class RLPolicy:
         self.model = load_policy(folder, self.env)
         self.name = meta.get("algo", "ppo")
         self.description = f"{folder} ({meta.get('timesteps', '?')} env steps)"
+        if "warm_start" in meta:  # policies saved before it was recorded do not say
+            start = meta["warm_start"]
+            self.description += f", warm-started from {start}" if start else ", trained from random weights"
 
     def prepare(self, items: Sequence[TestItem]) -> None:
         pass

@@ -192,7 +192,10 @@ def save_policy(folder: Path, model: BaseAlgorithm, config: RLConfig, source: di
     folder.mkdir(parents=True, exist_ok=True)
     save_model(model.policy, str(folder / "policy.safetensors"))  # handles SB3's shared feature-extractor aliases
     policy_kwargs = {**{k: v for k, v in config.policy_kwargs.items() if k != "checkpoint"}, **source}
-    meta = {"algo": config.algo, "policy_kwargs": policy_kwargs, "env_kwargs": config.env_kwargs, "timesteps": model.num_timesteps, "metrics": metrics}
+    meta = {
+        "algo": config.algo, "policy_kwargs": policy_kwargs, "env_kwargs": config.env_kwargs, "timesteps": model.num_timesteps, "metrics": metrics,
+        "warm_start": config.policy_kwargs.get("checkpoint"), "seed": config.seed,  # provenance: the supervised model it started from
+    }
     (folder / "config.json").write_text(json.dumps(meta, indent=2, default=str))
     return folder
 

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import yaml
 
+from agents.benchmark.methods import RLPolicy
 from agents.ppo.train import RLConfig, load_policy, train
 from tests.agents.conftest import TINY_MODEL
 from tests.agents.test_dataset import tiny_config
@@ -56,12 +57,15 @@ def test_fine_tuning_on_a_folder_of_four_wavs_holds_one_out(tmp_path, tiny_space
     policy = load_policy(run / "last", env)
     action, _ = policy.predict(obs, deterministic=True)
     assert action.shape == env.action_space.shape
-    assert "checkpoint" not in json.loads((run / "last" / "config.json").read_text())["policy_kwargs"]
+    meta = json.loads((run / "last" / "config.json").read_text())
+    assert "checkpoint" not in meta["policy_kwargs"] and meta["warm_start"] == str(tiny_checkpoint)
+    assert RLPolicy(run / "last", env.codec).description.endswith(f"warm-started from {tiny_checkpoint}")
 
 
 def test_ppo_from_scratch_and_trpo_run(tmp_path, tiny_space_file):
     history = train(rl_config(tmp_path / "a", tiny_space_file, None, "random"), log=lambda *_: None)
     assert np.isfinite(history["after"]["mean_reward"])
+    assert json.loads((tmp_path / "a" / "run" / "last" / "config.json").read_text())["warm_start"] is None
     config = rl_config(tmp_path / "b", tiny_space_file, None, "random")
     config.algo, config.hyperparams = "trpo", {"n_steps": 4, "batch_size": 4, "n_critic_updates": 1}
     assert np.isfinite(train(config, log=lambda *_: None)["after"]["mean_reward"])
