@@ -60,10 +60,12 @@ def main(argv: list[str] | None = None) -> None:
     try:
         settings = screen_settings(args.screen)
         dataclasses.replace(RenderConfig(), **settings)  # refused here, before the model loads
-    except ValueError as e:
-        ap.error(str(e))
+    except (TypeError, ValueError) as e:  # TypeError: a value of the wrong kind, e.g. sample_rate=fast
+        ap.error(f"--screen {' '.join(args.screen)}: {e}")
     matcher = Matcher(args.checkpoint, render_workers=1)
     screen = dataclasses.replace(matcher.render_config, **settings)
+    if screen.render_seconds > matcher.render_config.render_seconds:
+        ap.error(f"--screen render_seconds={screen.render_seconds}: longer than the model's targets ({matcher.render_config.render_seconds} s)")
     items = synthetic_set(matcher.space, DatasetConfig.from_yaml(Path(args.dataset_config)), args.n, seed=DEV_SEED)
     renderers = {"exact": Renderer(matcher.render_config), "screening": Renderer(screen)}
     seconds = dict.fromkeys(renderers, 0.0)

@@ -9,7 +9,7 @@ def test_screen_settings_override_the_screening_render():
     assert settings["reset"] == "settle"  # the rest of SCREEN_RENDER stays
 
 
-@pytest.mark.parametrize("pair", ["sample_rate", "tempo=2", "sample_rate=100", "reset=sometimes"])
+@pytest.mark.parametrize("pair", ["sample_rate", "tempo=2", "sample_rate=100", "sample_rate=fast", "reset=sometimes"])
 def test_bad_screen_settings_are_refused_before_the_model_loads(pair, capsys):
     with pytest.raises(SystemExit):
         main(["--screen", pair, "--checkpoint", "no/such/model"])
@@ -21,3 +21,9 @@ def test_a_lower_screening_rate_is_compared_against_the_resampled_target(capsys)
     out = capsys.readouterr().out
     assert "'sample_rate': 22050" in out and "'render_seconds': 1.0" in out
     assert "1 targets x 8 candidates" in out and "screened choice" in out
+
+
+def test_a_screening_render_longer_than_the_targets_is_refused(capsys):
+    with pytest.raises(SystemExit):
+        main(["--n", "1", "--screen", "render_seconds=3.0"])
+    assert "longer than the model's targets" in capsys.readouterr().err
