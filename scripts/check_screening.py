@@ -38,12 +38,13 @@ from vital_gym.rewards import MultiResolutionSTFTDistance  # noqa: E402
 
 
 def screen_settings(pairs: list[str]) -> dict[str, object]:
-    """``SCREEN_RENDER`` updated with ``KEY=VALUE`` pairs (values read as YAML: numbers, strings, null)."""
+    """``SCREEN_RENDER`` updated with ``KEY=VALUE`` pairs (values read as YAML: numbers, strings, null); keys and
+    values are checked by :meth:`RenderConfig.from_dict`."""
     settings = dict(SCREEN_RENDER)
     for pair in pairs:
         key, sep, value = pair.partition("=")
-        if not sep or key not in RenderConfig.__dataclass_fields__:
-            raise ValueError(f"--screen {pair!r}: expected KEY=VALUE with KEY one of {sorted(RenderConfig.__dataclass_fields__)}")
+        if not sep:
+            raise ValueError(f"--screen {pair!r}: expected KEY=VALUE")
         settings[key] = yaml.safe_load(value)
     return settings
 
@@ -59,7 +60,7 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     try:
         settings = screen_settings(args.screen)
-        dataclasses.replace(RenderConfig(), **settings)  # refused here, before the model loads
+        RenderConfig.from_dict(settings)  # unknown keys and bad values refused here, before the model loads
     except (TypeError, ValueError) as e:  # TypeError: a value of the wrong kind, e.g. sample_rate=fast
         ap.error(f"--screen {' '.join(args.screen)}: {e}")
     matcher = Matcher(args.checkpoint, render_workers=1)
