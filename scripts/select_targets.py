@@ -9,8 +9,9 @@ can already propose, so the labels of similar sounds agree with each other. Trai
 (``configs/train/supervised_cpu_selected.yaml``) distils the search into the network (expert iteration,
 Anthony et al. 2017; self-imitation, Oh et al. 2018), so its next search starts from better candidates.
 
-Targets are drawn as the training data is (``--dataset-config``), from ``--seed`` (not the data's, the
-benchmark's or the development set's seed), rendered exactly, and written as a dataset folder that
+Targets are drawn as the training data is (``--dataset-config``), or from some of its sources alone
+(``--sources uniform``: the source where the model trails nearest neighbour most), from ``--seed`` (not the
+data's, the benchmark's or the development set's seed), rendered exactly, and written as a dataset folder that
 ``agents.supervised.train`` reads: shards of ``2 * n`` rows, each target twice with the same log-mel,
 once labelled with its true parameters (``label`` 0) and once with the selected candidate (``label``
 1). ``selection.json`` records the model and settings that chose the labels. Extra arrays: ``label``
@@ -25,6 +26,7 @@ then adopts every whole shard they wrote, makes any missing, and writes the mani
     python scripts/select_targets.py --n 2000 --out data/selected --part 1/2; wait
     python scripts/select_targets.py --n 2000 --out data/selected                # the manifest
     python scripts/select_targets.py --n 2000 --refine 16 --out data/selected_refined
+    python scripts/select_targets.py --n 1000 --seed 4 --sources uniform --out data/selected_uniform
 """
 
 from __future__ import annotations
@@ -83,6 +85,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--dataset-config", default="configs/dataset/core.yaml")
     ap.add_argument("--n", type=int, required=True, help="targets (each written twice: true and selected label)")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--sources", nargs="+", default=None, metavar="NAME",
+                    help="draw targets from these sources of the dataset config only, weighted as there (e.g. uniform)")
     ap.add_argument("--draws", type=int, default=DEFAULT_DRAWS)
     ap.add_argument("--refine", type=int, default=0, help="CMA-ES renders after the selection (0: none)")
     ap.add_argument("--shard-size", type=int, default=100, help="targets per shard (a shard holds twice as many rows)")
@@ -102,6 +106,11 @@ def main(argv: list[str] | None = None) -> None:
     config = DatasetConfig.from_yaml(args.dataset_config)
     if args.seed in (TEST_SEED, DEV_SEED, config.seed):
         raise SystemExit(f"--seed {args.seed} is the benchmark's, the development set's or the training data's seed; choose another")
+    if args.sources:
+        unknown = [n for n in args.sources if n not in config.sources]
+        if unknown:
+            raise SystemExit(f"--sources {' '.join(unknown)}: not a source of {args.dataset_config} (it has {', '.join(config.sources)})")
+        config = dataclasses.replace(config, sources={n: config.sources[n] for n in dict.fromkeys(args.sources)})
     config = dataclasses.replace(config, seed=args.seed, shard_size=2 * args.shard_size, audio_sample_rate=None)
 
     matcher = Matcher(args.checkpoint)

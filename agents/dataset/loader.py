@@ -120,6 +120,43 @@ class ShardDataset(IterableDataset):
                 yield item
 
 
+class InterleavedDatasets(IterableDataset):
+    """Several datasets trained on as one: each epoch yields every sample of each, interleaved at random.
+
+    Which dataset gives the next sample is drawn in proportion to its ``len()``, seeded by ``(seed, epoch)``
+    (per DataLoader worker); one that runs out drops out. So a folder of 2,000 rows beside one of 1,000
+    fills about two thirds of every batch throughout the epoch, as one folder of all their shards would,
+    while each keeps its own manifest, held-out shards and label or source filters. ``set_epoch`` reaches
+    every dataset.
+    """
+
+    def __init__(self, datasets: Sequence[ShardDataset], seed: int = 0):
+        if not datasets:
+            raise ValueError("InterleavedDatasets: give at least one dataset")
+        self.datasets, self.seed, self.epoch = list(datasets), seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+        for d in self.datasets:
+            d.set_epoch(epoch)
+
+    def __len__(self) -> int:
+        return sum(len(d) for d in self.datasets)
+
+    def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
+        info = get_worker_info()
+        rng = np.random.default_rng([self.seed, self.epoch, 0 if info is None else info.id + 1])
+        iterators = [iter(d) for d in self.datasets]
+        weights = np.array([len(d) for d in self.datasets], dtype=np.float64)
+        while iterators:
+            i = int(rng.choice(len(iterators), p=weights / weights.sum())) if weights.sum() > 0 else 0
+            try:
+                yield next(iterators[i])
+            except StopIteration:
+                del iterators[i]
+                weights = np.delete(weights, i)
+
+
 def _to_tensor(name: str, value: np.ndarray) -> torch.Tensor:
     if name == "logmel":
         return torch.from_numpy(value.astype(np.float32) / 255.0)[None]

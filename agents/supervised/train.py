@@ -6,7 +6,10 @@
     tensorboard --logdir runs/sup
 
 One file, top to bottom: config, data, model, optimiser (AdamW, linear warm-up then cosine decay), the
-loop, validation, checkpoints. The last shards of the dataset (``val_shards``) are held out. Validation
+loop, validation, checkpoints. The last shards of the dataset (``val_shards``) are held out. ``dataset``
+may list several folders (``--dataset A B``), trained on as one: their samples interleaved in proportion
+to their sizes (``InterleavedDatasets``), each folder's last shards held out, the first folder's validated
+on. Validation
 logs the held-out loss terms, per-group parameter error and categorical accuracy, and, on a fixed subset,
 the spectral distance between Vita renders of the predicted and the true presets (same note and
 velocity), with their audio and log-mel images. Every forward pass is given each sample's MIDI note,
@@ -33,7 +36,7 @@ import torch  # noqa: E402
 import yaml  # noqa: E402
 from torch.utils.data import DataLoader  # noqa: E402
 
-from agents.dataset import Manifest, ShardDataset  # noqa: E402
+from agents.dataset import InterleavedDatasets, Manifest, ShardDataset  # noqa: E402
 from agents.dataset.augment import LogMelAugment  # noqa: E402
 from agents.dataset.shards import read_shard  # noqa: E402
 from agents.match import candidate_renderers  # noqa: E402
@@ -50,7 +53,7 @@ from vital_gym.rewards import MultiResolutionSTFTDistance  # noqa: E402
 
 @dataclass
 class TrainConfig:
-    dataset: str = "data/core"
+    dataset: str | list[str] = "data/core"  # a folder, or several trained on as one (the first's held-out shards validate)
     out: str = "runs/supervised"
     model: dict[str, Any] = field(default_factory=dict)  # ModelConfig fields (encoder, decoder)
     loss: dict[str, float] = field(default_factory=dict)  # LossWeights fields
@@ -246,15 +249,30 @@ def train(config: TrainConfig, resume: bool = False, log=print) -> Path:
         torch.set_num_threads(config.threads)
     auto = "cuda" if torch.cuda.is_available() else "cpu"
     device = torch.device(auto if config.device == "auto" else config.device)
-    dataset = Path(config.dataset)
-    manifest = Manifest.load(dataset)
+    folders = [Path(f) for f in ([config.dataset] if isinstance(config.dataset, (str, Path)) else config.dataset)]
+    if not folders:
+        raise ValueError("dataset: give a dataset folder, or a list of them")
+    manifests = [Manifest.load(f) for f in folders]
+    dataset, manifest = folders[0], manifests[0]  # validated on; the others must match its space and features
     space = ParameterSpace.from_spec(manifest.config["space"])
-    if space.fingerprint != manifest.space_fingerprint:
-        raise ValueError(f"{dataset}: its parameter space '{space.name}' changed since the data was generated")
-    shards = sorted(manifest.shards)
-    if len(shards) <= config.val_shards:
-        raise ValueError(f"{dataset} has {len(shards)} finished shards; need more than val_shards={config.val_shards}")
-    train_shards, val_shards = shards[: -config.val_shards], shards[-config.val_shards :]
+    train_shards: list[list[str]] = []
+    for folder, m in zip(folders, manifests):
+        own = ParameterSpace.from_spec(m.config["space"])
+        if own.fingerprint != m.space_fingerprint:
+            raise ValueError(f"{folder}: its parameter space '{own.name}' changed since the data was generated")
+        if m.space_fingerprint != space.fingerprint:
+            raise ValueError(f"{folder}: its parameter space is not that of {dataset}; train on one space at a time")
+        for key in ("render", "observation"):
+            if m.config.get(key) != manifest.config.get(key):
+                raise ValueError(f"{folder}: its {key} settings {m.config.get(key)} are not {dataset}'s {manifest.config.get(key)}")
+        shards = sorted(m.shards)
+        if len(shards) <= config.val_shards:
+            raise ValueError(f"{folder} has {len(shards)} finished shards; need more than val_shards={config.val_shards}")
+        train_shards.append(shards[: -config.val_shards])  # every folder keeps its last val_shards out of training
+    val_shards = sorted(manifest.shards)[-config.val_shards :]
+    sources = {n for m in manifests for n in m.config.get("sources", {})}
+    if config.source_weights and set(config.source_weights) - sources:
+        raise ValueError(f"source_weights names {sorted(set(config.source_weights) - sources)}, not sources of {[str(f) for f in folders]}")
 
     model = SoundMatcher(space, ModelConfig.from_dict(config.model)).to(device)
     if config.init_from and not resume:
@@ -296,19 +314,29 @@ def train(config: TrainConfig, resume: bool = False, log=print) -> Path:
     if config.augment is not None:
         top_db = MelConfig.from_dict(manifest.config.get("observation")).top_db
         augment = LogMelAugment(**{"top_db": top_db, **config.augment})
-    data = ShardDataset(
-        dataset, ("logmel", "params", "midi_note"), shuffle=True, seed=config.seed, shards=train_shards, augment=augment,
-        source_weights=config.source_weights, labels=config.labels,
-    )
+
+    def source_weights(m: Manifest) -> dict[str, float] | None:  # each folder weighs the sources it has
+        return None if config.source_weights is None else {k: w for k, w in config.source_weights.items() if k in m.config.get("sources", {})}
+
+    parts = [
+        ShardDataset(
+            folder, ("logmel", "params", "midi_note"), shuffle=True, seed=config.seed, shards=shards, augment=augment,
+            source_weights=source_weights(m), labels=config.labels,
+        )
+        for folder, m, shards in zip(folders, manifests, train_shards)
+    ]
+    data = parts[0] if len(parts) == 1 else InterleavedDatasets(parts, seed=config.seed)
     loader = DataLoader(data, batch_size=config.batch_size, num_workers=config.num_workers, drop_last=True, persistent_workers=False)
     n_params = sum(p.numel() for p in params)
-    log(f"{n_params / 1e6:.2f}M trainable parameters; {len(data)} training samples, {len(val_shards)} shards held out; device {device}")
+    held_out = f"{len(val_shards)} shards held out" + (f" of each of {len(folders)} folders, the first's validated on" if len(folders) > 1 else "")
+    log(f"{n_params / 1e6:.2f}M trainable parameters; {len(data)} training samples, {held_out}; device {device}")
 
     def checkpoint(name: str, metrics: dict[str, float]) -> None:
         save_checkpoint(
             out / name, model, manifest.config["space"],
             extra={
-                "step": step, "epoch": epoch, "epoch_start_step": epoch_start, "metrics": metrics, "train_config": dataclasses.asdict(config), "dataset": str(dataset),
+                "step": step, "epoch": epoch, "epoch_start_step": epoch_start, "metrics": metrics, "train_config": dataclasses.asdict(config),
+                "dataset": str(dataset) if len(folders) == 1 else [str(f) for f in folders],
                 "render": manifest.config.get("render"), "observation": manifest.config.get("observation"),
             },
             optimizer_state={"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()},
@@ -364,7 +392,7 @@ def train(config: TrainConfig, resume: bool = False, log=print) -> Path:
         if batches == 0 and skip == 0:  # else the loop would start empty epochs for ever
             per_worker = f"; each of the {config.num_workers} loader workers batches its own shards" if config.num_workers > 1 else ""
             raise ValueError(
-                f"{dataset}: an epoch of its {len(data)} training samples gave no batch of batch_size={config.batch_size}{per_worker}. "
+                f"{', '.join(map(str, folders))}: an epoch of its {len(data)} training samples gave no batch of batch_size={config.batch_size}{per_worker}. "
                 "Lower batch_size or num_workers, or generate more samples"
             )
         epoch, skip, epoch_start = epoch + 1, 0, step
@@ -375,7 +403,7 @@ def train(config: TrainConfig, resume: bool = False, log=print) -> Path:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--config", help="a training YAML (configs/train/supervised_cpu.yaml)")
-    ap.add_argument("--dataset")
+    ap.add_argument("--dataset", nargs="+", help="a dataset folder, or several trained on as one")
     ap.add_argument("--out")
     ap.add_argument("--steps", type=int)
     ap.add_argument("--batch-size", type=int)
@@ -383,8 +411,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--resume", action="store_true", help="continue from OUT/last")
     ap.add_argument("--init-from", help="start from this checkpoint's weights (e.g. agents/models/core_cpu)")
     args = ap.parse_args(argv)
+    dataset = args.dataset[0] if args.dataset and len(args.dataset) == 1 else args.dataset
     config = TrainConfig.from_yaml(
-        args.config, dataset=args.dataset, out=args.out, steps=args.steps, batch_size=args.batch_size, device=args.device,
+        args.config, dataset=dataset, out=args.out, steps=args.steps, batch_size=args.batch_size, device=args.device,
         init_from=args.init_from,
     )
     best = train(config, resume=args.resume)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from agents.dataset import DatasetConfig, Manifest, ShardDataset, generate, read_shard
+from agents.dataset import DatasetConfig, InterleavedDatasets, Manifest, ShardDataset, generate, read_shard
 from agents.dataset.generate import SampleMaker
 from agents.dataset.shards import shard_name
 from tests.conftest import TINY_SPACE
@@ -227,6 +227,37 @@ def test_loader_splits_shards_between_workers(reference):
     ds = ShardDataset(reference[0], fields=("index",))
     seen = [int(i) for batch in DataLoader(ds, batch_size=2, num_workers=2) for i in batch["index"]]
     assert sorted(seen) == list(range(8))
+
+
+def interleaved(folder, seed=1):
+    """The reference's first shard and its other shards as two datasets (indices 0-2 and 3-7)."""
+    shards = sorted(Manifest.load(folder).shards)
+    parts = [ShardDataset(folder, fields=("index",), seed=seed, shards=s) for s in (shards[:1], shards[1:])]
+    return InterleavedDatasets(parts, seed=seed)
+
+
+def test_interleaved_datasets_yield_each_sample_once_mixed_and_reproducibly(reference):
+    ds = interleaved(reference[0])
+    assert len(ds) == 8
+    epochs = []
+    for epoch in range(4):
+        ds.set_epoch(epoch)
+        epochs.append([int(x["index"]) for x in ds])
+    assert all(sorted(e) == list(range(8)) for e in epochs)
+    assert any(max(e.index(i) for i in range(3)) > 2 for e in epochs)  # the first dataset's samples not all first
+    assert len({tuple(e) for e in epochs}) > 1
+    again = interleaved(reference[0])
+    again.set_epoch(2)
+    assert [int(x["index"]) for x in again] == epochs[2]
+
+
+def test_interleaved_datasets_split_between_workers(reference):
+    from torch.utils.data import DataLoader
+
+    seen = [int(i) for batch in DataLoader(interleaved(reference[0]), batch_size=2, num_workers=2) for i in batch["index"]]
+    assert sorted(seen) == list(range(8))
+    with pytest.raises(ValueError, match="at least one"):
+        InterleavedDatasets([])
 
 
 def test_discrete_indices_match_the_parameter_vector(reference):

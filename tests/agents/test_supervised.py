@@ -192,6 +192,52 @@ def test_training_over_samples_sources_and_resumes_inside_a_thinned_epoch(tmp_pa
     assert read_config(tmp_path / "run" / "last")["step"] == uniform + 2
 
 
+@pytest.fixture(scope="module")
+def other_tiny_dataset(tmp_path_factory):
+    """A second tiny dataset like ``tiny_dataset`` (12 samples, 4 shards of 3) from another seed."""
+    from agents.dataset import generate
+    from tests.agents.test_dataset import tiny_config
+
+    folder = tmp_path_factory.mktemp("other_tiny_dataset")
+    generate(tiny_config(seed=5), folder, 12, workers=1, progress=False)
+    return folder
+
+
+def both(config: TrainConfig, other: Path) -> TrainConfig:
+    """``config`` trained on its dataset and ``other`` together."""
+    return TrainConfig(**{**config.__dict__, "dataset": [config.dataset, str(other)]})
+
+
+def test_training_on_several_folders_interleaves_them_and_holds_out_each_ones_last_shards(tmp_path, tiny_dataset, other_tiny_dataset):
+    config = both(tiny_train_config(tiny_dataset, tmp_path / "run", steps=7, val_every=7), other_tiny_dataset)
+    logged = []
+    train(config, log=logged.append)
+    assert any("18 training samples" in line for line in logged)  # 9 of each: every folder's last shard held out
+    meta = read_config(tmp_path / "run" / "last")
+    assert (meta["epoch"], meta["epoch_start_step"]) == (1, 6)  # an epoch is 6 batches of 3
+    assert meta["dataset"] == [str(tiny_dataset), str(other_tiny_dataset)]
+
+
+@pytest.mark.parametrize("changes, problem", [({"observation": {"n_fft": 512, "hop_length": 256, "n_mels": 16}}, "observation settings"),
+                                              ({"render": {"note_seconds": 0.1, "render_seconds": 0.25}}, "render settings")])
+def test_folders_whose_log_mels_differ_are_not_trained_on_together(tmp_path, tiny_dataset, changes, problem):
+    from agents.dataset import generate
+    from tests.agents.test_dataset import tiny_config
+
+    other = tmp_path / "other"
+    generate(tiny_config(**changes), other, 6, workers=1, progress=False)
+    config = both(tiny_train_config(tiny_dataset, tmp_path / "run"), other)
+    with pytest.raises(ValueError, match=f"{other}: its {problem}"):
+        train(config, log=lambda *_: None)
+    assert not (tmp_path / "run").exists()
+
+
+def test_source_weights_naming_no_folders_source_are_refused(tmp_path, tiny_dataset, other_tiny_dataset):
+    config = both(tiny_train_config(tiny_dataset, tmp_path / "run", source_weights={"drums": 1.0}), other_tiny_dataset)
+    with pytest.raises(ValueError, match="drums"):
+        train(config, log=lambda *_: None)
+
+
 def test_gumbel_softmax_categorical_loss_and_its_annealing(tiny_space, tiny_codec, rng):
     from agents.supervised.train import gumbel_temperature
 

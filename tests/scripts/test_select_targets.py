@@ -86,6 +86,7 @@ def test_parts_side_by_side_then_a_plain_run_adopts_their_shards(dataset_config,
         (["--part", "2/2"], "--part 2/2"),
         (["--part", "half"], "--part half"),
         (["--n", "0"], "--n and --shard-size"),
+        (["--sources", "uniform", "drums"], "--sources drums: not a source of .* \\(it has pluck, uniform\\)"),
     ],
 )
 def test_bad_arguments_are_refused_by_name(dataset_config, tiny_checkpoint, tmp_path, extra, message):
@@ -93,12 +94,19 @@ def test_bad_arguments_are_refused_by_name(dataset_config, tiny_checkpoint, tmp_
         main([*select(dataset_config, tiny_checkpoint, tmp_path, "--n", "2"), *extra])
 
 
-@pytest.mark.parametrize("n, draws", [("3", "1"), ("4", "2")])  # other targets, or labelled another way
-def test_a_folder_of_other_settings_is_not_overwritten(selected, dataset_config, tiny_checkpoint, n, draws):
+@pytest.mark.parametrize("extra", [["--n", "3"], ["--draws", "2"], ["--sources", "pluck"]])  # other targets, or labelled another way
+def test_a_folder_of_other_settings_is_not_overwritten(selected, dataset_config, tiny_checkpoint, extra):
     before = Manifest.load(selected).shards
     with pytest.raises(SystemExit, match="other settings"):
-        main(select(dataset_config, tiny_checkpoint, selected, "--n", n, "--shard-size", "2", "--draws", draws))
+        main(select(dataset_config, tiny_checkpoint, selected, "--n", "4", "--shard-size", "2", "--draws", "1", *extra))
     assert Manifest.load(selected).shards == before
+
+
+def test_sources_draw_every_target_from_the_named_sources_only(dataset_config, tiny_checkpoint, tmp_path):
+    main(select(dataset_config, tiny_checkpoint, tmp_path, "--n", "3", "--shard-size", "3", "--draws", "0", "--sources", "pluck"))
+    sources = Manifest.load(tmp_path).config["sources"]
+    assert list(sources) == ["pluck"] and sources["pluck"] == tiny_config().sources["pluck"]  # its priors kept
+    assert (rows(tmp_path)["source"] == 0).all()  # indexes the manifest's sources: pluck
 
 
 def test_a_model_of_another_space_is_refused(tiny_checkpoint, tmp_path):
