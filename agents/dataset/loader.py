@@ -146,15 +146,28 @@ class InterleavedDatasets(IterableDataset):
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
         info = get_worker_info()
         rng = np.random.default_rng([self.seed, self.epoch, 0 if info is None else info.id + 1])
-        iterators = [iter(d) for d in self.datasets]
-        weights = np.array([len(d) for d in self.datasets], dtype=np.float64)
+        kept = [d for d in self.datasets if len(d)]  # one of no rows is never drawn
+        iterators = [iter(d) for d in kept]
+        sizes = np.array([len(d) for d in kept], dtype=np.float64)
+        bounds = _choice_bounds(sizes)
         while iterators:
-            i = int(rng.choice(len(iterators), p=weights / weights.sum())) if weights.sum() > 0 else 0
+            i = int(bounds.searchsorted(rng.random(), side="right"))
             try:
                 yield next(iterators[i])
             except StopIteration:
                 del iterators[i]
-                weights = np.delete(weights, i)
+                sizes = np.delete(sizes, i)
+                bounds = _choice_bounds(sizes)
+
+
+def _choice_bounds(sizes: np.ndarray) -> np.ndarray:
+    """What ``rng.choice(len(sizes), p=sizes / sizes.sum())`` searches a uniform draw in: searching
+    ``rng.random()`` in these gives its index for the same generator state, without building them per draw
+    (which cost a sixth of a ShardDataset sample)."""
+    if not len(sizes):
+        return sizes
+    bounds = np.cumsum(sizes / sizes.sum())
+    return bounds / bounds[-1]
 
 
 def _to_tensor(name: str, value: np.ndarray) -> torch.Tensor:
