@@ -10,7 +10,9 @@ is the trained model's. Targets are renders of random core presets at MIDI 48/60
 median and worst time of a match (pitch estimate, log-mel, network, decoding, a Vita render and a
 spectral distance per candidate: the K hypotheses and ``--draws`` drawn presets per hypothesis, rendered
 on ``--render-workers`` threads, ranked on screening renders unless ``--no-screen``; then the closest
-rendered exactly) and its stages.
+rendered exactly) and its stages, and the machine's speed at rendering: the median time of a Vita
+render of Vital's init preset (the model's note and lengths, one thread; about 40 ms on the machines
+where ``../shared/FACTS.md`` was measured), so that figures from different machines can be set side by side.
 """
 
 from __future__ import annotations
@@ -35,7 +37,20 @@ from agents.supervised.checkpoint import save_checkpoint  # noqa: E402
 from agents.supervised.model import ModelConfig, SoundMatcher  # noqa: E402
 from vital_gym.params import ParameterSpace  # noqa: E402
 from vital_gym.preset import PresetCodec  # noqa: E402
-from vital_gym.render import Renderer  # noqa: E402
+from vital_gym.render import RenderConfig, Renderer  # noqa: E402
+
+
+def init_render_ms(config: RenderConfig, n: int = 7) -> float:
+    """Median milliseconds of ``vita.Synth.render`` of Vital's init preset (the config's note and lengths,
+    one thread): the machine's speed at Vita, whatever the model."""
+    import vita
+
+    synth, times = vita.Synth(), []
+    for _ in range(n):
+        t = time.perf_counter()
+        synth.render(config.midi_note, config.velocity, config.note_seconds, config.render_seconds)
+        times.append(time.perf_counter() - t)
+    return 1000 * statistics.median(times)
 
 
 def main() -> None:
@@ -88,8 +103,10 @@ def main() -> None:
             t = time.perf_counter()
             matcher.match(target, draws=args.draws)
             total.append(time.perf_counter() - t)
+        reference_ms = init_render_ms(matcher.render_config)
     params = sum(p.numel() for p in matcher.model.parameters())
     print(f"machine: {platform.machine()} {os.cpu_count()} cores, torch {torch.__version__}, {args.threads} threads")
+    print(f"machine speed: a {matcher.render_config.render_seconds:g} s render of Vital's init preset takes {reference_ms:.1f} ms (median)")
     print(f"model: {params / 1e6:.2f}M parameters, {k} hypotheses x (1 + {args.draws} draws), {len(matcher.candidate_renderers)} render threads, {'screening' if matcher.screen else 'exact'} ranking ({'random weights' if args.checkpoint is None else args.checkpoint}); load {load_s:.2f} s")
     print(f"match of a 2 s target, {args.n} targets: median {statistics.median(total):.3f} s, worst {max(total):.3f} s (target < 2 s)")
     for name, v in stages.items():

@@ -1,4 +1,7 @@
+import re
+
 import numpy as np
+import pytest
 
 from vital_gym.describe import describe_preset
 
@@ -28,4 +31,72 @@ def test_description_of_a_random_preset_names_its_routes(core_space, core_codec)
         x = core_codec.canonical(core_space.sample(rng))
         text = describe_preset(core_space, x)
         for src, dst, _ in core_codec.routes(x):
-            assert f"{src} -> {dst}" in text
+            assert re.search(rf"{src}( \[init settings\])? -> {dst}", text), (src, dst)
+            if src in ("lfo_1", "lfo_2"):
+                assert f"LFO {src[-1]}:" in text
+
+
+def _with_route(space, codec, source: str, **values) -> np.ndarray:
+    """Oscillator 1 on, one route ``source -> filter_1_cutoff`` in slot 1, and ``values`` (stored units)."""
+    x = space.defaults()
+    x[space.index["osc_1_on"]] = 1.0
+    for name, value in {"mod_1_source": source, "mod_1_destination": "filter_1_cutoff", **values}.items():
+        p = space[name]
+        x[space.index[name]] = p.normalize(p.options.index(value) + p.low if isinstance(value, str) else value)
+    x[space.index["mod_1_amount"]] = space["mod_1_amount"].normalize(0.5)
+    return codec.canonical(x)
+
+
+@pytest.mark.parametrize(
+    "values, expected",
+    [
+        ({"lfo_1_sync": "Seconds", "lfo_1_frequency": 1.0}, "a cycle every 0.5 secs (2 Hz)"),  # Vital shows 2**-value s
+        ({"lfo_1_sync": "Tempo", "lfo_1_tempo": "1/4"}, "synced to tempo at 1/4."),
+        ({"lfo_1_sync": "Tempo Dotted", "lfo_1_tempo": "1/8"}, "synced to tempo at 1/8 dotted"),
+        ({"lfo_1_sync": "Keytrack"}, "keytracked"),
+    ],
+)
+def test_lfo_rate_is_described_as_its_sync_mode_sets_it(core_space, core_codec, values, expected):
+    text = describe_preset(core_space, _with_route(core_space, core_codec, "lfo_1", **values))
+    line = next(line for line in text.splitlines() if line.startswith("LFO 1:"))
+    assert expected in line and "LFO 2" not in text  # LFO 2 modulates nothing: not described
+
+
+def test_routes_name_sources_the_space_does_not_set(core_space, core_codec):
+    assert "lfo_7 [init settings] -> filter_1_cutoff" in describe_preset(core_space, _with_route(core_space, core_codec, "lfo_7"))
+    assert "env_4 [init settings] -> filter_1_cutoff" in describe_preset(core_space, _with_route(core_space, core_codec, "env_4"))
+    for source in ("lfo_2", "env_2", "velocity"):
+        assert f"Modulation: {source} -> filter_1_cutoff" in describe_preset(core_space, _with_route(core_space, core_codec, source))
+
+
+def test_filter_cutoff_is_given_in_hz(core_space, core_codec):
+    x = _with_route(core_space, core_codec, "lfo_1", filter_1_on=1.0, filter_1_cutoff=69.0)  # MIDI 69 = A4
+    assert "cutoff 9 semitones (440 Hz)" in describe_preset(core_space, x)
+
+
+@pytest.mark.parametrize(
+    "filter_1_on, filter_2_on, destination, remark",
+    [(0.0, 0.0, "FILTER 1", True), (0.0, 0.0, "FILTER 1+2", True), (1.0, 0.0, "FILTER 1+2", False), (1.0, 0.0, "FILTER 1", False),
+     (0.0, 0.0, "DIRECT OUT", False)],
+)
+def test_an_oscillator_into_filters_that_are_off_is_said_to_be_unfiltered(core_space, core_codec, filter_1_on, filter_2_on, destination, remark):
+    """Vital passes an oscillator routed into a filter that is off through unfiltered (measured through Vita)."""
+    x = _with_route(core_space, core_codec, "lfo_1", filter_1_on=filter_1_on, filter_2_on=filter_2_on, osc_1_destination=destination)
+    line = describe_preset(core_space, x).splitlines()[0]
+    assert f"into {destination}" in line and ("(off: unfiltered)" in line) == remark
+
+
+def test_vital_passes_a_sound_through_a_filter_that_is_off():
+    """What the remark above rests on: into FILTER 1 (off) sounds as loud as DIRECT OUT."""
+    import vita
+
+    rms = []
+    for destination in ("FILTER 1", "DIRECT OUT"):
+        synth = vita.Synth()
+        controls = synth.get_controls()
+        options = synth.get_control_details("osc_1_destination").options
+        controls["osc_1_destination"].set(float(options.index(destination)))
+        controls["filter_1_on"].set(0.0)
+        audio = synth.render(60, 0.7, 0.3, 0.3)
+        rms.append(float(np.sqrt(np.mean(audio**2))))
+    assert rms[0] > 0.01 and rms[0] == pytest.approx(rms[1], rel=0.02)

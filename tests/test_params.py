@@ -43,12 +43,36 @@ def test_normalisation_is_vitals_host_parameter_value():
         ("env_1_attack", 2.0**0.25, 2.0),
         ("filter_1_cutoff", 60.0, 0.0),  # semitones relative to middle C... offset -60
         ("volume", 80.0**2, 0.0),  # square root: dB = sqrt(value) - 80
-        ("lfo_1_frequency", 1.0, 2.0),  # exponential: Hz = 2 ** value
+        ("lfo_1_frequency", 1.0, 0.5),  # exponential, shown as a period: seconds = 2 ** -value
+        ("reverb_decay_time", 1.0, 2.0),  # exponential: seconds = 2 ** value
         ("osc_1_level", 0.5, 0.25),  # quadratic
     ],
 )
 def test_display_units_follow_the_value_scale(name, value, display):
     assert control_parameter(name).display(value) == pytest.approx(display, rel=1e-5)
+
+
+def test_display_is_the_number_vital_shows():
+    """Every continuous control at three knob positions: our display value is the number in Vita's own text."""
+    import re
+
+    import vita
+
+    synth = vita.Synth()  # kept: its controls point into it
+    controls = synth.get_controls()
+    compared = 0
+    for name, info in control_catalog().items():
+        if info.is_discrete:
+            continue
+        p = control_parameter(name)
+        for knob in (0.1, 0.5, 0.9):
+            value = info.min + knob * (info.max - info.min)
+            controls[name].set(value)
+            shown = re.match(r"\s*([-+]?[0-9.]+)", controls[name].get_text())
+            assert shown, f"{name}: no number in Vita's text {controls[name].get_text()!r}"
+            assert p.display(value) == pytest.approx(float(shown.group(1)), rel=2e-3, abs=2e-3), f"{name} at {value}"
+            compared += 1
+    assert compared > 1200
 
 
 @pytest.mark.parametrize(

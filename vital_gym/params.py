@@ -6,7 +6,7 @@ controls are in the space, may narrow a range, and sets sampling priors.
 
 Normalisation. Vital stores every control as the *knob* value: the GUI slider is linear in it, and the
 value scale only maps it to the displayed unit (an envelope time in seconds is ``value**4``, a volume in
-dB is ``sqrt(value) - 80``, an LFO rate in Hz is ``2**value``). So ``(value - min) / (max - min)`` is the
+dB is ``sqrt(value) - 80``, an LFO rate is ``2**value`` Hz, shown as its period ``2**-value`` s). So ``(value - min) / (max - min)`` is the
 knob position, equal to the value Vital's plugin parameter reports to a DAW (``ValueBridge``), and a
 uniform sample in it is a random turn of the knob, not a uniform draw of seconds or Hz. (Vita's
 ``get_normalized()`` agrees for linear, quartic and indexed controls, but applies the display skew to
@@ -89,6 +89,15 @@ class ControlInfo:
     post_offset: float
     units: str
     display_name: str
+    display_invert: bool = False  # the GUI shows 1 / (scaled value): a rate in Hz as a period in seconds
+
+
+def _display_invert(name: str, scale: str, units: str) -> bool:
+    """Vital's GUI shows the rates of LFOs, random LFOs, chorus, flanger, phaser and delay as periods
+    (``2**-value`` s). Vita does not expose Vital's ``display_invert``; this rule picks exactly the
+    controls whose text is ``1 / 2**value`` (``tests/test_params.py`` checks every control's display
+    against Vita's own text)."""
+    return scale == "Exponential" and units == "secs" and name.endswith("_frequency")
 
 
 @functools.cache
@@ -112,6 +121,7 @@ def control_catalog() -> Mapping[str, ControlInfo]:
             post_offset=float(d.post_offset),
             units=str(d.display_units).strip(),
             display_name=str(d.display_name),
+            display_invert=_display_invert(name, str(d.scale).rsplit(".", 1)[-1], str(d.display_units).strip()),
         )
     return catalog
 
@@ -151,6 +161,7 @@ class Parameter:
     display_multiply: float = 1.0
     post_offset: float = 0.0
     units: str = ""
+    display_invert: bool = False
     prior_low: float = 0.0
     prior_high: float = 1.0
     p_on: float = 0.5
@@ -209,6 +220,8 @@ class Parameter:
             scaled = 2.0**v
         else:
             scaled = v
+        if self.display_invert:
+            scaled = 1.0 / scaled if scaled else math.inf
         return scaled * self.display_multiply + self.post_offset
 
     def option_name(self, value: float) -> str:
@@ -286,6 +299,7 @@ def control_parameter(name: str, overrides: Mapping[str, Any] | None = None) -> 
         display_multiply=info.display_multiply,
         post_offset=info.post_offset,
         units=info.units,
+        display_invert=info.display_invert,
         **_prior_fields(name, o),
     )
 

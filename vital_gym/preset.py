@@ -18,14 +18,13 @@ import copy
 import functools
 import json
 import math
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Mapping
 
 import numpy as np
 
+from vital_gym.files import atomic_file
 from vital_gym.params import (
     LFO_SHAPES,
     NO_SOURCE,
@@ -120,14 +119,8 @@ class Preset:
         if path.suffix != ".vital":
             path = path.with_suffix(".vital")
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w") as f:
-                f.write(self.to_json())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_file(path) as f:
+            f.write(self.to_json().encode())
         return path
 
     def copy(self) -> "Preset":

@@ -22,12 +22,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from vital_gym.files import atomic_file
 
 MANIFEST = "manifest.json"
 
@@ -51,18 +52,9 @@ def sha256(path: Path) -> str:
 
 def write_shard(path: Path, arrays: dict[str, np.ndarray]) -> str:
     """Write atomically (temporary file, fsync, rename) and return the file's SHA-256."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        digest = sha256(Path(tmp))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return digest
+    with atomic_file(path, fsync=True) as f:
+        np.savez(f, **arrays)
+    return sha256(path)
 
 
 def read_shard(path: str | Path, fields: tuple[str, ...] | None = None) -> dict[str, np.ndarray]:
