@@ -4,6 +4,7 @@
     vital-gym dataset verify data/core
     vital-gym benchmark --presets ../shared/presets --audio data/voice --dataset data/core
     vital-gym match target.wav -o out.vital [--checkpoint DIR] [--refine 200]
+    vital-gym describe preset.vital [--space core]
     vital-gym sensitivity --config configs/dataset/core.yaml --presets 48 --out configs/sensitivity/core.json
 """
 
@@ -104,6 +105,20 @@ def _match(args: argparse.Namespace) -> int:
     return 0
 
 
+def _describe(args: argparse.Namespace) -> int:
+    from vital_gym.describe import describe_omissions, describe_preset
+    from vital_gym.params import ParameterSpace
+    from vital_gym.preset import Preset, PresetCodec
+
+    space = ParameterSpace.from_spec(args.space)
+    codec = PresetCodec(space)
+    preset = Preset.load(args.preset)
+    print(describe_preset(space, codec.from_preset(preset), unset="its settings not described"))
+    print()
+    print(f"({describe_omissions(codec, preset)})")
+    return 0
+
+
 def _sensitivity(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
@@ -185,6 +200,10 @@ def main(argv: list[str] | None = None) -> int:
     match.add_argument("--no-screen", action="store_true", help="rank the candidates on exact renders, not screening ones (slower)")
     match.add_argument("--top-score", action="store_true", help="a model with several hypotheses: keep the best-scored one unrendered instead of rendering all")
     match.set_defaults(func=_match)
+    describe = sub.add_parser("describe", help="describe a .vital preset in plain language, as vital-gym match does its result")
+    describe.add_argument("preset", help="a .vital file")
+    describe.add_argument("--space", default="core", help="parameter space name or YAML whose parameters are described (default core)")
+    describe.set_defaults(func=_describe)
     sens = sub.add_parser("sensitivity", help="measure how much each parameter moves the sound (loss weights for training)")
     sens.add_argument("--config", required=True, help="a dataset YAML: the space, render settings and how presets are drawn")
     sens.add_argument("--presets", type=int, default=48, help="presets to measure on (each costs one render per parameter)")

@@ -100,3 +100,14 @@ def test_vital_passes_a_sound_through_a_filter_that_is_off():
         audio = synth.render(60, 0.7, 0.3, 0.3)
         rms.append(float(np.sqrt(np.mean(audio**2))))
     assert rms[0] > 0.01 and rms[0] == pytest.approx(rms[1], rel=0.02)
+
+
+@pytest.mark.parametrize("source, described", [("env_2", "Envelope 2: a slow, swelling attack"), ("env_3", "Envelope 3:"), ("lfo_1", None)])
+def test_a_modulation_envelope_is_described_when_a_route_uses_it(core_space, core_codec, source, described):
+    x = _with_route(core_space, core_codec, source, env_2_attack=1.0, env_3_hold=0.5)  # 1 s attack; hold 0.0625 s
+    text = describe_preset(core_space, x)
+    assert text.count("nvelope 2:") == (source == "env_2") and text.count("nvelope 3:") == (source == "env_3")
+    if described:
+        assert described in text
+    if source == "env_3":
+        assert "hold 0.0625 secs" in text

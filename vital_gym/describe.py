@@ -1,12 +1,11 @@
 """A plain-language description of a preset, generated deterministically from its parameter vector.
 
 What a sound designer reads to rebuild or tweak the sound by hand: which sources play and with what
-waves, the filters, the shape of the amplitude envelope, the LFOs that modulate something, and the
-modulation routes. Only the
-parameters the space holds are described; values are in the units Vital's interface shows (a filter
-cutoff in semitones from middle C, with its frequency; an LFO in seconds per cycle, or its tempo
-division when synced). A route from an envelope, LFO, random source or macro whose own settings the
-space does not hold is marked: that source plays as the base preset set it.
+waves, the filters, the amplitude envelope, the envelopes and LFOs that modulate something, and the
+modulation routes. Only the parameters the space holds are described; values are in the units Vital's
+interface shows (a filter cutoff in semitones from middle C, with its frequency; an LFO in seconds per
+cycle, or its tempo division when synced). A route from an envelope, LFO, random source or macro whose
+own settings the space does not hold is marked: that source plays as the base preset set it.
 """
 
 from __future__ import annotations
@@ -16,7 +15,7 @@ import re
 import numpy as np
 
 from vital_gym.params import Kind, ParameterSpace
-from vital_gym.preset import PresetCodec
+from vital_gym.preset import Preset, PresetCodec
 
 
 def _fmt(space: ParameterSpace, values: dict, name: str) -> str | None:
@@ -30,9 +29,6 @@ def _fmt(space: ParameterSpace, values: dict, name: str) -> str | None:
         return f"{v:+d}" if "transpose" in name else str(v)
     unit = f" {p.units}" if p.units else ""
     return f"{v:.3g}{unit}"
-
-
-_CONFIGURABLE_SOURCE = re.compile(r"(env|lfo|random)_\d+|macro_control_\d+")
 
 
 def _cutoff_hz(semitones: float) -> float:
@@ -62,10 +58,14 @@ def _filters_off(values: dict, destination: str) -> str:
     return " (off: unfiltered)" if filters and all(on is False for on in known) else ""
 
 
-def _source_label(space: ParameterSpace, source: str) -> str:
+_CONFIGURABLE_SOURCE = re.compile(r"(env|lfo|random)_\d+|macro_control_\d+")  # sources with settings of their own
+
+
+def _source_label(space: ParameterSpace, source: str, unset: str) -> str:
+    """``source``, marked ``[unset]`` when the space does not set it."""
     configurable = _CONFIGURABLE_SOURCE.fullmatch(source)
     if configurable and not any(p.name == source or p.name.startswith(f"{source}_") for p in space.parameters):
-        return f"{source} [{'base preset' if space.base_preset else 'init'} settings]"
+        return f"{source} [{unset}]"
     return source
 
 
@@ -85,8 +85,13 @@ def _envelope_character(values: dict, env: str) -> str:
     return ", ".join(words)
 
 
-def describe_preset(space: ParameterSpace, x: np.ndarray) -> str:
-    """Sentences, one per part of the synth, for the parameter vector ``x`` of ``space``."""
+def describe_preset(space: ParameterSpace, x: np.ndarray, unset: str | None = None) -> str:
+    """Sentences, one per part of the synth, for the parameter vector ``x`` of ``space``.
+
+    ``unset`` marks a route's source whose settings the space does not hold; by default it says where a
+    preset written from ``x`` takes them from ("init settings", or "base preset settings").
+    """
+    unset = unset or f"{'base preset' if space.base_preset else 'init'} settings"
     values = space.describe_vector(x)
     lines: list[str] = []
     for i in (1, 2, 3):
@@ -125,14 +130,18 @@ def describe_preset(space: ParameterSpace, x: np.ndarray) -> str:
                 if k == "cutoff":
                     parts[-1] += f" ({_cutoff_hz(values[f'{f}_cutoff']):.0f} Hz)"
         lines.append(f"Filter {i}: " + ", ".join(parts) + ".")
-    character = _envelope_character(values, "env_1")
-    if character:
-        adsr = ", ".join(
-            f"{k} {_fmt(space, values, f'env_1_{k}')}" for k in ("attack", "decay", "sustain", "release") if f"env_1_{k}" in values
-        )
-        lines.append(f"Amplitude envelope: {character} ({adsr}).")
     routes = PresetCodec(space).routes(x) if space.modulation.slots else []
     used = {source for source, _, _ in routes}
+    for i in range(1, 7):  # envelope 1 shapes the amplitude; the others sound only through a route
+        env = f"env_{i}"
+        character = _envelope_character(values, env)
+        if character and (i == 1 or env in used):
+            stages = ", ".join(
+                f"{k} {_fmt(space, values, f'{env}_{k}')}"
+                for k in ("delay", "attack", "hold", "decay", "sustain", "release")
+                if f"{env}_{k}" in values and (k not in ("delay", "hold") or values[f"{env}_{k}"] >= 0.001)  # 1 ms: audible
+            )
+            lines.append(f"{'Amplitude envelope' if i == 1 else f'Envelope {i}'}: {character} ({stages}).")
     for i in range(1, 9):  # an LFO sounds only through a route (without slots, the base preset's routes)
         lfo = f"lfo_{i}"
         if (lfo in used or not space.modulation.slots) and (f"{lfo}_shape" in values or f"{lfo}_frequency" in values or f"{lfo}_sync" in values):
@@ -143,7 +152,28 @@ def describe_preset(space: ParameterSpace, x: np.ndarray) -> str:
                 parts.append(rate)
             lines.append(f"LFO {i}: " + ", ".join(parts) + ".")
     if routes:
-        lines.append("Modulation: " + "; ".join(f"{_source_label(space, s)} -> {d} ({a:+.2f})" for s, d, a in routes) + ".")
+        lines.append("Modulation: " + "; ".join(f"{_source_label(space, s, unset)} -> {d} ({a:+.2f})" for s, d, a in routes) + ".")
     elif space.modulation.slots:
         lines.append("Modulation: none.")
     return "\n".join(lines)
+
+
+def describe_omissions(codec: PresetCodec, preset: Preset) -> str:
+    """What a description of ``preset`` in the terms of ``codec``'s space leaves out: the routes it cannot
+    hold, values clipped to its ranges, and the settings outside it that differ from its base preset."""
+    space, x = codec.space, codec.from_preset(preset)
+    held = {p.name for p in space.parameters}
+    base = codec.base.settings
+    other = sorted(k for k, v in preset.settings.items() if isinstance(v, (int, float)) and k not in held and base.get(k) != v)
+    clipped = [
+        p.name for i, p in enumerate(space.parameters)
+        if p.is_control and p.name in preset.settings
+        and abs(p.denormalize(float(x[i])) - float(preset.settings[p.name])) > 1e-4 * (p.high - p.low)  # not float32 rounding
+    ]
+    routes = [m for m in preset.settings.get("modulations", []) if m.get("source")]
+    return (
+        f"in the terms of space '{space.name}': {len(codec.routes(x))} of the preset's {len(routes)} routes; "
+        + (f"{', '.join(clipped)} clipped to the space's ranges; " if clipped else "")
+        + f"{len(other)} other settings differ from the {'base' if space.base_preset else 'init'} preset and are not described"
+        + (f", e.g. {', '.join(other[:6])}" if other else "")
+    )

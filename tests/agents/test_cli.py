@@ -20,3 +20,28 @@ def test_generate_then_verify(tmp_path, capsys):
 def test_errors_are_reported_not_raised(tmp_path, capsys):
     assert main(["dataset", "verify", str(tmp_path)]) == 2
     assert "not a vital-gym dataset folder" in capsys.readouterr().err
+
+
+def test_describe_a_preset(tmp_path, capsys, human_presets):
+    from vital_gym.preset import init_preset
+
+    assert main(["describe", str(human_presets[0])]) == 0
+    out = capsys.readouterr().out
+    assert "Amplitude envelope" in out and "in the terms of space 'core'" in out and "clipped" not in out
+    preset = init_preset().with_values({"osc_1_transpose": 36.0})  # Vital allows +-48; the core space +-24
+    path = preset.save(tmp_path / "high.vital")
+    assert main(["describe", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "transposed +24 semitones" in out and "osc_1_transpose clipped to the space's ranges" in out
+    assert "0 other settings differ from the init preset" in out
+
+
+def test_describe_refuses_what_it_cannot_read(tmp_path, capsys):
+    bad = tmp_path / "bad.vital"
+    bad.write_text("{not json")
+    assert main(["describe", str(bad)]) == 2
+    assert f"{bad}: not valid JSON" in capsys.readouterr().err
+    assert main(["describe", str(tmp_path / "missing.vital")]) == 2
+    assert "no such preset file" in capsys.readouterr().err
+    assert main(["describe", str(bad), "--space", "nospace"]) == 2
+    assert "parameter space 'nospace' not found" in capsys.readouterr().err
