@@ -6,11 +6,11 @@ controls are in the space, may narrow a range, and sets sampling priors.
 
 Normalisation. Vital stores every control as the *knob* value: the GUI slider is linear in it, and the
 value scale only maps it to the displayed unit (an envelope time in seconds is ``value**4``, a volume in
-dB is ``sqrt(value) - 80``, an LFO rate is ``2**value`` Hz, shown as its period ``2**-value`` s). So ``(value - min) / (max - min)`` is the
-knob position, equal to the value Vital's plugin parameter reports to a DAW (``ValueBridge``), and a
-uniform sample in it is a random turn of the knob, not a uniform draw of seconds or Hz. (Vita's
-``get_normalized()`` agrees for linear, quartic and indexed controls, but applies the display skew to
-exponential and quadratic ones.) :meth:`Parameter.display` gives the physical unit.
+dB is ``sqrt(value) - 80``, an LFO rate is ``2**value`` Hz, shown as its period ``2**-value`` s). So
+``(value - min) / (max - min)`` is the knob position, equal to the value Vital's plugin parameter reports
+to a DAW (``ValueBridge``), and a uniform sample in it is a random turn of the knob, not a uniform draw of
+seconds or Hz. (Vita's ``get_normalized()`` agrees for linear, quartic and indexed controls, but applies
+the display skew to exponential and quadratic ones.) :meth:`Parameter.display` gives the physical unit.
 
 Two representations:
 
