@@ -111,3 +111,43 @@ def test_a_modulation_envelope_is_described_when_a_route_uses_it(core_space, cor
         assert described in text
     if source == "env_3":
         assert "hold 0.0625 secs" in text
+
+
+@pytest.fixture(scope="module")
+def full_space():
+    from vital_gym.params import ParameterSpace
+
+    return ParameterSpace.load("full")
+
+
+def _full_with(space, **values) -> np.ndarray:
+    """The full space's defaults with ``values`` (stored units; option names for categorical ones)."""
+    x = space.defaults()
+    x[space.index["osc_1_on"]] = 1.0
+    for name, value in values.items():
+        p = space[name]
+        x[space.index[name]] = p.normalize(p.options.index(value) + p.low if isinstance(value, str) else value)
+    return x
+
+
+def test_effects_line_only_where_the_space_holds_effects(core_space, core_codec, full_space):
+    assert "Effects" not in describe_preset(core_space, _with_route(core_space, core_codec, "lfo_1"))
+    assert "Effects: none." in describe_preset(full_space, _full_with(full_space))
+
+
+@pytest.mark.parametrize(
+    "values, expected",
+    [
+        ({"reverb_on": 1.0, "reverb_decay_time": 1.0, "reverb_dry_wet": 0.25}, "reverb (decay time 2 secs, size 50 %, dry/wet 25 %)"),
+        ({"delay_on": 1.0, "delay_sync": "Tempo Dotted", "delay_tempo": "1/4"}, "delay (synced to tempo at 1/4 dotted, style"),
+        ({"delay_on": 1.0, "delay_sync": "Seconds", "delay_frequency": 2.0}, "delay (time 0.25 secs (4 Hz), style"),
+        ({"chorus_on": 1.0, "chorus_voices": 4.0}, "voices 16"),  # Vital shows 4x the stored value
+        ({"filter_fx_on": 1.0, "filter_fx_cutoff": 69.0}, "filter (model Analog, cutoff 9 semitones (440 Hz)"),
+        ({"distortion_on": 1.0, "eq_on": 1.0}, "Effects: distortion (type Soft Clip"),
+    ],
+)
+def test_effects_that_are_on_are_described(full_space, values, expected):
+    line = next(line for line in describe_preset(full_space, _full_with(full_space, **values)).splitlines() if line.startswith("Effects:"))
+    assert expected in line
+    for fx in ("reverb", "delay", "chorus", "distortion"):
+        assert (f"{fx} (" in line) == (values.get(f"{fx}_on", 0.0) > 0)

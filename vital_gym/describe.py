@@ -1,8 +1,8 @@
 """A plain-language description of a preset, generated deterministically from its parameter vector.
 
 What a sound designer reads to rebuild or tweak the sound by hand: which sources play and with what
-waves, the filters, the amplitude envelope, the envelopes and LFOs that modulate something, and the
-modulation routes. Only the parameters the space holds are described; values are in the units Vital's
+waves, the filters, the amplitude envelope, the envelopes and LFOs that modulate something, the effects
+that are on, and the modulation routes. Only the parameters the space holds are described; values are in the units Vital's
 interface shows (a filter cutoff in semitones from middle C, with its frequency; an LFO in seconds per
 cycle, or its tempo division when synced). A route from an envelope, LFO, random source or macro whose
 own settings the space does not hold is marked: that source plays as the base preset set it.
@@ -36,19 +36,53 @@ def _cutoff_hz(semitones: float) -> float:
     return 440.0 * 2.0 ** ((semitones + 60.0 - 69.0) / 12.0)
 
 
-def _lfo_rate(space: ParameterSpace, values: dict, lfo: str) -> str | None:
-    """How fast the LFO runs, the way its sync mode sets it: a period, a tempo division, or the note."""
-    sync = values.get(f"{lfo}_sync")
+def _rate(space: ParameterSpace, values: dict, prefix: str, period: str = "a cycle every") -> str | None:
+    """How fast an LFO or a time-based effect runs, the way its sync mode sets it: a period in seconds
+    (``period`` names it), a tempo division, or the note played (an LFO's Keytrack)."""
+    sync = values.get(f"{prefix}_sync")
     if sync is not None and str(sync).startswith("Tempo"):
-        tempo = values.get(f"{lfo}_tempo")
+        tempo = values.get(f"{prefix}_tempo")
         feel = {"Tempo Dotted": " dotted", "Tempo Triplets": " triplets"}.get(str(sync), "")
         return f"synced to tempo at {tempo}{feel}" if tempo is not None else f"synced to tempo{feel}"
     if sync == "Keytrack":
         return "keytracked (its rate follows the note played)"
-    period = values.get(f"{lfo}_frequency")
-    if period is None:
+    seconds = values.get(f"{prefix}_frequency")
+    if seconds is None:
         return None
-    return f"a cycle every {_fmt(space, values, f'{lfo}_frequency')}" + (f" ({1.0 / period:.3g} Hz)" if period > 0 else "")
+    return f"{period} {_fmt(space, values, f'{prefix}_frequency')}" + (f" ({1.0 / seconds:.3g} Hz)" if seconds > 0 else "")
+
+
+# Vital's effects in its default chain order: (control prefix, name, what says most about the sound, the
+# word for its time when it has one)
+_EFFECTS = (
+    ("chorus", "chorus", ("voices", "dry_wet"), "a cycle every"),
+    ("compressor", "multiband compressor", ("mix",), None),
+    ("delay", "delay", ("style", "feedback", "dry_wet"), "time"),
+    ("distortion", "distortion", ("type", "drive", "mix"), None),
+    ("eq", "EQ", (), None),
+    ("filter_fx", "filter", ("model", "cutoff", "mix"), None),
+    ("flanger", "flanger", ("feedback", "dry_wet"), "a cycle every"),
+    ("phaser", "phaser", ("feedback", "dry_wet"), "a cycle every"),
+    ("reverb", "reverb", ("decay_time", "size", "dry_wet"), None),
+)
+
+
+def _effects(space: ParameterSpace, values: dict) -> str | None:
+    """The effects that are on, each with its main settings; None when the space holds no effect switch."""
+    if not any(f"{fx}_on" in values for fx, *_ in _EFFECTS):
+        return None
+    on = []
+    for fx, name, settings, period in _EFFECTS:
+        if not values.get(f"{fx}_on"):
+            continue
+        parts = []
+        for k in (k for k in settings if f"{fx}_{k}" in values):
+            label = k.replace("_", " ").replace("dry wet", "dry/wet")
+            hz = f" ({_cutoff_hz(values[f'{fx}_{k}']):.0f} Hz)" if k == "cutoff" else ""
+            parts.append(f"{label} {_fmt(space, values, f'{fx}_{k}')}{hz}")
+        rate = _rate(space, values, fx, period) if period else None
+        on.append(name + (f" ({', '.join(([rate] if rate else []) + parts)})" if rate or parts else ""))
+    return "Effects: " + ("; ".join(on) if on else "none") + "."
 
 
 def _filters_off(values: dict, destination: str) -> str:
@@ -144,13 +178,17 @@ def describe_preset(space: ParameterSpace, x: np.ndarray, unset: str | None = No
             lines.append(f"{'Amplitude envelope' if i == 1 else f'Envelope {i}'}: {character} ({stages}).")
     for i in range(1, 9):  # an LFO sounds only through a route (without slots, the base preset's routes)
         lfo = f"lfo_{i}"
-        if (lfo in used or not space.modulation.slots) and (f"{lfo}_shape" in values or f"{lfo}_frequency" in values or f"{lfo}_sync" in values):
+        held = any(f"{lfo}_{k}" in values for k in ("shape", "frequency", "sync"))
+        if held and (lfo in used or not space.modulation.slots):
             shape = values.get(f"{lfo}_shape")
             parts = [f"shape '{shape}'"] if shape is not None else []
-            rate = _lfo_rate(space, values, lfo)
+            rate = _rate(space, values, lfo)
             if rate:
                 parts.append(rate)
             lines.append(f"LFO {i}: " + ", ".join(parts) + ".")
+    effects = _effects(space, values)
+    if effects:
+        lines.append(effects)
     if routes:
         lines.append("Modulation: " + "; ".join(f"{_source_label(space, s, unset)} -> {d} ({a:+.2f})" for s, d, a in routes) + ".")
     elif space.modulation.slots:

@@ -620,7 +620,7 @@ class ParameterSpace:
             elif p.kind is Kind.TOGGLE:
                 out[p.name] = bool(v)
             elif p.kind is Kind.INTEGER:
-                out[p.name] = int(v)
+                out[p.name] = int(round(p.display(v)))  # chorus voices: Vital shows 4x the value
             else:
                 out[p.name] = round(p.display(v), 4)
         return out
