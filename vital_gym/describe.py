@@ -52,6 +52,15 @@ def _rate(space: ParameterSpace, values: dict, prefix: str, period: str = "a cyc
     return f"{period} {_fmt(space, values, f'{prefix}_frequency')}" + (f" ({1.0 / seconds:.3g} Hz)" if seconds > 0 else "")
 
 
+def _settings(space: ParameterSpace, values: dict, prefix: str, keys: tuple[str, ...]) -> list[str]:
+    """``"name value"`` for each of ``prefix``'s ``keys`` the space holds, a cutoff with its frequency."""
+    parts = []
+    for k in (k for k in keys if f"{prefix}_{k}" in values):
+        hz = f" ({_cutoff_hz(values[f'{prefix}_{k}']):.0f} Hz)" if k == "cutoff" else ""
+        parts.append(f"{k.replace('_', ' ').replace('dry wet', 'dry/wet')} {_fmt(space, values, f'{prefix}_{k}')}{hz}")
+    return parts
+
+
 # Vital's effects in its default chain order: (control prefix, name, what says most about the sound, the
 # word for its time when it has one)
 _EFFECTS = (
@@ -75,11 +84,7 @@ def _effects(space: ParameterSpace, values: dict) -> str | None:
     for fx, name, settings, period in _EFFECTS:
         if not values.get(f"{fx}_on"):
             continue
-        parts = []
-        for k in (k for k in settings if f"{fx}_{k}" in values):
-            label = k.replace("_", " ").replace("dry wet", "dry/wet")
-            hz = f" ({_cutoff_hz(values[f'{fx}_{k}']):.0f} Hz)" if k == "cutoff" else ""
-            parts.append(f"{label} {_fmt(space, values, f'{fx}_{k}')}{hz}")
+        parts = _settings(space, values, fx, settings)
         rate = _rate(space, values, fx, period) if period else None
         on.append(name + (f" ({', '.join(([rate] if rate else []) + parts)})" if rate or parts else ""))
     return "Effects: " + ("; ".join(on) if on else "none") + "."
@@ -158,11 +163,7 @@ def describe_preset(space: ParameterSpace, x: np.ndarray, unset: str | None = No
         parts = [f"{values.get(f'{f}_model', '')} filter".strip()]
         if f"{f}_style" in values:
             parts[0] += f" ({values[f'{f}_style']})"
-        for k, label in (("cutoff", "cutoff"), ("resonance", "resonance"), ("drive", "drive"), ("mix", "mix")):
-            if f"{f}_{k}" in values:
-                parts.append(f"{label} {_fmt(space, values, f'{f}_{k}')}")
-                if k == "cutoff":
-                    parts[-1] += f" ({_cutoff_hz(values[f'{f}_cutoff']):.0f} Hz)"
+        parts += _settings(space, values, f, ("cutoff", "resonance", "drive", "mix"))
         lines.append(f"Filter {i}: " + ", ".join(parts) + ".")
     routes = PresetCodec(space).routes(x) if space.modulation.slots else []
     used = {source for source, _, _ in routes}
