@@ -43,7 +43,7 @@ from agents.supervised.checkpoint import load_model
 from agents.supervised.model import SoundMatcher, draw_presets
 from vital_gym.audio import AudioFileError, estimate_midi_note, load_audio, write_wav
 from vital_gym.describe import describe_preset
-from vital_gym.features import LogMelSpectrogram, MelConfig
+from vital_gym.features import MelConfig, spectrogram
 from vital_gym.preset import Preset, PresetCodec
 from vital_gym.render import RenderConfig, Renderer, RenderResult, check_audio, side_by_side
 from vital_gym.rewards import MultiResolutionSTFTDistance
@@ -105,7 +105,7 @@ class Matcher:
         self.screen = screen
         self.draw_temperature = draw_temperature
         self.candidate_renderers = candidate_renderers(self.render_config, render_workers, screen)
-        self.mel = LogMelSpectrogram(MelConfig.from_dict(meta.get("observation")), self.render_config.sample_rate)
+        self.mel = spectrogram(MelConfig.from_dict(meta.get("observation")), self.render_config.sample_rate)
 
     def load_target(self, path: str | Path) -> np.ndarray:
         """The target as ``(1, samples)``; names the file and the problem when it cannot be used."""

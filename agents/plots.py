@@ -10,12 +10,12 @@ from pathlib import Path
 
 import numpy as np
 
-from vital_gym.features import LogMelSpectrogram
+from vital_gym.features import Spectrogram
 
 Panel = tuple[str, "np.ndarray | None"]  # (title, audio (channels, samples) or None for a failed render)
 
 
-def plot_comparison(panels: Sequence[Panel], mel: LogMelSpectrogram, path: Path, dpi: int = 100) -> Path:
+def plot_comparison(panels: Sequence[Panel], mel: Spectrogram, path: Path, dpi: int = 100) -> Path:
     """One row of labelled log-mels side by side (e.g. target and match), sharing the mel axis."""
     plt = _pyplot()
     fig, axes = plt.subplots(1, len(panels), figsize=(4.5 * len(panels), 3.2), squeeze=False, sharey=True)
@@ -28,7 +28,7 @@ def plot_comparison(panels: Sequence[Panel], mel: LogMelSpectrogram, path: Path,
 
 
 def plot_grid(
-    rows: Sequence[Sequence[Panel]], mel: LogMelSpectrogram, path: Path, row_labels: Sequence[str], dpi: int = 100
+    rows: Sequence[Sequence[Panel]], mel: Spectrogram, path: Path, row_labels: Sequence[str], dpi: int = 100
 ) -> Path:
     """Small log-mels, one row per example and one column per method; titles on the first row only."""
     plt = _pyplot()
@@ -55,7 +55,7 @@ def _pyplot():
     return plt
 
 
-def _draw(ax, mel: LogMelSpectrogram, audio: np.ndarray | None) -> None:
+def _draw(ax, mel: Spectrogram, audio: np.ndarray | None) -> None:
     if audio is None:
         ax.text(0.5, 0.5, "failed", ha="center", va="center")
     else:

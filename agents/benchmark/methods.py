@@ -23,7 +23,7 @@ import torch
 from agents.benchmark.testsets import TEST_SEED, TestItem
 from agents.dataset.shards import Manifest, read_shard
 from vital_gym.audio import write_wav
-from vital_gym.features import LogMelSpectrogram, MelConfig
+from vital_gym.features import MelConfig, spectrogram
 from vital_gym.params import Kind
 from vital_gym.preset import Preset, PresetCodec, PresetError, init_preset
 from vital_gym.render import RenderConfig, Renderer
@@ -205,7 +205,7 @@ class NearestNeighbour:
         self.folder = Path(dataset)
         self.manifest = open_training_set(self.folder, codec)
         self.codec, self.pool = codec, pool
-        self.mel = LogMelSpectrogram(MelConfig.from_dict(self.manifest.config.get("observation")), render.sample_rate)
+        self.mel = spectrogram(MelConfig.from_dict(self.manifest.config.get("observation")), render.sample_rate)
         if max_samples is not None and max_samples < 1:
             raise ValueError(f"max_samples={max_samples}: give at least 1")
         feats, params, count = [], [], 0

@@ -28,7 +28,7 @@ import yaml
 
 from agents.dataset.shards import MANIFEST, Manifest, read_shard, sha256, shard_name, write_shard
 from vital_gym.audio import resample
-from vital_gym.features import LogMelSpectrogram, MelConfig
+from vital_gym.features import MelConfig, spectrogram
 from vital_gym.params import Kind, ParameterSpace
 from vital_gym.preset import Preset, PresetCodec, PresetError
 from vital_gym.render import RenderConfig, Renderer, RenderResult
@@ -131,7 +131,7 @@ class SampleMaker:
         self.codec = PresetCodec(self.space)
         self.render_config = RenderConfig.from_dict(config.render)
         self.renderer = Renderer(self.render_config)
-        self.mel = LogMelSpectrogram(MelConfig.from_dict(config.observation), self.render_config.sample_rate)
+        self.mel = spectrogram(MelConfig.from_dict(config.observation), self.render_config.sample_rate)
         self.source_names = list(config.sources)
         weights = np.array([float(config.sources[n]["weight"]) for n in self.source_names])
         self.source_p = weights / weights.sum()

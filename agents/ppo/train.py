@@ -41,6 +41,8 @@ from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv  # noqa:
 
 from agents.ppo.policy import SoundMatcherPolicy  # noqa: E402
 from agents.supervised.checkpoint import read_config  # noqa: E402
+from agents.supervised.model import ModelConfig  # noqa: E402
+from vital_gym.features import MelConfig  # noqa: E402
 from vital_gym.envs import VitalMatchEnv  # noqa: E402
 from vital_gym.render import RenderConfig  # noqa: E402
 from vital_gym.targets import Target, targets_spec  # noqa: E402
@@ -223,10 +225,26 @@ def make_env_fn(env_kwargs: dict[str, Any], targets: Any, seed: int) -> Callable
     return make
 
 
+def check_observation(policy_kwargs: dict[str, Any], env_kwargs: dict[str, Any]) -> None:
+    """Refuse an env whose observation is not the one the network reads: a ViT takes any spectrogram of its
+    shape, so another front end or resolution would run, silently, on features it never saw."""
+    env = MelConfig.from_dict(env_kwargs.get("observation"))
+    checkpoint = policy_kwargs.get("checkpoint")
+    if checkpoint:
+        trained = MelConfig.from_dict(read_config(checkpoint).get("observation"))
+        if trained != env:
+            raise ValueError(f"{checkpoint} was trained on observations {trained}; the env gives {env}: set env_kwargs' observation to match")
+        return
+    frontend = ModelConfig.from_dict(policy_kwargs.get("model") or {}).encoder.frontend
+    if frontend != env.frontend:
+        raise ValueError(f"policy_kwargs' model reads the '{frontend}' frontend; the env's observation is '{env.frontend}'")
+
+
 def train(config: RLConfig, log=print) -> dict[str, Any]:
     """Train; returns the evaluation history (before training, during, and at the end)."""
     out = Path(config.out)
     env_kwargs = dict(config.env_kwargs)
+    check_observation(config.policy_kwargs, env_kwargs)
     train_targets, eval_targets = train_and_eval_targets(env_kwargs.pop("targets", "random"), config.held_out_every)
     fns = [make_env_fn(env_kwargs, train_targets, config.seed * 1000 + i) for i in range(config.n_envs)]
     venv = SubprocVecEnv(fns, start_method="forkserver") if config.vec == "subproc" else DummyVecEnv(fns)

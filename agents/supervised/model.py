@@ -17,7 +17,9 @@ Encoder. AudioMAE is a ViT over 16x16 patches of a log-mel spectrogram laid out 
 transposes the env's ``(n_mels, frames)`` log-mel to ``(frames, n_mels)`` and pads/crops the time axis to
 ``EncoderConfig.frames``. ``checkpoint`` loads the official AudioMAE weights (or any timm-ViT state dict)
 from a local file; ``lora_rank`` freezes the encoder and adds LoRA adapters to the attention of the last
-``lora_blocks`` blocks.
+``lora_blocks`` blocks. ``frontend`` names the features it reads (:mod:`vital_gym.features`): with
+"audiomae" it is given AudioMAE's own filterbank, mapped back to AudioMAE's normalised values and padded
+as AudioMAE pads, so released weights see what they were trained on.
 
 Decoder. One learned query per parameter group of the space (each oscillator, each filter, envelopes,
 LFOs, effects, global, each modulation slot) cross-attends to the encoder's patch tokens through a
@@ -72,6 +74,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from vital_gym.features import FRONTENDS, AudioMAEFilterbank, audiomae_normalised
 from vital_gym.params import Kind, ParameterSpace
 
 
@@ -91,11 +94,17 @@ class EncoderConfig:
     lora_rank: int = 0  # > 0: freeze the encoder, train LoRA adapters instead
     lora_blocks: int = 4
     lora_alpha: float = 32.0
+    frontend: str = "vital"  # the features it reads: the dataset's and env's observation frontend must match
+
+    def __post_init__(self) -> None:
+        if self.frontend not in FRONTENDS:
+            raise ValueError(f"encoder frontend={self.frontend!r}: use one of {list(FRONTENDS)}")
 
     @classmethod
     def audiomae_base(cls, **changes: Any) -> "EncoderConfig":
-        """ViT-B/16 on 1024 x 128, the released AudioMAE geometry (weights via ``checkpoint``)."""
-        return cls(**{"frames": 1024, "embed_dim": 768, "depth": 12, "num_heads": 12, **changes})
+        """ViT-B/16 on 1024 x 128 reading AudioMAE's filterbank, the released AudioMAE geometry (weights via
+        ``checkpoint``)."""
+        return cls(**{"frames": 1024, "embed_dim": 768, "depth": 12, "num_heads": 12, "frontend": "audiomae", **changes})
 
 
 @dataclass
@@ -178,9 +187,12 @@ class AudioEncoder(nn.Module):
 
     def forward(self, logmel: torch.Tensor) -> torch.Tensor:
         x = logmel.transpose(-1, -2)  # (B, 1, frames, n_mels): AudioMAE's time x frequency layout
+        pad = 0.0
+        if self.config.frontend == "audiomae":  # AudioMAE pads a short clip's filterbank with zeros, then normalises
+            x, pad = audiomae_normalised(x), AudioMAEFilterbank.Z_PAD
         t = x.shape[-2]
         if t < self.config.frames:
-            x = nn.functional.pad(x, (0, 0, 0, self.config.frames - t))
+            x = nn.functional.pad(x, (0, 0, 0, self.config.frames - t), value=pad)
         x = x[..., : self.config.frames, :]
         tokens = self.vit.forward_features(x)
         return tokens[:, self.vit.num_prefix_tokens :]
@@ -190,8 +202,10 @@ def load_vit_weights(vit: nn.Module, path: Path) -> None:
     """Load AudioMAE (or timm ViT) weights saved by torch or safetensors, without unpickling code.
 
     AudioMAE's files hold ``{"model": state_dict}``; MAE pre-training files also carry the MAE decoder
-    (``decoder_*``, ``mask_token``), which is dropped. Position embeddings of another time length are
-    resampled. Every encoder weight must be present: a missing one is an error, not a silent random init.
+    (``decoder_*``, ``mask_token``), which is dropped. Position embeddings of a shorter time axis with the same
+    frequency patches are cut to their first time rows (as AudioMAE fine-tunes on shorter clips: a patch
+    keeps the position of its own time), of any other grid resampled. Every encoder weight must be present:
+    a missing one is an error, not a silent random init.
     """
     if not path.is_file():
         raise FileNotFoundError(f"encoder checkpoint {path} does not exist")
@@ -213,7 +227,12 @@ def load_vit_weights(vit: nn.Module, path: Path) -> None:
         old_grid = (n_old // grid[1], grid[1]) if n_old % grid[1] == 0 else None
         if old_grid is None:
             raise ValueError(f"{path}: cannot map pos_embed {tuple(old.shape)} onto a {grid} patch grid")
-        state["pos_embed"] = resample_abs_pos_embed(old, list(grid), list(old_grid), num_prefix_tokens=vit.num_prefix_tokens)
+        if old_grid[0] > grid[0]:
+            prefix, patches = old[:, : vit.num_prefix_tokens], old[:, vit.num_prefix_tokens :]
+            patches = patches.reshape(1, *old_grid, -1)[:, : grid[0]].flatten(1, 2)
+            state["pos_embed"] = torch.cat([prefix, patches], dim=1)
+        else:
+            state["pos_embed"] = resample_abs_pos_embed(old, list(grid), list(old_grid), num_prefix_tokens=vit.num_prefix_tokens)
     missing, unexpected = vit.load_state_dict(state, strict=False)
     missing = [k for k in missing if not k.startswith(("head", "fc_norm"))]
     if missing:

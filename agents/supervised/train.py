@@ -44,7 +44,7 @@ from agents.supervised.checkpoint import init_weights, load_optimizer_state, rea
 from agents.supervised.losses import HypothesisLoss, LossWeights, ParameterLoss  # noqa: E402
 from agents.supervised.model import ModelConfig, SoundMatcher  # noqa: E402
 from agents.supervised.sensitivity import Sensitivity  # noqa: E402
-from vital_gym.features import LogMelSpectrogram, MelConfig  # noqa: E402
+from vital_gym.features import MelConfig, spectrogram  # noqa: E402
 from vital_gym.params import ParameterSpace  # noqa: E402
 from vital_gym.preset import PresetCodec  # noqa: E402
 from vital_gym.render import RenderConfig, Renderer, side_by_side  # noqa: E402
@@ -121,7 +121,7 @@ class Validator:
         self.codec = PresetCodec(space)
         render = RenderConfig.from_dict(manifest.config.get("render"))
         self.renderers = candidate_renderers(render, screen=False)  # exact, one per core: the optimiser waits meanwhile
-        self.mel = LogMelSpectrogram(MelConfig.from_dict(manifest.config.get("observation")), render.sample_rate)
+        self.mel = spectrogram(MelConfig.from_dict(manifest.config.get("observation")), render.sample_rate)
         self.sample_rate = render.sample_rate
         fields = ("logmel", "params", "midi_note", "velocity")
         data = read_shard(dataset / shards[0], fields)
@@ -274,7 +274,15 @@ def train(config: TrainConfig, resume: bool = False, log=print) -> Path:
     if config.source_weights and set(config.source_weights) - sources:
         raise ValueError(f"source_weights names {sorted(set(config.source_weights) - sources)}, not sources of {[str(f) for f in folders]}")
 
-    model = SoundMatcher(space, ModelConfig.from_dict(config.model)).to(device)
+    model_config = ModelConfig.from_dict(config.model)
+    observation = MelConfig.from_dict(manifest.config.get("observation"))
+    if model_config.encoder.frontend != observation.frontend:
+        raise ValueError(
+            f"the encoder reads the '{model_config.encoder.frontend}' frontend and {dataset} holds '{observation.frontend}' "
+            f"features: set the encoder's frontend to '{observation.frontend}', or generate data with observation: "
+            f"{{frontend: {model_config.encoder.frontend}}}"
+        )
+    model = SoundMatcher(space, model_config).to(device)
     if config.init_from and not resume:
         init_weights(model, config.init_from)
         log(f"weights from {config.init_from}")
@@ -312,8 +320,8 @@ def train(config: TrainConfig, resume: bool = False, log=print) -> Path:
     validator = Validator(dataset, manifest, val_shards, space, config)
     augment = None
     if config.augment is not None:
-        top_db = MelConfig.from_dict(manifest.config.get("observation")).top_db
-        augment = LogMelAugment(**{"top_db": top_db, **config.augment})
+        sample_rate = RenderConfig.from_dict(manifest.config.get("render")).sample_rate
+        augment = LogMelAugment(**{"unit_db": spectrogram(observation, sample_rate).unit_db, **config.augment})
 
     def source_weights(m: Manifest) -> dict[str, float] | None:  # each folder weighs the sources it has
         return None if config.source_weights is None else {k: w for k, w in config.source_weights.items() if k in m.config.get("sources", {})}

@@ -102,3 +102,12 @@ def test_a_saved_policy_is_a_benchmark_method(tmp_path, tiny_space_file, tiny_ch
     assert method.predict(TestItem("synthetic", "t", target, 60, 0.7)).preset.settings == pred.preset.settings
     with pytest.raises(FileNotFoundError, match="no saved policy"):
         RLPolicy(tmp_path, PresetCodec(tiny_space))
+
+
+@pytest.mark.parametrize("warm, problem", [(True, "was trained on observations"), (False, "model reads the 'vital' frontend")])
+def test_an_env_observing_what_the_network_was_not_trained_on_is_refused(tmp_path, tiny_space_file, tiny_checkpoint, warm, problem):
+    config = rl_config(tmp_path, tiny_space_file, str(tiny_checkpoint) if warm else None, "random")
+    config.env_kwargs["observation"] = {"frontend": "audiomae", "n_mels": 32}
+    with pytest.raises(ValueError, match=problem):
+        train(config, log=lambda *_: None)
+    assert not (tmp_path / "run").exists()

@@ -85,7 +85,8 @@ def test_lora_freezes_the_encoder_and_starts_as_the_identity():
 
 
 def test_audiomae_style_checkpoint_loads(tmp_path):
-    """The released files hold {"model": ...} with MAE decoder weights; other time lengths are resampled."""
+    """The released files hold {"model": ...} with MAE decoder weights; a shorter time axis keeps its first
+    time rows of position embeddings (each patch keeps its own time's), another grid is resampled."""
     torch.manual_seed(1)
     source = AudioEncoder(EncoderConfig(**{**TINY_MODEL["encoder"], "frames": 64}))
     state = {f"module.{k}": v for k, v in source.vit.state_dict().items()}
@@ -96,13 +97,35 @@ def test_audiomae_style_checkpoint_loads(tmp_path):
     target = AudioEncoder(EncoderConfig(**{**TINY_MODEL["encoder"], "frames": 32}))
     load_vit_weights(target.vit, path)
     assert torch.equal(target.vit.blocks[0].attn.qkv.weight, source.vit.blocks[0].attn.qkv.weight)
-    assert target.vit.pos_embed.shape[1] == 1 + 2 * 2  # resampled from a 4 x 2 to a 2 x 2 patch grid
+    assert torch.equal(target.vit.pos_embed, source.vit.pos_embed[:, : 1 + 2 * 2])  # the first 2 of 4 time rows of a 4 x 2 grid
+    longer = AudioEncoder(EncoderConfig(**{**TINY_MODEL["encoder"], "frames": 96}))
+    load_vit_weights(longer.vit, path)
+    assert longer.vit.pos_embed.shape[1] == 1 + 6 * 2  # resampled from a 4 x 2 to a 6 x 2 patch grid
     del state["module.blocks.0.attn.qkv.weight"]
     torch.save({"model": state}, path)
     with pytest.raises(ValueError, match="missing"):
         load_vit_weights(target.vit, path)
     with pytest.raises(FileNotFoundError):
         load_vit_weights(target.vit, tmp_path / "absent.pth")
+
+
+def test_an_audiomae_frontend_encoder_reads_audiomaes_normalised_filterbank_padded_as_audiomae_pads():
+    from vital_gym.features import AudioMAEFilterbank
+
+    torch.manual_seed(0)
+    enc = AudioEncoder(EncoderConfig(**{**TINY_MODEL["encoder"], "frontend": "audiomae"})).eval()
+    seen = []
+    enc.vit.patch_embed.register_forward_pre_hook(lambda _, args: seen.append(args[0]))
+    unit = torch.rand(2, 1, 32, 23)  # (B, 1, n_mels, frames): 23 frames of "audiomae" features
+    enc(unit)
+    z = seen[0]  # (B, 1, frames, n_mels) as the ViT's patch embedding gets it
+    f = AudioMAEFilterbank
+    assert z.shape == (2, 1, 32, 32)
+    assert torch.allclose(z[..., :23, :], f.Z_FLOOR + (f.Z_TOP - f.Z_FLOOR) * unit.transpose(-1, -2))
+    assert torch.allclose(z[..., 23:, :], torch.tensor(f.Z_PAD))
+    assert EncoderConfig.audiomae_base().frontend == "audiomae"
+    with pytest.raises(ValueError, match="encoder frontend='mfcc'"):
+        EncoderConfig(frontend="mfcc")
 
 
 def test_checkpoint_round_trip_and_refusal_of_another_space(tmp_path, tiny_model, tiny_space, core_space):
@@ -229,6 +252,45 @@ def test_folders_whose_log_mels_differ_are_not_trained_on_together(tmp_path, tin
     config = both(tiny_train_config(tiny_dataset, tmp_path / "run"), other)
     with pytest.raises(ValueError, match=f"{other}: its {problem}"):
         train(config, log=lambda *_: None)
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.fixture(scope="module")
+def audiomae_tiny_dataset(tmp_path_factory):
+    """``tiny_dataset``'s settings with AudioMAE's filterbank (32 bands) as the observation."""
+    from agents.dataset import generate
+    from tests.agents.test_dataset import tiny_config
+
+    folder = tmp_path_factory.mktemp("audiomae_tiny_dataset")
+    generate(tiny_config(observation={"frontend": "audiomae", "n_mels": 32}), folder, 12, workers=1, progress=False)
+    return folder
+
+
+def with_frontend(frontend: str) -> dict:
+    return {**TINY_MODEL, "encoder": {**TINY_MODEL["encoder"], "frontend": frontend}}
+
+
+def test_an_audiomae_frontend_model_trains_on_audiomae_features_and_matches_with_them(tmp_path, audiomae_tiny_dataset, tiny_space):
+    from agents.dataset import read_shard
+    from agents.match import Matcher
+
+    logmel = read_shard(next(audiomae_tiny_dataset.glob("shard-*.npz")), ("logmel",))["logmel"]
+    assert logmel.shape[1:] == (32, 23)  # 0.25 s: 1 + (4000 - 400) // 160 frames at 16 kHz
+    config = tiny_train_config(audiomae_tiny_dataset, tmp_path / "run", model=with_frontend("audiomae"), augment={"p": 1.0})
+    train(config, log=lambda *_: None)
+    meta = read_config(tmp_path / "run" / "last")
+    assert np.isfinite(meta["metrics"]["spectral_distance"]) and meta["observation"]["frontend"] == "audiomae"
+    matcher = Matcher(tmp_path / "run" / "last")
+    assert matcher.mel.config.frontend == "audiomae"
+    target = np.random.default_rng(0).standard_normal((1, 11025)).astype(np.float32) * 0.1
+    assert np.isfinite(matcher.match(target, midi_note=60, draws=0).distance)
+
+
+@pytest.mark.parametrize("frontend, data", [("audiomae", "tiny_dataset"), ("vital", "audiomae_tiny_dataset")])
+def test_an_encoder_is_not_trained_on_another_frontends_features(tmp_path, request, frontend, data):
+    dataset = request.getfixturevalue(data)
+    with pytest.raises(ValueError, match=f"the encoder reads the '{frontend}' frontend and {dataset} holds"):
+        train(tiny_train_config(dataset, tmp_path / "run", model=with_frontend(frontend)), log=lambda *_: None)
     assert not (tmp_path / "run").exists()
 
 

@@ -21,13 +21,16 @@ def make_env(tiny_space):
 
 
 @pytest.mark.parametrize("mode", ["one_shot", "refine"])
-def test_checkers_pass(make_env, mode):
+@pytest.mark.parametrize("observation, shape", [(None, (1, 128, 35)), ({"frontend": "audiomae"}, (1, 128, 38))])
+def test_checkers_pass(make_env, mode, observation, shape):
     from gymnasium.utils.env_checker import check_env
     from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
-    env = make_env(mode=mode)
+    env = make_env(mode=mode, observation=observation)
     check_env(env, skip_render_check=True)
     sb3_check_env(env)
+    target = env.observation_space if mode == "one_shot" else env.observation_space["target"]
+    assert target.shape == shape  # 0.4 s: 1 + 17640 // 512 frames, or 1 + (6400 - 400) // 160 of AudioMAE's
 
 
 def test_registered_both_ways():

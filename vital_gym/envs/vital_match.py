@@ -10,7 +10,7 @@ import numpy as np
 import yaml
 from gymnasium import spaces
 
-from vital_gym.features import LogMelSpectrogram, MelConfig
+from vital_gym.features import MelConfig, spectrogram
 from vital_gym.params import CONFIG_DIR, Kind, ParameterSpace
 from vital_gym.preset import PresetCodec
 from vital_gym.render import Renderer, RenderConfig
@@ -32,7 +32,8 @@ class VitalMatchEnv(gym.Env):
 
     ## Observation space
     One-shot: the target's log-mel spectrogram, ``Box(0, 1, (1, n_mels, frames), float32)`` (0 is
-    ``top_db`` below full scale, 1 is full scale). Refine: a ``Dict`` with ``target`` and ``current`` (the
+    ``top_db`` below full scale, 1 is full scale; with ``observation={"frontend": "audiomae"}``, AudioMAE's
+    filterbank at 100 frames per second, see :mod:`vital_gym.features`). Refine: a ``Dict`` with ``target`` and ``current`` (the
     same spectrogram of the target and of the current preset's render) and ``params``, the current
     parameter vector in ``[0, 1]^P``.
 
@@ -98,12 +99,12 @@ class VitalMatchEnv(gym.Env):
         self.return_audio, self.render_mode = return_audio, render_mode
 
         self.renderer = Renderer(self.render_config)
-        self.features = LogMelSpectrogram(self.mel_config, self.render_config.sample_rate)
+        self.features = spectrogram(self.mel_config, self.render_config.sample_rate)
         self.reward_fn = Reward(self.reward_config, self.render_config.sample_rate, clap=clap)
         self.targets: TargetSource = make_targets(targets, self.space, self.codec, self.renderer)
 
         self.action_space = spaces.Box(-1.0, 1.0, (self.space.action_dim,), dtype=np.float32)
-        frames = self.mel_config.num_frames(self.render_config.num_samples)
+        frames = self.mel_config.num_frames(self.render_config.num_samples, self.render_config.sample_rate)
         mel_box = spaces.Box(0.0, 1.0, (1, self.mel_config.n_mels, frames), dtype=np.float32)
         if mode == "one_shot":
             self.observation_space = mel_box
