@@ -133,7 +133,9 @@ class AudioMAEFilterbank:
     @classmethod
     def num_frames(cls, num_samples: int, sample_rate: int) -> int:
         n = -(-num_samples * cls.SAMPLE_RATE // sample_rate)  # resample's output length: the ceiling
-        return max(0, 1 + (n - cls.FRAME_LENGTH) // cls.FRAME_SHIFT)
+        if n < cls.FRAME_LENGTH:
+            raise ValueError(f"{num_samples} samples at {sample_rate} Hz: AudioMAE's filterbank needs at least one 25 ms frame")
+        return 1 + (n - cls.FRAME_LENGTH) // cls.FRAME_SHIFT
 
     @property
     def unit_db(self) -> tuple[float, float]:
@@ -150,9 +152,8 @@ class AudioMAEFilterbank:
         from vital_gym.audio import resample
 
         mono = np.asarray(audio, dtype=np.float32).mean(axis=0)
+        self.num_frames(mono.shape[-1], self.sample_rate)  # refuses a clip shorter than one frame
         wave = torch.from_numpy(resample(mono, self.sample_rate, self.SAMPLE_RATE).astype(np.float64))
-        if wave.numel() < self.FRAME_LENGTH:
-            raise ValueError(f"{wave.numel()} samples at 16 kHz: AudioMAE's filterbank needs at least one 25 ms frame")
         wave = wave - wave.mean()
         frames = wave.unfold(0, self.FRAME_LENGTH, self.FRAME_SHIFT)  # (frames, 400), edges snipped
         frames = frames - frames.mean(dim=1, keepdim=True)

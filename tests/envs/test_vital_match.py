@@ -159,6 +159,7 @@ def test_audio_folder_targets_without_params(make_env, tmp_path):
         ({"targets": "audio:/nonexistent/folder"}, "does not exist"),
         ({"render": {"sample_rate": 10}}, "sample_rate"),
         ({"observation": {"n_mel": 64}}, "unknown observation settings"),
+        ({"observation": {"frontend": "audiomae"}, "render": {"note_seconds": 0.01, "render_seconds": 0.02}}, "at least one 25 ms frame"),
     ],
 )
 def test_bad_arguments(make_env, kwargs, error):
