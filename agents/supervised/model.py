@@ -202,7 +202,8 @@ def load_vit_weights(vit: nn.Module, path: Path) -> None:
     """Load AudioMAE (or timm ViT) weights saved by torch or safetensors, without unpickling code.
 
     AudioMAE's files hold ``{"model": state_dict}``; MAE pre-training files also carry the MAE decoder
-    (``decoder_*``, ``mask_token``), which is dropped. Position embeddings of a shorter time axis with the same
+    (``decoder_*``, ``mask_token``), which is dropped; fine-tuned ones end in ``fc_norm`` (after pooling)
+    instead of ``norm``, which then stands in for ``norm``. Position embeddings of a shorter time axis with the same
     frequency patches are cut to their first time rows (as AudioMAE fine-tunes on shorter clips: a patch
     keeps the position of its own time), of any other grid resampled. Every encoder weight must be present:
     a missing one is an error, not a silent random init.
@@ -217,6 +218,10 @@ def load_vit_weights(vit: nn.Module, path: Path) -> None:
         state = torch.load(path, map_location="cpu", weights_only=True)
         state = state.get("model", state.get("state_dict", state))
     state = {k.removeprefix("module.").removeprefix("encoder."): v for k, v in state.items()}
+    if "norm.weight" not in state and "fc_norm.weight" in state:
+        # A fine-tuned AudioMAE file: its ViT dropped the last ``norm`` for ``fc_norm`` over the pooled tokens,
+        # the same LayerNorm shape, which normalises each patch token here.
+        state["norm.weight"], state["norm.bias"] = state.pop("fc_norm.weight"), state.pop("fc_norm.bias")
     state = {k: v for k, v in state.items() if not k.startswith(("decoder", "mask_token", "head", "fc_norm"))}
     if "pos_embed" in state and state["pos_embed"].shape != vit.pos_embed.shape:
         from timm.layers import resample_abs_pos_embed

@@ -109,6 +109,19 @@ def test_audiomae_style_checkpoint_loads(tmp_path):
         load_vit_weights(target.vit, tmp_path / "absent.pth")
 
 
+def test_a_fine_tuned_audiomae_file_loads_its_fc_norm_as_the_last_norm(tmp_path):
+    """AudioMAE's fine-tuned ViT deletes ``norm`` and pools into ``fc_norm`` (and a classifier ``head``)."""
+    torch.manual_seed(2)
+    source = AudioEncoder(EncoderConfig(**TINY_MODEL["encoder"]))
+    state = {k: v for k, v in source.vit.state_dict().items() if not k.startswith("norm.")}
+    state.update({"fc_norm.weight": torch.rand(32), "fc_norm.bias": torch.rand(32), "head.weight": torch.zeros(527, 32)})
+    torch.save({"model": state}, tmp_path / "finetuned.pth")
+    target = AudioEncoder(EncoderConfig(**TINY_MODEL["encoder"]))
+    load_vit_weights(target.vit, tmp_path / "finetuned.pth")
+    assert torch.equal(target.vit.norm.weight, state["fc_norm.weight"]) and torch.equal(target.vit.norm.bias, state["fc_norm.bias"])
+    assert torch.equal(target.vit.blocks[0].mlp.fc1.weight, source.vit.blocks[0].mlp.fc1.weight)
+
+
 def test_an_audiomae_frontend_encoder_reads_audiomaes_normalised_filterbank_padded_as_audiomae_pads():
     from vital_gym.features import AudioMAEFilterbank
 
