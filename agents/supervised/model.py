@@ -16,7 +16,7 @@ Encoder. AudioMAE is a ViT over 16x16 patches of a log-mel spectrogram laid out 
 (``(B, 1, T, F)``, 1024 x 128 for the released ViT-B/16). :class:`AudioEncoder` builds that ViT with timm,
 transposes the env's ``(n_mels, frames)`` log-mel to ``(frames, n_mels)`` and pads/crops the time axis to
 ``EncoderConfig.frames``. ``checkpoint`` loads the official AudioMAE weights (or any timm-ViT state dict)
-from a local file; ``lora_rank`` freezes the encoder and adds LoRA adapters to the attention of the last
+from a local file, or from a Hugging Face repository for a user who is online (``hf-hub:OWNER/REPO/FILE``); ``lora_rank`` freezes the encoder and adds LoRA adapters to the attention of the last
 ``lora_blocks`` blocks. ``frontend`` names the features it reads (:mod:`vital_gym.features`): with
 "audiomae" it is given AudioMAE's own filterbank, mapped back to AudioMAE's normalised values and padded
 as AudioMAE pads, so released weights see what they were trained on.
@@ -90,7 +90,7 @@ class EncoderConfig:
     num_heads: int = 3
     mlp_ratio: float = 4.0
     drop_path: float = 0.0
-    checkpoint: str | None = None  # local AudioMAE / timm ViT weights
+    checkpoint: str | None = None  # AudioMAE / timm ViT weights: a local file or hf-hub:OWNER/REPO/FILE
     lora_rank: int = 0  # > 0: freeze the encoder, train LoRA adapters instead
     lora_blocks: int = 4
     lora_alpha: float = 32.0
@@ -177,7 +177,7 @@ class AudioEncoder(nn.Module):
             drop_path_rate=config.drop_path,
         )
         if config.checkpoint:
-            load_vit_weights(self.vit, Path(config.checkpoint))
+            load_vit_weights(self.vit, encoder_checkpoint_path(config.checkpoint))
         if config.lora_rank > 0:
             for p in self.vit.parameters():
                 p.requires_grad_(False)
@@ -196,6 +196,29 @@ class AudioEncoder(nn.Module):
         x = x[..., : self.config.frames, :]
         tokens = self.vit.forward_features(x)
         return tokens[:, self.vit.num_prefix_tokens :]
+
+
+HF_HUB_PREFIX = "hf-hub:"
+
+
+def encoder_checkpoint_path(spec: str) -> Path:
+    """A local file, or ``hf-hub:OWNER/REPO/FILE``: a file of a Hugging Face repository (a port of the
+    AudioMAE weights, say; check its licence), fetched once into the Hugging Face cache and read from there
+    after, also offline (``HF_HUB_OFFLINE=1``)."""
+    if not spec.startswith(HF_HUB_PREFIX):
+        return Path(spec)
+    parts = spec.removeprefix(HF_HUB_PREFIX).split("/")
+    if len(parts) < 3 or not all(parts):
+        raise ValueError(f"encoder checkpoint {spec!r}: give hf-hub:OWNER/REPO/FILE")
+    from huggingface_hub import hf_hub_download
+
+    try:
+        return Path(hf_hub_download("/".join(parts[:2]), "/".join(parts[2:])))
+    except Exception as e:  # offline and not cached, no such repo or file, no network
+        raise FileNotFoundError(
+            f"encoder checkpoint {spec}: {e.__class__.__name__}: {str(e).splitlines()[0]} "
+            "(download it once online into the Hugging Face cache, or give a local file)"
+        ) from e
 
 
 def load_vit_weights(vit: nn.Module, path: Path) -> None:

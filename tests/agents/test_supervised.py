@@ -109,6 +109,33 @@ def test_audiomae_style_checkpoint_loads(tmp_path):
         load_vit_weights(target.vit, tmp_path / "absent.pth")
 
 
+def test_an_encoder_checkpoint_from_the_hugging_face_cache_loads_offline(tmp_path, monkeypatch):
+    """``hf-hub:OWNER/REPO/FILE`` goes through huggingface_hub's own download, which offline reads its cache."""
+    import huggingface_hub.constants
+
+    from agents.supervised.model import encoder_checkpoint_path
+
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    repo = tmp_path / "hub" / "models--someone--audiomae"
+    (repo / "snapshots" / commit / "weights").mkdir(parents=True)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+    torch.manual_seed(3)
+    source = AudioEncoder(EncoderConfig(**TINY_MODEL["encoder"]))
+    torch.save({"model": source.vit.state_dict()}, repo / "snapshots" / commit / "weights" / "pretrained.pth")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    spec = "hf-hub:someone/audiomae/weights/pretrained.pth"
+    assert encoder_checkpoint_path(spec).is_file()
+    loaded = AudioEncoder(EncoderConfig(**{**TINY_MODEL["encoder"], "checkpoint": spec}))
+    assert torch.equal(loaded.vit.blocks[0].attn.qkv.weight, source.vit.blocks[0].attn.qkv.weight)
+    with pytest.raises(FileNotFoundError, match="hf-hub:someone/other/pretrained.pth: .*download it once online"):
+        encoder_checkpoint_path("hf-hub:someone/other/pretrained.pth")
+    with pytest.raises(ValueError, match="give hf-hub:OWNER/REPO/FILE"):
+        encoder_checkpoint_path("hf-hub:someone/pretrained.pth")
+    assert encoder_checkpoint_path("weights/pretrained.pth") == Path("weights/pretrained.pth")
+
+
 def test_a_fine_tuned_audiomae_file_loads_its_fc_norm_as_the_last_norm(tmp_path):
     """AudioMAE's fine-tuned ViT deletes ``norm`` and pools into ``fc_norm`` (and a classifier ``head``)."""
     torch.manual_seed(2)
