@@ -2,6 +2,7 @@
 
     vital-gym dataset generate --config configs/dataset/core.yaml --n 100000 --out data/core --workers 2
     vital-gym dataset verify data/core
+    vital-gym dataset features data/core --out data/core_audiomae --observation frontend=audiomae
     vital-gym benchmark --presets ../shared/presets --audio data/voice --dataset data/core
     vital-gym match target.wav -o out.vital [--checkpoint DIR] [--refine 200]
     vital-gym describe preset.vital [--space core]
@@ -47,6 +48,23 @@ def _verify(args: argparse.Namespace) -> int:
         print(f"{args.folder}: {len(bad)} corrupt or missing shards {bad[:5]}, {missing} not generated yet")
         return 1
     print(f"{args.folder}: {manifest.num_samples} samples, {len(manifest.shards)} shards, all checksums match")
+    return 0
+
+
+def _features(args: argparse.Namespace) -> int:
+    import yaml
+
+    from agents.dataset.generate import default_workers
+    from agents.dataset.refeature import refeature
+
+    observation = {}
+    for pair in args.observation:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise ValueError(f"--observation {pair!r}: expected KEY=VALUE (e.g. frontend=audiomae)")
+        observation[key] = yaml.safe_load(value)
+    manifest = refeature(args.folder, args.out, observation, workers=args.workers or default_workers())
+    print(f"{args.out}: {len(manifest.shards)} shards of {args.folder} with observation {observation}")
     return 0
 
 
@@ -161,6 +179,12 @@ def main(argv: list[str] | None = None) -> int:
     ver = dataset.add_parser("verify", help="check every shard against the manifest's checksums")
     ver.add_argument("folder")
     ver.set_defaults(func=_verify)
+    feat = dataset.add_parser("features", help="copy a dataset with other observations, computed from its stored audio")
+    feat.add_argument("folder", help="the dataset to read (it must store audio)")
+    feat.add_argument("--out", required=True, help="the new dataset's folder (re-run the same command to resume)")
+    feat.add_argument("--observation", nargs="+", required=True, metavar="KEY=VALUE", help="observation settings, e.g. frontend=audiomae")
+    feat.add_argument("--workers", type=int, default=0, help="processes (default: one per core)")
+    feat.set_defaults(func=_features)
     bench = sub.add_parser("benchmark", help="compare methods on fixed test sets (writes docs/benchmarks.md)")
     bench.add_argument("--quick", action="store_true", help="a handful of items, no Syntheon (what CI runs)")
     bench.add_argument("--dataset-config", help="dataset YAML giving the space, render settings and sampling")

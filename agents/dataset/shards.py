@@ -12,8 +12,8 @@ SHA-256 per shard. Arrays per shard (n samples):
 * ``midi_note`` int16 (n,), ``velocity`` float32 (n,), ``attempts`` int16 (n,), ``source`` int16 (n,)
 * ``base`` int16 (n,): for samples perturbed from a human preset, its index in ``manifest.base_presets``
   (controls outside the space keep that preset's values); -1 otherwise
-* ``logmel`` uint8 (n, n_mels, frames): the env's log-mel observation quantised to 256 levels (0.31 dB
-  steps over 80 dB)
+* ``logmel`` uint8 (n, n_mels, frames): the env's observation quantised to 256 levels (for the "vital"
+  log-mel, 0.31 dB steps over 80 dB; the config's ``observation`` names the front end)
 * ``audio`` int16 (n, samples): mono audio at ``audio_sample_rate`` (absent when that is null)
 """
 
@@ -75,6 +75,7 @@ class Manifest:
     shards: dict[str, str] = field(default_factory=dict)  # file name -> sha256
     base_presets: list[str] = field(default_factory=list)  # what the "base" field indexes
     rejected: dict[str, int] = field(default_factory=dict)  # reason -> count, over finished shards
+    derived_from: dict[str, Any] | None = None  # refeature's source folder and its observation settings
 
     @classmethod
     def load(cls, folder: str | Path) -> "Manifest":
