@@ -19,6 +19,8 @@ from typing import Any, Union
 import numpy as np
 import torch
 
+from vital_gym.audio import resample
+
 FRONTENDS = ("vital", "audiomae")
 
 
@@ -117,10 +119,10 @@ class AudioMAEFilterbank:
     NORM_MEAN, NORM_STD = -4.2677393, 4.5689974  # AudioSet's, as AudioMAE's pre-training used
     LOG_FLOOR = math.log(float(np.finfo(np.float32).eps))
     Z_FLOOR = (LOG_FLOOR - NORM_MEAN) / (2 * NORM_STD)  # about -1.28: silence
-    Z_TOP = 2.0  # a log-energy of 14.0; a full-scale sine reads about 9-11
+    Z_TOP = 2.0  # a log energy of 14.0; a full-scale sine's peak band reads 7 at 1 kHz, 10 at 4 kHz
     Z_PAD = (0.0 - NORM_MEAN) / (2 * NORM_STD)  # AudioMAE pads a short clip's filterbank with zeros, then normalises
     # A full-scale sine's log power in its peak FFT bin before pre-emphasis: (sum(window) / 2) ** 2.
-    FULL_SCALE_LOG = 2 * math.log(float(torch.hann_window(400, periodic=False).sum()) / 2)
+    FULL_SCALE_LOG = 2 * math.log(float(torch.hann_window(FRAME_LENGTH, periodic=False).sum()) / 2)
 
     def __init__(self, config: MelConfig, sample_rate: int):
         if config.frontend != "audiomae":
@@ -149,8 +151,6 @@ class AudioMAEFilterbank:
 
     def log_fbank(self, audio: np.ndarray) -> np.ndarray:
         """``(channels, samples)`` audio -> Kaldi's log filterbank ``(frames, n_mels)``, float64, unnormalised."""
-        from vital_gym.audio import resample
-
         mono = np.asarray(audio, dtype=np.float32).mean(axis=0)
         self.num_frames(mono.shape[-1], self.sample_rate)  # refuses a clip shorter than one frame
         wave = torch.from_numpy(resample(mono, self.sample_rate, self.SAMPLE_RATE).astype(np.float64))
