@@ -1,6 +1,7 @@
 """The ``vital-gym`` command.
 
     vital-gym dataset generate --config configs/dataset/core.yaml --n 100000 --out data/core --workers 2
+    vital-gym dataset generate --config configs/dataset/core.yaml --n 100000 --out data/core_audiomae --observation frontend=audiomae
     vital-gym dataset verify data/core
     vital-gym dataset features data/core --out data/core_audiomae --observation frontend=audiomae
     vital-gym benchmark --presets ../shared/presets --audio data/voice --dataset data/core
@@ -16,14 +17,31 @@ import os
 import shlex
 import sys
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing here needs the Hugging Face hub
+
+
+def key_values(pairs: list[str] | None, flag: str) -> dict[str, Any] | None:
+    """Command-line ``KEY=VALUE`` pairs as a dict, values read as YAML (numbers, strings, null); None when
+    none are given. ``flag`` names the option in the error a pair without ``=`` gets."""
+    import yaml
+
+    if not pairs:
+        return None
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise ValueError(f"{flag} {pair!r}: expected KEY=VALUE")
+        out[key] = yaml.safe_load(value)
+    return out
 
 
 def _generate(args: argparse.Namespace) -> int:
     from agents.dataset.generate import DatasetConfig, default_workers, generate
 
-    overrides = {"space": args.space, "seed": args.seed, "shard_size": args.shard_size}
+    overrides = {"space": args.space, "seed": args.seed, "shard_size": args.shard_size, "observation": key_values(args.observation, "--observation")}
     config = (
         DatasetConfig.from_yaml(args.config, **overrides)
         if args.config
@@ -52,17 +70,10 @@ def _verify(args: argparse.Namespace) -> int:
 
 
 def _features(args: argparse.Namespace) -> int:
-    import yaml
-
     from agents.dataset.generate import default_workers
     from agents.dataset.refeature import refeature
 
-    observation = {}
-    for pair in args.observation:
-        key, sep, value = pair.partition("=")
-        if not sep:
-            raise ValueError(f"--observation {pair!r}: expected KEY=VALUE (e.g. frontend=audiomae)")
-        observation[key] = yaml.safe_load(value)
+    observation = key_values(args.observation, "--observation")
     manifest = refeature(args.folder, args.out, observation, workers=args.workers or default_workers())
     print(f"{args.out}: {len(manifest.shards)} shards of {args.folder} with observation {observation}")
     return 0
@@ -174,6 +185,10 @@ def main(argv: list[str] | None = None) -> int:
     gen.add_argument("--workers", type=int, default=0, help="processes (default: one per core)")
     gen.add_argument("--seed", type=int, help="overrides the config's seed")
     gen.add_argument("--shard-size", type=int, help="samples per shard (overrides the config)")
+    gen.add_argument(
+        "--observation", nargs="+", metavar="KEY=VALUE",
+        help="observation settings instead of the config's, e.g. frontend=audiomae (AudioMAE's filterbank)",
+    )
     gen.add_argument("--quiet", action="store_true", help="no progress bar")
     gen.set_defaults(func=_generate)
     ver = dataset.add_parser("verify", help="check every shard against the manifest's checksums")

@@ -27,9 +27,9 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import numpy as np  # noqa: E402
-import yaml  # noqa: E402
 
 from agents.benchmark.testsets import DEV_SEED, synthetic_set  # noqa: E402
+from agents.cli import key_values  # noqa: E402
 from agents.dataset.generate import DatasetConfig  # noqa: E402
 from agents.match import SCREEN_RENDER, Matcher  # noqa: E402
 from vital_gym.audio import resample  # noqa: E402
@@ -40,13 +40,7 @@ from vital_gym.rewards import MultiResolutionSTFTDistance  # noqa: E402
 def screen_settings(pairs: list[str]) -> dict[str, object]:
     """``SCREEN_RENDER`` updated with ``KEY=VALUE`` pairs (values read as YAML: numbers, strings, null); keys and
     values are checked by :meth:`RenderConfig.from_dict`."""
-    settings = dict(SCREEN_RENDER)
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep:
-            raise ValueError(f"--screen {pair!r}: expected KEY=VALUE")
-        settings[key] = yaml.safe_load(value)
-    return settings
+    return {**SCREEN_RENDER, **(key_values(pairs, "--screen") or {})}
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -41,7 +41,7 @@ for frames in (208, 1024):
     yaml.safe_dump(d, open(f"runs/audiomae_{frames}.yaml", "w"))
 PYEOF
 rm -f /tmp/bench.txt  # data/gpu_audiomae, if there, is resumed
-timeout -s TERM $GEN_S $PY -m agents.cli dataset generate --config configs/dataset/core_audiomae.yaml --n $N --shard-size ${SHARD:-100} --workers $WORKERS --out data/gpu_audiomae > $OUT/generate.log 2>&1 &
+timeout -s TERM $GEN_S $PY -m agents.cli dataset generate --config configs/dataset/core.yaml --observation frontend=audiomae --n $N --shard-size ${SHARD:-100} --workers $WORKERS --out data/gpu_audiomae > $OUT/generate.log 2>&1 &
 GEN=$!
 for frames in 208 1024; do
   echo "[$SECONDS s] bench: $frames frames, batch 128"

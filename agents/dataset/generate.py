@@ -74,6 +74,7 @@ class DatasetConfig:
             raise ValueError("shard_size and max_attempts must be >= 1")
         if not cfg.sources or any(float(s.get("weight", 0)) <= 0 for s in cfg.sources.values()):
             raise ValueError("sources: give at least one source, each with a positive weight")
+        MelConfig.from_dict(cfg.observation)  # refused here, before anything is written, if it is wrong
         return cfg
 
     def to_dict(self) -> dict[str, Any]:

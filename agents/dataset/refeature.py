@@ -9,7 +9,7 @@ manifest whose ``observation`` says so and whose ``derived_from`` names the sour
 The stored audio must hold what the front end reads: AudioMAE's filterbank reads up to 8 kHz, so it needs
 audio at 16 kHz or more; the "vital" log-mel reads up to the render's Nyquist frequency, so it needs the
 render's own rate. What the audio lacks is the float render's floor: int16 audio has a noise floor about
-100 dB below full scale, so components that quiet read differently (on ``configs/dataset/core_audiomae.yaml``
+100 dB below full scale, so components that quiet read differently (on ``configs/dataset/core.yaml``
 renders, AudioMAE features from the stored 22.05 kHz audio agree with the rendered ones to one uint8 level
 wherever that level is 60 or more, a log energy above -9).
 

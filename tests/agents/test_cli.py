@@ -17,6 +17,23 @@ def test_generate_then_verify(tmp_path, capsys):
     assert "1 corrupt or missing" in capsys.readouterr().out
 
 
+def test_generate_with_other_observation_settings(tmp_path, capsys):
+    from agents.dataset import Manifest, read_shard
+
+    config = tmp_path / "tiny.yaml"
+    config.write_text(yaml.safe_dump(tiny_config().to_dict()))
+    out = tmp_path / "data"
+    def generate(out, *observation):
+        return main(["dataset", "generate", "--config", str(config), "--n", "2", "--out", str(out), "--workers", "1", "--quiet",
+                     "--observation", *observation])
+
+    assert generate(out, "frontend=audiomae", "n_mels=32") == 0
+    assert Manifest.load(out).config["observation"] == {"frontend": "audiomae", "n_mels": 32}
+    assert read_shard(out / "shard-00000.npz", ("logmel",))["logmel"].shape == (2, 32, 23)  # 0.25 s at 100 frames/s
+    assert generate(tmp_path / "x", "frontend=audiomae", "hop_length=256") == 2
+    assert "do not apply to the 'audiomae' frontend" in capsys.readouterr().err and not (tmp_path / "x").exists()
+
+
 def test_errors_are_reported_not_raised(tmp_path, capsys):
     assert main(["dataset", "verify", str(tmp_path)]) == 2
     assert "not a vital-gym dataset folder" in capsys.readouterr().err
