@@ -48,7 +48,9 @@ def check_audio_covers(manifest: Manifest, observation: MelConfig, folder: Path)
     return int(rate)
 
 
-def _convert(source: Path, out: Path, name: str, observation: MelConfig, rate: int) -> tuple[str, str]:
+def _convert(source: Path, out: Path, name: str, digest: str, observation: MelConfig, rate: int) -> tuple[str, str]:
+    if sha256(source / name) != digest:
+        raise ValueError(f"{source / name} does not match its checksum in {source / MANIFEST}: run vital-gym dataset verify {source}")
     arrays = read_shard(source / name)
     features = spectrogram(observation, rate)
     arrays["logmel"] = np.stack([np.round(features(a[None].astype(np.float32) / 32767.0) * 255.0).astype(np.uint8) for a in arrays["audio"]])
@@ -58,13 +60,18 @@ def _convert(source: Path, out: Path, name: str, observation: MelConfig, rate: i
 def refeature(source: str | Path, out: str | Path, observation: dict[str, Any], workers: int = 1) -> Manifest:
     """Write ``out``: ``source`` with the observation ``observation`` (:class:`MelConfig` fields) computed from its audio."""
     source, out = Path(source), Path(out)
+    if workers < 1:
+        raise ValueError(f"workers={workers} must be >= 1")
     if source.resolve() == out.resolve():
         raise ValueError(f"--out {out} is the source folder: choose another")
     manifest = Manifest.load(source)
     config = MelConfig.from_dict(observation)
     rate = check_audio_covers(manifest, config, source)
     derived = dataclasses.replace(
-        manifest, config={**manifest.config, "observation": dict(observation)}, shards={}, derived_from={"folder": str(source), "observation": manifest.config.get("observation")}
+        manifest,
+        config={**manifest.config, "observation": dict(observation)},
+        shards={},
+        derived_from={"folder": str(source), "observation": manifest.config.get("observation")},
     )
     if (out / MANIFEST).is_file():
         existing = Manifest.load(out)
@@ -77,10 +84,10 @@ def refeature(source: str | Path, out: str | Path, observation: dict[str, Any], 
     derived.save(out)
     todo = [n for n in sorted(manifest.shards) if n not in derived.shards]
     if workers == 1:
-        done = (_convert(source, out, n, config, rate) for n in todo)
+        done = (_convert(source, out, n, manifest.shards[n], config, rate) for n in todo)
         return _record(done, derived, out)
     with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("forkserver")) as pool:
-        futures = [pool.submit(_convert, source, out, n, config, rate) for n in todo]
+        futures = [pool.submit(_convert, source, out, n, manifest.shards[n], config, rate) for n in todo]
         return _record((f.result() for f in as_completed(futures)), derived, out)
 
 

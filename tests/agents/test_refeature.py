@@ -76,6 +76,18 @@ def test_an_output_folder_in_use_is_refused_and_left_alone(tmp_path, with_audio)
     assert [p.name for p in used.iterdir()] == ["notes.txt"] and len(Manifest.load(tmp_path / "other").shards) == 2
 
 
+def test_a_corrupt_source_shard_is_named(tmp_path, with_audio):
+    import shutil
+
+    source = tmp_path / "source"
+    shutil.copytree(with_audio, source)
+    shard = sorted(source.glob("shard-*.npz"))[1]
+    shard.write_bytes(shard.read_bytes()[:-10])
+    with pytest.raises(ValueError, match=f"{shard} does not match its checksum"):
+        refeature(source, tmp_path / "out", AUDIOMAE)
+    assert len(Manifest.load(tmp_path / "out").shards) == 1  # the shard before it was converted and recorded
+
+
 def test_the_features_command(tmp_path, with_audio, capsys):
     out = tmp_path / "out"
     assert cli(["dataset", "features", str(with_audio), "--out", str(out), "--observation", "frontend=audiomae", "n_mels=32", "--workers", "1"]) == 0
