@@ -41,7 +41,10 @@ def key_values(pairs: list[str] | None, flag: str) -> dict[str, Any] | None:
 def _generate(args: argparse.Namespace) -> int:
     from agents.dataset.generate import DatasetConfig, default_workers, generate
 
-    overrides = {"space": args.space, "seed": args.seed, "shard_size": args.shard_size, "observation": key_values(args.observation, "--observation")}
+    overrides = {
+        "space": args.space, "seed": args.seed, "shard_size": args.shard_size,
+        "observation": key_values(args.observation, "--observation"),
+    }
     config = (
         DatasetConfig.from_yaml(args.config, **overrides)
         if args.config

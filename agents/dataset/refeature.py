@@ -53,7 +53,8 @@ def _convert(source: Path, out: Path, name: str, digest: str, observation: MelCo
         raise ValueError(f"{source / name} does not match its checksum in {source / MANIFEST}: run vital-gym dataset verify {source}")
     arrays = read_shard(source / name)
     features = spectrogram(observation, rate)
-    arrays["logmel"] = np.stack([np.round(features(a[None].astype(np.float32) / 32767.0) * 255.0).astype(np.uint8) for a in arrays["audio"]])
+    audio = arrays["audio"].astype(np.float32) / 32767.0  # (n, samples), mono
+    arrays["logmel"] = np.stack([np.round(features(a[None]) * 255.0).astype(np.uint8) for a in audio])
     return name, write_shard(out / name, arrays)
 
 
