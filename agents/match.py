@@ -37,6 +37,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from agents.dataset.shards import quantise
 from agents.plots import plot_comparison
 from agents.refine import RefineResult, refine
 from agents.supervised.checkpoint import load_model
@@ -123,7 +124,7 @@ class Matcher:
         per hypothesis (same order) from its predictive distributions (:func:`draw_presets`), seeded by ``seed``."""
         if draws < 0:
             raise ValueError(f"draws={draws}: must be >= 0")
-        logmel = torch.from_numpy(np.round(self.mel(target) * 255.0) / 255.0).float()[None, None].to(self.device)
+        logmel = torch.from_numpy(quantise(self.mel(target)) / 255.0).float()[None, None].to(self.device)  # as the data stores it
         note = torch.tensor([float(midi_note)], device=self.device)
         tokens = self.model.encoder(logmel)
         z, scores, log_spread = self.model.decoder.predictive(tokens, note)

@@ -117,7 +117,8 @@ class AudioMAEFilterbank:
     FRAME_LENGTH, FRAME_SHIFT, N_FFT = 400, 160, 512  # 25 ms, 10 ms, the next power of two
     F_MIN, PREEMPHASIS = 20.0, 0.97
     NORM_MEAN, NORM_STD = -4.2677393, 4.5689974  # AudioSet's, as AudioMAE's pre-training used
-    LOG_FLOOR = math.log(float(np.finfo(np.float32).eps))
+    EPSILON = float(np.finfo(np.float32).eps)  # Kaldi's floor under every band's energy
+    LOG_FLOOR = math.log(EPSILON)
     Z_FLOOR = (LOG_FLOOR - NORM_MEAN) / (2 * NORM_STD)  # about -1.28: silence
     Z_TOP = 2.0  # a log energy of 14.0; a full-scale sine's peak band reads 7 at 1 kHz, 10 at 4 kHz
     Z_PAD = (0.0 - NORM_MEAN) / (2 * NORM_STD)  # AudioMAE pads a short clip's filterbank with zeros, then normalises
@@ -161,7 +162,7 @@ class AudioMAEFilterbank:
         frames = (frames - self.PREEMPHASIS * previous) * self._window
         power = torch.fft.rfft(frames, n=self.N_FFT).abs() ** 2  # (frames, 257)
         energies = power[:, :-1] @ self._bands.T  # Nyquist's bin is outside every band
-        return torch.clamp(energies, min=float(np.finfo(np.float32).eps)).log().numpy()
+        return torch.clamp(energies, min=self.EPSILON).log().numpy()
 
     def __call__(self, audio: np.ndarray) -> np.ndarray:
         z = (self.log_fbank(audio) - self.NORM_MEAN) / (2 * self.NORM_STD)

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from agents.benchmark.testsets import TEST_SEED, TestItem
-from agents.dataset.shards import Manifest, read_shard
+from agents.dataset.shards import Manifest, quantise, read_shard
 from vital_gym.audio import write_wav
 from vital_gym.features import MelConfig, spectrogram
 from vital_gym.params import Kind
@@ -233,7 +233,7 @@ class NearestNeighbour:
 
     def nearest(self, audio: np.ndarray) -> int:
         """Index of the training sample nearest ``audio`` ``(channels, samples)``."""
-        logmel = np.round(self.mel(audio) * 255.0) / 255.0  # quantised as the dataset stores it
+        logmel = quantise(self.mel(audio)) / 255.0  # quantised as the dataset stores it
         q = pool_logmel(torch.from_numpy(logmel).float()[None], self.pool)[0]
         d = self.norms - 2.0 * (self.features @ q)
         return int(torch.argmin(d))

@@ -26,7 +26,7 @@ from typing import Any, Callable, NamedTuple
 import numpy as np
 import yaml
 
-from agents.dataset.shards import MANIFEST, Manifest, read_shard, sha256, shard_name, write_shard
+from agents.dataset.shards import MANIFEST, Manifest, quantise, read_shard, sha256, shard_name, write_shard
 from vital_gym.audio import resample
 from vital_gym.features import MelConfig, spectrogram
 from vital_gym.params import Kind, ParameterSpace
@@ -215,7 +215,7 @@ class SampleMaker:
 
     def quantised_logmel(self, audio: np.ndarray) -> np.ndarray:
         """``audio``'s log-mel as a shard stores it: uint8 ``(n_mels, frames)``, 256 levels over [0, 1]."""
-        return np.round(self.mel(audio) * 255.0).astype(np.uint8)
+        return quantise(self.mel(audio))
 
     def make(self, index: int, rejected: dict[str, int]) -> dict[str, Any]:
         s = self.render_audible(index, rejected)

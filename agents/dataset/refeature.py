@@ -27,7 +27,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from agents.dataset.shards import MANIFEST, Manifest, read_shard, sha256, write_shard
+from agents.dataset.shards import MANIFEST, Manifest, quantise, read_shard, sha256, write_shard
 from vital_gym.features import AudioMAEFilterbank, MelConfig, spectrogram
 from vital_gym.render import RenderConfig
 
@@ -54,7 +54,7 @@ def _convert(source: Path, out: Path, name: str, digest: str, observation: MelCo
     arrays = read_shard(source / name)
     features = spectrogram(observation, rate)
     audio = arrays["audio"].astype(np.float32) / 32767.0  # (n, samples), mono
-    arrays["logmel"] = np.stack([np.round(features(a[None]) * 255.0).astype(np.uint8) for a in audio])
+    arrays["logmel"] = np.stack([quantise(features(a[None])) for a in audio])
     return name, write_shard(out / name, arrays)
 
 

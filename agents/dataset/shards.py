@@ -57,6 +57,11 @@ def write_shard(path: Path, arrays: dict[str, np.ndarray]) -> str:
     return sha256(path)
 
 
+def quantise(features: np.ndarray) -> np.ndarray:
+    """Features in ``[0, 1]`` as a shard stores them: uint8, 256 levels (``/ 255`` reads them back)."""
+    return np.round(np.asarray(features) * 255.0).astype(np.uint8)
+
+
 def read_shard(path: str | Path, fields: tuple[str, ...] | None = None) -> dict[str, np.ndarray]:
     """The shard's arrays, or only ``fields`` (an .npz member is read only when asked for)."""
     with np.load(path, allow_pickle=False) as data:

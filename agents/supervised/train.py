@@ -320,8 +320,7 @@ def train(config: TrainConfig, resume: bool = False, log=print) -> Path:
     validator = Validator(dataset, manifest, val_shards, space, config)
     augment = None
     if config.augment is not None:
-        sample_rate = RenderConfig.from_dict(manifest.config.get("render")).sample_rate
-        augment = LogMelAugment(**{"unit_db": spectrogram(observation, sample_rate).unit_db, **config.augment})
+        augment = LogMelAugment(**{"unit_db": validator.mel.unit_db, **config.augment})  # the data's front end
 
     def source_weights(m: Manifest) -> dict[str, float] | None:  # each folder weighs the sources it has
         return None if config.source_weights is None else {k: w for k, w in config.source_weights.items() if k in m.config.get("sources", {})}
