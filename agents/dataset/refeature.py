@@ -11,7 +11,7 @@ audio at 16 kHz or more; the "vital" log-mel reads up to the render's Nyquist fr
 render's own rate. What the audio lacks is the float render's floor: int16 audio has a noise floor about
 100 dB below full scale, so components that quiet read differently (on ``configs/dataset/core.yaml``
 renders, AudioMAE features from the stored 22.05 kHz audio agree with the rendered ones to one uint8 level
-wherever that level is 60 or more, a log energy above -9).
+wherever that level is 80 or more and to two from 60; ``scripts/check_audiomae_features.py --n 40``).
 
 Resuming: shards are written atomically and recorded in the output's manifest one by one, so running the
 same command again converts only what is missing.
