@@ -6,6 +6,7 @@
     vital-gym dataset features data/core --out data/core_audiomae --observation frontend=audiomae
     vital-gym benchmark --presets ../shared/presets --audio data/voice --dataset data/core
     vital-gym match target.wav -o out.vital [--checkpoint DIR] [--refine 200]
+    vital-gym checkpoint standalone runs/supervised_audiomae/best --out models/audiomae_lora
     vital-gym describe preset.vital [--space core]
     vital-gym sensitivity --config configs/dataset/core.yaml --presets 48 --out configs/sensitivity/core.json
 """
@@ -118,7 +119,7 @@ def _benchmark(args: argparse.Namespace) -> int:
 def _match(args: argparse.Namespace) -> int:
     from agents.match import DEFAULT_DRAWS, Matcher
 
-    matcher = Matcher(args.checkpoint, screen=not args.no_screen)
+    matcher = Matcher(args.checkpoint, screen=not args.no_screen, base_encoder=args.base_encoder)
     target = matcher.load_target(args.target)
     draws = DEFAULT_DRAWS if args.draws is None else args.draws
     result = matcher.match(target, args.note, args.velocity, args.refine, args.seed, select=not args.top_score, draws=draws)
@@ -134,6 +135,15 @@ def _match(args: argparse.Namespace) -> int:
         print(f"  after refinement: {result.distance:.4f} ({r.renders} renders, {100 * r.gain:.1f}% lower)")
     print()
     print(result.description)
+    return 0
+
+
+def _standalone(args: argparse.Namespace) -> int:
+    from agents.supervised.checkpoint import MODEL_FILE, standalone
+
+    out = standalone(args.folder, args.out, args.base_encoder)
+    size = (out / MODEL_FILE).stat().st_size
+    print(f"wrote {out}: every weight, {size / 1e6:.1f} MB ({Path(args.folder) / MODEL_FILE}: {(Path(args.folder) / MODEL_FILE).stat().st_size / 1e6:.1f} MB)")
     return 0
 
 
@@ -231,6 +241,7 @@ def main(argv: list[str] | None = None) -> int:
     match.add_argument("target", help="audio file (wav/flac/ogg), one note; the first seconds are used")
     match.add_argument("-o", "--output", required=True, help="the .vital to write (a .wav and .png go beside it)")
     match.add_argument("--checkpoint", help="a trained model folder (default: the shipped model)")
+    match.add_argument("--base-encoder", help="an adapter checkpoint's base encoder file, where it is now (default: where the checkpoint recorded it)")
     match.add_argument("--note", type=int, help="MIDI note to render at (default: the target's estimated pitch)")
     match.add_argument("--velocity", type=float, default=0.7)
     match.add_argument("--refine", type=int, default=0, help="CMA-ES refinement through Vita with this many renders")
@@ -242,6 +253,13 @@ def main(argv: list[str] | None = None) -> int:
     match.add_argument("--no-screen", action="store_true", help="rank the candidates on exact renders, not screening ones (slower)")
     match.add_argument("--top-score", action="store_true", help="a model with several hypotheses: keep the best-scored one unrendered instead of rendering all")
     match.set_defaults(func=_match)
+    ckpt = sub.add_parser("checkpoint", help="trained model checkpoints").add_subparsers(dest="checkpoint_command", required=True)
+    alone = ckpt.add_parser("standalone", help="copy an adapter checkpoint with its base encoder's weights written in")
+    alone.add_argument("folder", help="a checkpoint folder (model.safetensors + config.json)")
+    alone.add_argument("--out", required=True, help="the new checkpoint folder (must not exist)")
+    alone.add_argument("--base-encoder", help="the base encoder file, where it is now (default: where the checkpoint recorded it)")
+    alone.set_defaults(func=_standalone)
+
     describe = sub.add_parser("describe", help="describe a .vital preset in plain language, as vital-gym match does its result")
     describe.add_argument("preset", help="a .vital file")
     describe.add_argument("--space", default="core", help="parameter space name or YAML whose parameters are described (default core)")

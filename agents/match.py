@@ -86,19 +86,20 @@ class Matcher:
     ``render_workers`` threads render candidates side by side, each with its own :class:`Renderer` (Vita
     does its work outside the GIL); the default is one per core, at most 2. ``screen`` ranks them on
     screening renders (module docstring); ``False`` ranks them on exact ones. ``draw_temperature``: how far
-    the drawn candidates stray from their hypotheses (:func:`draw_presets`).
+    the drawn candidates stray from their hypotheses (:func:`draw_presets`). ``base_encoder``: where an
+    adapter checkpoint's base encoder file is now (:func:`~agents.supervised.checkpoint.load_model`).
     """
 
     def __init__(
         self, checkpoint: str | Path | None = None, device: str = "cpu", render_workers: int | None = None, screen: bool = True,
-        draw_temperature: float = 1.0,
+        draw_temperature: float = 1.0, base_encoder: str | Path | None = None,
     ):
         folder = Path(checkpoint) if checkpoint else DEFAULT_MODEL
         if not folder.exists():
             raise FileNotFoundError(
                 f"no model at {folder}" + ("" if checkpoint else " (the shipped model is missing from this install; pass --checkpoint DIR)")
             )
-        self.model, self.space, meta = load_model(folder, device=device)
+        self.model, self.space, meta = load_model(folder, device=device, base_encoder=base_encoder)
         self.device = device
         self.codec = PresetCodec(self.space)
         self.render_config = RenderConfig.from_dict(meta.get("render"))

@@ -40,7 +40,7 @@ from stable_baselines3.common.logger import Image, configure  # noqa: E402
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv  # noqa: E402
 
 from agents.ppo.policy import SoundMatcherPolicy  # noqa: E402
-from agents.supervised.checkpoint import read_config  # noqa: E402
+from agents.supervised.checkpoint import read_config, without_encoder_file  # noqa: E402
 from agents.supervised.model import ModelConfig  # noqa: E402
 from vital_gym.features import MelConfig  # noqa: E402
 from vital_gym.envs import VitalMatchEnv  # noqa: E402
@@ -180,12 +180,13 @@ class HeldOutEvalCallback(BaseCallback):
 
 
 def policy_source(policy_kwargs: dict[str, Any], env_kwargs: dict[str, Any]) -> dict[str, Any]:
-    """What rebuilds the network without the supervised checkpoint: its model config and space."""
+    """What rebuilds the network without the supervised checkpoint: its model config and space (the policy
+    file holds every weight, so an encoder's pretrained file is not needed either)."""
     checkpoint = policy_kwargs.get("checkpoint")
     if checkpoint:
         meta = read_config(checkpoint)
-        return {"model": meta["model"], "space": meta["space"]}
-    return {"model": policy_kwargs.get("model"), "space": policy_kwargs.get("space", env_kwargs.get("space", "core"))}
+        return {"model": without_encoder_file(meta["model"]), "space": meta["space"]}
+    return {"model": without_encoder_file(policy_kwargs.get("model") or {}), "space": policy_kwargs.get("space", env_kwargs.get("space", "core"))}
 
 
 def save_policy(folder: Path, model: BaseAlgorithm, config: RLConfig, source: dict[str, Any], metrics: dict[str, float]) -> Path:

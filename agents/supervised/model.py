@@ -176,14 +176,31 @@ class AudioEncoder(nn.Module):
             mlp_ratio=config.mlp_ratio,
             drop_path_rate=config.drop_path,
         )
+        self.base_file: Path | None = None  # the file ``checkpoint`` named, once read
         if config.checkpoint:
-            load_vit_weights(self.vit, encoder_checkpoint_path(config.checkpoint))
+            self.base_file = encoder_checkpoint_path(config.checkpoint).resolve()
+            load_vit_weights(self.vit, self.base_file)
         if config.lora_rank > 0:
             for p in self.vit.parameters():
                 p.requires_grad_(False)
             for block in self.vit.blocks[-config.lora_blocks :]:
                 block.attn.qkv = LoRALinear(block.attn.qkv, config.lora_rank, config.lora_alpha)
                 block.attn.proj = LoRALinear(block.attn.proj, config.lora_rank, config.lora_alpha)
+        # The names of the weights that still hold the base file's values (LoRA's own weights are new);
+        # a checkpoint loaded over them takes its names out (:func:`agents.supervised.checkpoint.load_model`).
+        self.from_base: set[str] = set()
+        if self.base_file is not None:
+            self.from_base = {n for n, _ in self.named_parameters() if not n.endswith((".down.weight", ".up.weight"))}
+        self._base_sha256: str | None = None
+
+    @property
+    def base_sha256(self) -> str | None:
+        """SHA-256 of :attr:`base_file` (None without one): what an adapter checkpoint records of its base."""
+        if self.base_file is not None and self._base_sha256 is None:
+            from agents.dataset.shards import sha256
+
+            self._base_sha256 = sha256(self.base_file)
+        return self._base_sha256
 
     def forward(self, logmel: torch.Tensor) -> torch.Tensor:
         x = logmel.transpose(-1, -2)  # (B, 1, frames, n_mels): AudioMAE's time x frequency layout
@@ -414,6 +431,16 @@ class SoundMatcher(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """Hypotheses, scores and (with ``DecoderConfig.spread``) log spreads; see :meth:`ParameterDecoder.predictive`."""
         return self.decoder.predictive(self.encoder(logmel), midi_note, switches)
+
+    def base_weights(self) -> set[str]:
+        """Names of the weights that hold the encoder's base file's values (``EncoderConfig.checkpoint``)."""
+        return {f"encoder.{n}" for n in self.encoder.from_base}
+
+    def frozen_base_weights(self) -> list[str]:
+        """The base file's weights that are not trained (a frozen encoder under LoRA, or one frozen by
+        ``train_only``): what an adapter checkpoint leaves out."""
+        base = self.base_weights()
+        return [n for n, p in self.named_parameters() if n in base and not p.requires_grad]
 
     @property
     def num_hypotheses(self) -> int:

@@ -73,6 +73,7 @@ class TrainConfig:
     spread_weight: float = 1.0  # a decoder with spread: weight of its Gaussian NLL (losses.HypothesisLoss)
     switch_teacher: float = 0.5  # a switch-conditioned decoder: the share of samples told their true switches
     train_only: list[str] | None = None  # train only the weights whose names start so (e.g. [decoder.spread_heads])
+    save_base_weights: bool = False  # False: a frozen pretrained encoder's weights stay in its file, not in every checkpoint (checkpoint.py)
     steps: int = 20000
     batch_size: int = 64
     lr: float = 3e-4
@@ -346,7 +347,7 @@ def train(config: TrainConfig, resume: bool = False, log=print) -> Path:
                 "dataset": str(dataset) if len(folders) == 1 else [str(f) for f in folders],
                 "render": manifest.config.get("render"), "observation": manifest.config.get("observation"),
             },
-            optimizer_state={"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()},
+            optimizer_state={"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}, base_weights=config.save_base_weights,
         )
 
     model.train()
