@@ -119,7 +119,7 @@ def _benchmark(args: argparse.Namespace) -> int:
 def _match(args: argparse.Namespace) -> int:
     from agents.match import DEFAULT_DRAWS, Matcher
 
-    matcher = Matcher(args.checkpoint, screen=not args.no_screen, base_encoder=args.base_encoder)
+    matcher = Matcher(args.checkpoint, screen=not args.no_screen, base_encoder=args.base_encoder, render_workers=args.render_workers)
     target = matcher.load_target(args.target)
     draws = DEFAULT_DRAWS if args.draws is None else args.draws
     result = matcher.match(target, args.note, args.velocity, args.refine, args.seed, select=not args.top_score, draws=draws)
@@ -251,6 +251,10 @@ def main(argv: list[str] | None = None) -> int:
         help="presets drawn per hypothesis from its predictive distributions, all rendered (default: agents.match.DEFAULT_DRAWS, 2; 0: the hypotheses only)",
     )
     match.add_argument("--no-screen", action="store_true", help="rank the candidates on exact renders, not screening ones (slower)")
+    match.add_argument(
+        "--render-workers", type=int, metavar="N",
+        help="threads rendering the candidates side by side (default: one per core, at most 4); more are faster on a machine with more cores",
+    )
     match.add_argument("--top-score", action="store_true", help="a model with several hypotheses: keep the best-scored one unrendered instead of rendering all")
     match.set_defaults(func=_match)
     ckpt = sub.add_parser("checkpoint", help="trained model checkpoints").add_subparsers(dest="checkpoint_command", required=True)

@@ -53,12 +53,17 @@ DEFAULT_MODEL = Path(__file__).resolve().parent / "models" / "core_cpu"
 MAX_TARGET_SECONDS = 60.0
 DEFAULT_DRAWS = 2  # draws per hypothesis rendered beside it: 8 hypotheses -> 24 renders, ~1 s on 2 cores
 SCREEN_RENDER = {"reset": "settle", "oversampling": 0}  # RenderConfig changes for ranking candidates
+# Render threads by default: one per core up to this. On a 16-core host 24 candidates took a median 1.06 s
+# on 2 threads, 0.64 s on 4, 0.57 s on 8 and 0.58 s on 12 (scripts/bench_match.py): past 4 the serial
+# exact render of the chosen candidate dominates. Another count deals candidates out to the settled synths
+# differently, which can move screening distances slightly (README, "Matching a sound").
+MAX_RENDER_WORKERS = 4
 
 
 def candidate_renderers(config: RenderConfig, workers: int | None = None, screen: bool = True) -> list[Renderer]:
-    """``workers`` renderers (default: one per core, at most 2) for ranking candidates side by side, on
-    screening renders (``SCREEN_RENDER``) unless ``screen`` is False."""
-    workers = min(2, os.cpu_count() or 1) if workers is None else workers
+    """``workers`` renderers (default: one per core, at most ``MAX_RENDER_WORKERS``) for ranking candidates
+    side by side, on screening renders (``SCREEN_RENDER``) unless ``screen`` is False."""
+    workers = min(MAX_RENDER_WORKERS, os.cpu_count() or 1) if workers is None else workers
     if workers < 1:
         raise ValueError(f"render_workers={workers}: need at least one")
     return [Renderer(dataclasses.replace(config, **SCREEN_RENDER) if screen else config) for _ in range(workers)]
@@ -84,8 +89,8 @@ class Matcher:
     """A trained model with the render and log-mel settings it was trained with.
 
     ``render_workers`` threads render candidates side by side, each with its own :class:`Renderer` (Vita
-    does its work outside the GIL); the default is one per core, at most 2. ``screen`` ranks them on
-    screening renders (module docstring); ``False`` ranks them on exact ones. ``draw_temperature``: how far
+    does its work outside the GIL); the default is one per core, at most ``MAX_RENDER_WORKERS``. ``screen``
+    ranks them on screening renders (module docstring); ``False`` ranks them on exact ones. ``draw_temperature``: how far
     the drawn candidates stray from their hypotheses (:func:`draw_presets`). ``base_encoder``: where an
     adapter checkpoint's base encoder file is now (:func:`~agents.supervised.checkpoint.load_model`).
     """

@@ -61,7 +61,7 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=10)
     ap.add_argument("--threads", type=int, default=2, help="torch threads")
     ap.add_argument("--draws", type=int, default=DEFAULT_DRAWS, help="presets drawn per hypothesis (as vital-gym match --draws)")
-    ap.add_argument("--render-workers", type=int, default=None, help="render threads (default: one per core, at most 2)")
+    ap.add_argument("--render-workers", type=int, default=None, help="render threads (default: one per core, at most 4)")
     ap.add_argument("--no-screen", action="store_true", help="rank candidates on exact renders (Matcher(screen=False))")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)

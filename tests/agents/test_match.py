@@ -79,6 +79,8 @@ def test_cli_match_prints_distance_and_description(tmp_path, tiny_checkpoint, ca
     assert cli(["match", str(tmp_path / "t.wav"), "-o", str(tmp_path / "o.vital"), "--checkpoint", str(tiny_checkpoint), "--refine", "4"]) == 0
     out = capsys.readouterr().out
     assert "spectral distance" in out and "after refinement" in out and "Modulation" in out
+    assert cli(["match", str(tmp_path / "t.wav"), "-o", str(tmp_path / "p.vital"), "--checkpoint", str(tiny_checkpoint), "--render-workers", "0"]) == 2
+    assert "render_workers=0: need at least one" in capsys.readouterr().err and not (tmp_path / "p.vital").exists()
 
 
 def test_the_shipped_model_is_the_default_and_fits_the_core_space(tmp_path, capsys):
