@@ -321,6 +321,7 @@ class RLPolicy:
 
     def predict(self, item: TestItem) -> Prediction:
         obs = self.env.features(item.audio)[None]  # the env's observation of this target
+        self.model.policy.play_at(item.midi_note)  # the note its preset is rendered at, as supervised methods are told
         action, _ = self.model.predict(obs, deterministic=True)
         codec = self.env.codec
         return Prediction(codec.to_preset(codec.canonical(self.env.space.action_to_vector(action)), name=self.name))

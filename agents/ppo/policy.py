@@ -11,7 +11,8 @@ Built through SB3's extension points, nothing patched:
   checks it), and the log-std starts small (``log_std_init``, default -2: std 0.14 in action units).
 
 A note-conditioned network (``DecoderConfig.note_conditioning``) is told ``midi_note``, the note the env
-plays its presets at (``agents/ppo/train.py`` passes the env's).
+plays its presets at (``agents/ppo/train.py`` passes the env's); ``play_at`` changes it (the benchmark's
+``ppo`` method tells each item's note).
 
 ``ortho_init`` defaults to False: SB3's orthogonal re-initialisation would overwrite the pretrained
 weights. Without ``checkpoint`` the same architecture starts from random weights (``model`` gives its
@@ -127,6 +128,12 @@ class SoundMatcherPolicy(ActorCriticPolicy):
         self.mlp_extractor = DecoderAndValue(
             matcher.decoder, fx.num_tokens, fx.token_dim, self.action_space.shape[0], self.value_hidden, self.midi_note
         )
+
+    def play_at(self, midi_note: int) -> None:
+        """Act for presets played at ``midi_note`` from now on (a note-conditioned network's input; the env
+        plays every preset at its own note, a benchmark item at the item's)."""
+        self.midi_note = int(midi_note)
+        self.mlp_extractor.midi_note = float(midi_note)
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
         """What SB3's ``policy.save`` needs to rebuild this policy: the source, not the built extractor."""

@@ -100,6 +100,13 @@ def test_a_saved_policy_is_a_benchmark_method(tmp_path, tiny_space_file, tiny_ch
     assert pred.preset is not None and method.name == "ppo"
     # Acting is deterministic: the same target gives the same preset.
     assert method.predict(TestItem("synthetic", "t", target, 60, 0.7)).preset.settings == pred.preset.settings
+    # A note-conditioned policy acts for the note each item is rendered at, as the supervised methods do.
+    import torch
+
+    with torch.no_grad():
+        method.model.policy.mlp_extractor.decoder.note_proj.weight.normal_()  # a note map that matters
+    low, high = (method.predict(TestItem("synthetic", "t", target, note, 0.7)).preset.settings for note in (48, 72))
+    assert low != high and method.model.policy.midi_note == 72
     with pytest.raises(FileNotFoundError, match="no saved policy"):
         RLPolicy(tmp_path, PresetCodec(tiny_space))
 
@@ -111,3 +118,4 @@ def test_an_env_observing_what_the_network_was_not_trained_on_is_refused(tmp_pat
     with pytest.raises(ValueError, match=problem):
         train(config, log=lambda *_: None)
     assert not (tmp_path / "run").exists()
+
