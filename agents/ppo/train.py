@@ -4,12 +4,15 @@
     python -m agents.ppo.train --config configs/rl/ppo.yaml --checkpoint none --out runs/ppo-scratch   # from scratch
     python -m agents.ppo.train --config configs/rl/ppo.yaml --checkpoint runs/sup/best \\
         --targets audio:data/voice --out runs/ppo-voice                                               # out-of-domain
+    python -m agents.ppo.train --config configs/rl/ppo.yaml --targets dataset:configs/dataset/core.yaml \\
+        --out runs/ppo-dataset                        # the dataset's presets (sources, archetypes) as targets
     tensorboard --logdir runs
 
 Hyperparameters are rl-baselines3-zoo-style YAML (``configs/rl/*.yaml``: one block per env id). Training
 runs ``n_envs`` environments in ``SubprocVecEnv`` workers (forkserver). For a folder of targets, every
-``held_out_every``-th file is held out: training never sees it, and evaluation uses only those. For random
-targets, evaluation uses ``n_eval`` presets drawn from seeds training does not use. Evaluation runs
+``held_out_every``-th file is held out: training never sees it, and evaluation uses only those. For drawn
+targets (random presets, or a dataset config's mixture: :mod:`agents.dataset.targets`), evaluation uses
+``n_eval`` presets drawn from seeds training does not use. Evaluation runs
 before training and every ``eval_every`` steps, deterministically (the policy's mean), and logs mean
 reward, spectral distance and a target/render spectrogram image; the best policy is saved. TensorBoard
 also gets SB3's own losses, KL and entropy, and the mean of every reward component over rollouts.
@@ -44,6 +47,7 @@ from agents.supervised.checkpoint import read_config, without_encoder_file  # no
 from agents.supervised.model import ModelConfig  # noqa: E402
 from vital_gym.features import MelConfig  # noqa: E402
 from vital_gym.envs import VitalMatchEnv  # noqa: E402
+from vital_gym.params import ParameterSpace  # noqa: E402
 from vital_gym.render import RenderConfig  # noqa: E402
 from vital_gym.targets import Target, targets_spec  # noqa: E402
 
@@ -86,12 +90,22 @@ class RLConfig:
         return config
 
 
-def train_and_eval_targets(targets: Any, held_out_every: int) -> tuple[Any, Any]:
-    """The targets spec training uses, and the one evaluation uses (disjoint)."""
+def train_and_eval_targets(targets: Any, held_out_every: int, env_kwargs: dict[str, Any]) -> tuple[Any, Any]:
+    """The targets spec training uses, and the one evaluation uses (disjoint). ``dataset:CONFIG`` (a dataset
+    YAML) becomes a :class:`~agents.dataset.targets.DatasetTargets` with the env's render settings."""
     targets = targets_spec(targets)
     if isinstance(targets, dict) and targets.get("kind") in ("audio", "presets"):
         return {**targets, "held_out_every": held_out_every, "part": "train"}, {**targets, "held_out_every": held_out_every, "part": "held_out"}
-    return targets, targets  # random presets: evaluation draws from seeds training does not use
+    if isinstance(targets, dict) and targets.get("kind") == "dataset":
+        from agents.dataset.targets import DatasetTargets
+
+        if not targets.get("path"):
+            raise ValueError("targets kind 'dataset' needs a dataset config: dataset:configs/dataset/core.yaml")
+        targets = DatasetTargets(targets["path"], env_kwargs.get("render"))
+        env_space = ParameterSpace.from_spec(env_kwargs.get("space", "core"))
+        if targets.maker.space.fingerprint != env_space.fingerprint:
+            raise ValueError(f"dataset targets: {targets.config.space!r} is not the env's parameter space '{env_space.name}'")
+    return targets, targets  # drawn presets: evaluation draws from seeds training does not use
 
 
 class FixedTargets:
@@ -246,7 +260,7 @@ def train(config: RLConfig, log=print) -> dict[str, Any]:
     out = Path(config.out)
     env_kwargs = dict(config.env_kwargs)
     check_observation(config.policy_kwargs, env_kwargs)
-    train_targets, eval_targets = train_and_eval_targets(env_kwargs.pop("targets", "random"), config.held_out_every)
+    train_targets, eval_targets = train_and_eval_targets(env_kwargs.pop("targets", "random"), config.held_out_every, env_kwargs)
     fns = [make_env_fn(env_kwargs, train_targets, config.seed * 1000 + i) for i in range(config.n_envs)]
     venv = SubprocVecEnv(fns, start_method="forkserver") if config.vec == "subproc" else DummyVecEnv(fns)
     eval_env = make_eval_env(env_kwargs, eval_targets, config.n_eval)
@@ -288,7 +302,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--config", default="configs/rl/ppo.yaml")
     ap.add_argument("--checkpoint", help="supervised checkpoint to start from; 'none' for PPO from scratch")
-    ap.add_argument("--targets", help="'random', 'audio:DIR' or 'presets:DIR' (overrides env_kwargs.targets)")
+    ap.add_argument("--targets", help="'random', 'dataset:CONFIG', 'audio:DIR' or 'presets:DIR' (overrides env_kwargs.targets)")
     ap.add_argument("--n-timesteps", type=int)
     ap.add_argument("--algo")
     ap.add_argument("--out")

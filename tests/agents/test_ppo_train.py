@@ -119,3 +119,17 @@ def test_an_env_observing_what_the_network_was_not_trained_on_is_refused(tmp_pat
         train(config, log=lambda *_: None)
     assert not (tmp_path / "run").exists()
 
+
+def test_ppo_trains_on_a_dataset_configs_presets_in_worker_processes(tmp_path, tiny_space_file, tiny_checkpoint):
+    config_file = tmp_path / "tiny_dataset.yaml"
+    config_file.write_text(yaml.safe_dump(tiny_config().to_dict()))
+    config = rl_config(tmp_path, tiny_space_file, str(tiny_checkpoint), f"dataset:{config_file}", vec="subproc")
+    history = train(config, log=lambda *_: None)
+    assert np.isfinite(history["before"]["spectral_distance"]) and np.isfinite(history["after"]["spectral_distance"])
+    assert json.loads((tmp_path / "run" / "last" / "config.json").read_text())["env_kwargs"]["targets"] == f"dataset:{config_file}"
+    core = tmp_path / "core_dataset.yaml"
+    core.write_text(yaml.safe_dump({**tiny_config().to_dict(), "space": "core"}))
+    with pytest.raises(ValueError, match="is not the env's parameter space 'tiny'"):
+        train(rl_config(tmp_path / "x", tiny_space_file, str(tiny_checkpoint), f"dataset:{core}"), log=lambda *_: None)
+    with pytest.raises(ValueError, match="needs a dataset config"):
+        train(rl_config(tmp_path / "y", tiny_space_file, str(tiny_checkpoint), "dataset"), log=lambda *_: None)
