@@ -141,9 +141,9 @@ def _match(args: argparse.Namespace) -> int:
 def _standalone(args: argparse.Namespace) -> int:
     from agents.supervised.checkpoint import MODEL_FILE, standalone
 
-    out = standalone(args.folder, args.out, args.base_encoder)
-    size = (out / MODEL_FILE).stat().st_size
-    print(f"wrote {out}: every weight, {size / 1e6:.1f} MB ({Path(args.folder) / MODEL_FILE}: {(Path(args.folder) / MODEL_FILE).stat().st_size / 1e6:.1f} MB)")
+    source = Path(args.folder) / MODEL_FILE
+    out = standalone(args.folder, args.out, args.base_encoder) / MODEL_FILE
+    print(f"wrote {out}: every weight, {out.stat().st_size / 1e6:.1f} MB ({source}: {source.stat().st_size / 1e6:.1f} MB)")
     return 0
 
 
@@ -284,7 +284,7 @@ def main(argv: list[str] | None = None) -> int:
     args.command_line = "vital-gym " + " ".join(shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
     try:
         return args.func(args)
-    except (ValueError, FileNotFoundError) as e:  # AudioFileError, CheckpointError, PresetError are ValueErrors
+    except (ValueError, FileNotFoundError, FileExistsError) as e:  # AudioFileError, CheckpointError, PresetError are ValueErrors
         print(f"vital-gym: error: {e}", file=sys.stderr)
         return 2
 

@@ -148,6 +148,8 @@ def test_training_over_a_base_encoder_writes_adapters_resumes_and_matches(tmp_pa
     assert out.is_file()
     assert main(["checkpoint", "standalone", str(last), "--out", str(tmp_path / "alone"), "--base-encoder", str(moved)]) == 0
     assert "every weight" in capsys.readouterr().out
+    assert main(["checkpoint", "standalone", str(last), "--out", str(tmp_path / "alone"), "--base-encoder", str(moved)]) == 2
+    assert "alone exists; choose a new folder" in capsys.readouterr().err
     assert json.loads((tmp_path / "alone" / CONFIG_FILE).read_text())["step"] == 6
 
 
