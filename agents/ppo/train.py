@@ -103,7 +103,7 @@ def train_and_eval_targets(targets: Any, held_out_every: int, env_kwargs: dict[s
             raise ValueError("targets kind 'dataset' needs a dataset config: dataset:configs/dataset/core.yaml")
         targets = DatasetTargets(targets["path"], env_kwargs.get("render"))
         env_space = ParameterSpace.from_spec(env_kwargs.get("space", "core"))
-        if targets.maker.space.fingerprint != env_space.fingerprint:
+        if ParameterSpace.from_spec(targets.config.space).fingerprint != env_space.fingerprint:
             raise ValueError(f"dataset targets: {targets.config.space!r} is not the env's parameter space '{env_space.name}'")
     return targets, targets  # drawn presets: evaluation draws from seeds training does not use
 

@@ -30,6 +30,7 @@ from vital_gym.params import ParameterSpace
 
 MODEL_FILE, CONFIG_FILE, OPTIMIZER_FILE = "model.safetensors", "config.json", "optimizer.pt"
 BASE_KEY = "base_encoder"  # config.json's record of an adapter checkpoint's base file
+BASE_HOW = "pass base_encoder= (vital-gym match --base-encoder FILE), or use a standalone copy (vital-gym checkpoint standalone)"
 # Weights a fine-tuned model may add to the checkpoint it starts from (see init_weights).
 FINE_TUNE_ADDITIONS = (
     "decoder.note_proj.weight", "decoder.hypothesis_queries", "decoder.score_head.weight", "decoder.score_head.bias", "decoder.spread_heads.",
@@ -119,6 +120,7 @@ def load_model(
     if BASE_KEY in meta:
         encoder = {**meta["model"].get("encoder", {}), "checkpoint": _base_file(folder, meta[BASE_KEY], base_encoder)}
         model = SoundMatcher(own, ModelConfig.from_dict({**meta["model"], "encoder": encoder}))
+        _check_base(folder, meta[BASE_KEY], model, BASE_HOW)
     else:
         model = SoundMatcher(own, ModelConfig.from_dict(without_encoder_file(meta["model"])))
     _load_weights(model, folder, base=model.base_weights() if BASE_KEY in meta else ())
@@ -127,27 +129,34 @@ def load_model(
 
 def _base_file(folder: str | Path, record: dict[str, Any], base_encoder: str | Path | None) -> str:
     """The adapter checkpoint's base file as ``EncoderConfig.checkpoint`` takes it (``record``'s, or
-    ``base_encoder`` instead), checked by SHA-256."""
-    from agents.dataset.shards import sha256
-
+    ``base_encoder`` instead), refused before anything is read if it is not there."""
     spec = str(base_encoder) if base_encoder is not None else record["checkpoint"]
-    how = "pass base_encoder= (vital-gym match --base-encoder FILE), or use a standalone copy (vital-gym checkpoint standalone)"
     try:
         path = encoder_checkpoint_path(spec)
     except (FileNotFoundError, ValueError) as e:
-        raise CheckpointError(f"{folder} holds its trained weights only, over the base encoder {spec}: {e}; {how}") from None
+        raise CheckpointError(f"{folder} holds its trained weights only, over the base encoder {spec}: {e}; {BASE_HOW}") from None
     if not path.is_file():
         raise CheckpointError(
             f"{folder} holds its trained weights only, over the base encoder {spec} (sha256 {record['sha256'][:16]}...), "
-            f"which does not exist; {how}"
-        )
-    digest = sha256(path)
-    if digest != record["sha256"]:
-        raise CheckpointError(
-            f"{path} is not the base encoder {folder} was trained over: its sha256 is {digest[:16]}..., "
-            f"the checkpoint's base {record['checkpoint']} had {record['sha256'][:16]}..."
+            f"which does not exist; {BASE_HOW}"
         )
     return spec
+
+
+def _check_base(folder: str | Path, record: dict[str, Any], model: SoundMatcher, fix: str) -> None:
+    """Refuse ``model`` unless its encoder read the adapter checkpoint's base file: the SHA-256 it recorded
+    (the encoder keeps the digest, so a later save does not hash the file again)."""
+    encoder = model.encoder
+    if encoder.base_file is None:
+        raise CheckpointError(
+            f"{folder} holds its trained weights only, over the base encoder {record['checkpoint']} "
+            f"(sha256 {record['sha256'][:16]}...); {fix}"
+        )
+    if encoder.base_sha256 != record["sha256"]:
+        raise CheckpointError(
+            f"{encoder.base_file} is not the base encoder {folder} was trained over: its sha256 is {encoder.base_sha256[:16]}..., "
+            f"the checkpoint's base {record['checkpoint']} had {record['sha256'][:16]}...; {fix}"
+        )
 
 
 def standalone(folder: str | Path, out: str | Path, base_encoder: str | Path | None = None) -> Path:
@@ -177,12 +186,7 @@ def init_weights(model: SoundMatcher, folder: str | Path) -> None:
         raise CheckpointError(f"{folder} was trained on another parameter space ('{meta.get('space')}') than this model's")
     base: set[str] = set()
     if BASE_KEY in meta:  # its frozen weights are the base file's: this model must have read the same file
-        record, encoder = meta[BASE_KEY], model.encoder
-        if encoder.base_file is None or encoder.base_sha256 != record["sha256"]:
-            raise CheckpointError(
-                f"{folder} holds its trained weights only, over the base encoder {record['checkpoint']} "
-                f"(sha256 {record['sha256'][:16]}...); set this model's encoder checkpoint to that file"
-            )
+        _check_base(folder, meta[BASE_KEY], model, "set this model's encoder checkpoint to that file")
         base = model.base_weights()
     _load_weights(model, folder, may_lack=FINE_TUNE_ADDITIONS, adapt=_more_hypotheses, base=base)
 
