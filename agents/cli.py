@@ -99,6 +99,7 @@ def _benchmark(args: argparse.Namespace) -> int:
         "checkpoint": args.checkpoint,
         "refine_budget": args.refine_budget,
         "draws": args.draws,
+        "critic": args.critic,
         "policy": args.policy,
         "syntheon_python": args.syntheon_python,
         "clap_checkpoint": args.clap_checkpoint,
@@ -119,7 +120,9 @@ def _benchmark(args: argparse.Namespace) -> int:
 def _match(args: argparse.Namespace) -> int:
     from agents.match import DEFAULT_DRAWS, Matcher
 
-    matcher = Matcher(args.checkpoint, screen=not args.no_screen, base_encoder=args.base_encoder, render_workers=args.render_workers)
+    matcher = Matcher(
+        args.checkpoint, screen=not args.no_screen, base_encoder=args.base_encoder, render_workers=args.render_workers, critic=args.critic
+    )
     target = matcher.load_target(args.target)
     draws = DEFAULT_DRAWS if args.draws is None else args.draws
     result = matcher.match(target, args.note, args.velocity, args.refine, args.seed, select=not args.top_score, draws=draws)
@@ -226,6 +229,7 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_argument("--dataset", help="a generated dataset for the mean preset and nearest neighbour")
     bench.add_argument("--checkpoint", help="a trained model for supervised and supervised+refine (default: the shipped one)")
     bench.add_argument("--refine-budget", type=int, help="renders per item for supervised+refine and nearest+refine (default 100)")
+    bench.add_argument("--critic", help="a candidate critic for the model: supervised and supervised+refine render the draws it ranks first")
     bench.add_argument("--draws", type=int, help="presets drawn per hypothesis by supervised and supervised+refine (default 2; 0: hypotheses only)")
     bench.add_argument("--policy", help="a policy saved by agents/ppo/train.py (runs/ppo/best) for method ppo")
     bench.add_argument("--syntheon-python", help="python of Syntheon's venv (default .syntheon-venv/bin/python)")
@@ -249,6 +253,10 @@ def main(argv: list[str] | None = None) -> int:
     match.add_argument(
         "--draws", type=int, default=None, metavar="N",
         help="presets drawn per hypothesis from its predictive distributions, all rendered (default: agents.match.DEFAULT_DRAWS, 2; 0: the hypotheses only)",
+    )
+    match.add_argument(
+        "--critic", metavar="DIR",
+        help="a candidate critic trained for the model (python -m agents.supervised.train_critic): the drawn candidates are chosen from a larger pool",
     )
     match.add_argument("--no-screen", action="store_true", help="rank the candidates on exact renders, not screening ones (slower)")
     match.add_argument(

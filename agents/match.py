@@ -41,6 +41,7 @@ from agents.dataset.shards import quantise
 from agents.plots import plot_comparison
 from agents.refine import RefineResult, refine
 from agents.supervised.checkpoint import load_model
+from agents.supervised.critic import load_critic, select
 from agents.supervised.model import SoundMatcher, draw_presets
 from vital_gym.audio import AudioFileError, estimate_midi_note, load_audio, write_wav
 from vital_gym.describe import describe_preset
@@ -93,11 +94,13 @@ class Matcher:
     ranks them on screening renders (module docstring); ``False`` ranks them on exact ones. ``draw_temperature``: how far
     the drawn candidates stray from their hypotheses (:func:`draw_presets`). ``base_encoder``: where an
     adapter checkpoint's base encoder file is now (:func:`~agents.supervised.checkpoint.load_model`).
+    ``critic``: the folder of a candidate critic trained for this model (:mod:`agents.supervised.critic`); the
+    drawn candidates are then chosen from a larger pool, before any is rendered.
     """
 
     def __init__(
         self, checkpoint: str | Path | None = None, device: str = "cpu", render_workers: int | None = None, screen: bool = True,
-        draw_temperature: float = 1.0, base_encoder: str | Path | None = None,
+        draw_temperature: float = 1.0, base_encoder: str | Path | None = None, critic: str | Path | None = None,
     ):
         folder = Path(checkpoint) if checkpoint else DEFAULT_MODEL
         if not folder.exists():
@@ -113,6 +116,7 @@ class Matcher:
         self.draw_temperature = draw_temperature
         self.candidate_renderers = candidate_renderers(self.render_config, render_workers, screen)
         self.mel = spectrogram(MelConfig.from_dict(meta.get("observation")), self.render_config.sample_rate)
+        self.critic = None if critic is None else load_critic(critic, folder)[0].to(device)
 
     def load_target(self, path: str | Path) -> np.ndarray:
         """The target as ``(1, samples)``; names the file and the problem when it cannot be used."""
@@ -127,7 +131,9 @@ class Matcher:
     def candidates(self, target: np.ndarray, midi_note: int, draws: int = 0, seed: int = 0) -> np.ndarray:
         """``(K * (1 + draws), P)`` parameter vectors for ``target`` played at ``midi_note``: the model's K
         hypotheses best-scored first (K = 1 for a one-hypothesis model), then ``draws`` rounds of one draw
-        per hypothesis (same order) from its predictive distributions (:func:`draw_presets`), seeded by ``seed``."""
+        per hypothesis (same order) from its predictive distributions (:func:`draw_presets`), seeded by ``seed``.
+        With a critic and ``draws``: the K * (1 + draws) its critic ranks first, lowest cost first, of the
+        hypotheses and ``pool_draws`` rounds of draws."""
         if draws < 0:
             raise ValueError(f"draws={draws}: must be >= 0")
         logmel = torch.from_numpy(quantise(self.mel(target)) / 255.0).float()[None, None].to(self.device)  # as the data stores it
@@ -138,13 +144,20 @@ class Matcher:
         z = z[0, order].cpu()  # (K, action_dim)
         spread = None if log_spread is None else log_spread[0, order].cpu()
         generator = torch.Generator().manual_seed(seed)
+        pool = max(draws, self.critic.config.pool_draws) if self.critic is not None and draws else draws
         if self.model.switch_conditioned:
-            z = self._given_switches(tokens, note, order, z, spread, draws, generator)
-        elif draws:
-            drawn = draw_presets(z, self.space, draws, generator, spread, self.draw_temperature)
+            z = self._given_switches(tokens, note, order, z, spread, pool, generator)
+        elif pool:
+            drawn = draw_presets(z, self.space, pool, generator, spread, self.draw_temperature)
             z = torch.cat([z, drawn.flatten(0, 1)])
         actions = SoundMatcher.actions(z).cpu().numpy()
-        return np.stack([self.codec.canonical(self.space.action_to_vector(a)) for a in actions])
+        xs = np.stack([self.codec.canonical(self.space.action_to_vector(a)) for a in actions])
+        if pool == draws:
+            return xs
+        # The critic keeps the K * (1 + draws) candidates of the pool it ranks first, in its order.
+        scores = torch.softmax(scores[0], -1)[order][None]
+        cost = self.critic(tokens.mean(1), scores, torch.from_numpy(xs).float().to(self.device)[None])
+        return xs[select(cost, len(order) * (1 + draws))[0].cpu().numpy()]
 
     def _given_switches(
         self, tokens: torch.Tensor, note: torch.Tensor, order: torch.Tensor, z: torch.Tensor, spread: torch.Tensor | None, draws: int,

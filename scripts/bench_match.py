@@ -63,6 +63,7 @@ def main() -> None:
     ap.add_argument("--draws", type=int, default=DEFAULT_DRAWS, help="presets drawn per hypothesis (as vital-gym match --draws)")
     ap.add_argument("--render-workers", type=int, default=None, help="render threads (default: one per core, at most 4)")
     ap.add_argument("--no-screen", action="store_true", help="rank candidates on exact renders (Matcher(screen=False))")
+    ap.add_argument("--critic", help="a candidate critic for the checkpoint (Matcher(critic=...)): its pool and ranking are timed too")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
@@ -76,7 +77,7 @@ def main() -> None:
                 f"{tmp}/ckpt", model, "core", extra={"render": dataset["render"], "observation": dataset["observation"]}
             )
         t = time.perf_counter()
-        matcher = Matcher(checkpoint, render_workers=args.render_workers, screen=not args.no_screen)
+        matcher = Matcher(checkpoint, render_workers=args.render_workers, screen=not args.no_screen, critic=args.critic)
         load_s = time.perf_counter() - t
         space, codec = matcher.space, PresetCodec(matcher.space)
         renderer, rng = Renderer(matcher.render_config), np.random.default_rng(0)
@@ -88,7 +89,8 @@ def main() -> None:
         matcher.match(targets[0], draws=args.draws)  # warm-up
         k = matcher.model.num_hypotheses
         n_renders = k * (1 + args.draws)
-        total, stages = [], {"pitch": [], "log-mel + network + decode": [], f"render + distance x {n_renders}": []}
+        network = "log-mel + network + decode" + (" + critic" if args.critic else "")
+        total, stages = [], {"pitch": [], network: [], f"render + distance x {n_renders}": []}
         for target in targets:
             t0 = time.perf_counter()
             note = estimate_midi_note(target, matcher.render_config.sample_rate)
@@ -98,7 +100,7 @@ def main() -> None:
             matcher.render_closest(target, xs, note, 0.7)
             t3 = time.perf_counter()
             stages["pitch"].append(t1 - t0)
-            stages["log-mel + network + decode"].append(t2 - t1)
+            stages[network].append(t2 - t1)
             stages[f"render + distance x {n_renders}"].append(t3 - t2)
             t = time.perf_counter()
             matcher.match(target, draws=args.draws)

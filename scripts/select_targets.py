@@ -44,7 +44,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import numpy as np  # noqa: E402
 
 from agents.benchmark.testsets import DEV_SEED, TEST_SEED  # noqa: E402
-from agents.dataset.generate import REJECT_REASONS, DatasetConfig, SampleMaker, new_manifest  # noqa: E402
+from agents.dataset.generate import REJECT_REASONS, DatasetConfig, SampleMaker, new_manifest, parse_part  # noqa: E402
 from agents.dataset.shards import MANIFEST, Manifest, read_shard, sha256, shard_name, write_shard  # noqa: E402
 from agents.match import DEFAULT_DRAWS, Matcher  # noqa: E402
 
@@ -95,14 +95,7 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     if args.n < 1 or args.shard_size < 1 or args.draws < 0 or args.refine < 0:
         raise SystemExit("--n and --shard-size must be >= 1, --draws and --refine >= 0")
-    part, parts = 0, 1
-    if args.part is not None:
-        try:
-            part, parts = (int(v) for v in args.part.split("/"))
-        except ValueError:
-            raise SystemExit(f"--part {args.part}: give I/N, e.g. 0/2") from None
-        if not 0 <= part < parts:
-            raise SystemExit(f"--part {args.part}: need 0 <= I < N")
+    part, parts = (0, 1) if args.part is None else parse_part(args.part)
     config = DatasetConfig.from_yaml(args.dataset_config)
     if args.seed in (TEST_SEED, DEV_SEED, config.seed):
         raise SystemExit(f"--seed {args.seed} is the benchmark's, the development set's or the training data's seed; choose another")

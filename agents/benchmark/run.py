@@ -50,6 +50,7 @@ class BenchmarkConfig:
     checkpoint: str | None = None  # the supervised model (default: the shipped one, when there is one)
     refine_budget: int = 100  # renders of supervised+refine and nearest+refine per item
     draws: int = DEFAULT_DRAWS  # presets drawn per hypothesis, rendered beside it, by supervised and supervised+refine
+    critic: str | None = None  # a candidate critic for the model: supervised and supervised+refine render the draws it ranks first
     policy: str | None = None  # a policy folder saved by agents/ppo/train.py (method "ppo")
     syntheon_python: str | None = ".syntheon-venv/bin/python"
     clap_checkpoint: str | None = None
@@ -108,7 +109,7 @@ def build_methods(config: BenchmarkConfig, codec: PresetCodec, render: RenderCon
             elif name in ("supervised", "supervised-top", "supervised+refine"):
                 budget = config.refine_budget if name == "supervised+refine" else 0
                 select = name != "supervised-top"
-                methods.append(Supervised(config.checkpoint or DEFAULT_MODEL, codec, budget, config.seed, select, config.draws))
+                methods.append(Supervised(config.checkpoint or DEFAULT_MODEL, codec, budget, config.seed, select, config.draws, config.critic))
             elif name == "ppo":
                 if not config.policy:
                     raise FileNotFoundError("no --policy given")

@@ -404,6 +404,17 @@ def _total_rejected(folder: Path, manifest: Manifest) -> list[int]:
     return [int(v) for v in total]
 
 
+def parse_part(spec: str) -> tuple[int, int]:
+    """``"I/N"`` (process I of N, each making every N-th item of a run) -> ``(I, N)``; a script's ``--part``."""
+    try:
+        part, parts = (int(v) for v in spec.split("/"))
+    except ValueError:
+        raise SystemExit(f"--part {spec}: give I/N, e.g. 0/2") from None
+    if not 0 <= part < parts:
+        raise SystemExit(f"--part {spec}: need 0 <= I < N")
+    return part, parts
+
+
 def default_workers() -> int:
     return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
 

@@ -1,0 +1,98 @@
+"""Rendered candidate pools, the training data of a candidate critic (``agents/supervised/critic.py``).
+
+Targets are drawn like a dataset config's samples from ``--seed`` (neither the training data's, the
+benchmark's nor the development set's); for each, the model's K hypotheses and ``--draws`` drawn presets per
+hypothesis (``Matcher.candidates``, seeded by the target's index) are rendered as ``vital-gym match``
+ranks them (screening renders) and every candidate's distance to the target is kept, beside the target's
+log-mel (as the model reads it), note, velocity, source and true parameters.
+
+    python scripts/critic_data.py --n 800 --out data/critic_s11 --seed 11
+    python scripts/critic_data.py --n 800 --out data/critic_s11 --seed 11 --part 0/16   # 16 processes, one part each
+    python -m agents.supervised.train_critic --data data/critic_s11 --out agents/models/core_cpu/critic
+
+Each process (``--part I/N``: targets I, I+N, ...) renders on one thread and writes its part
+(``part-I-of-N.npz``) every ``--save-every`` targets, so a run stopped early keeps what it made, and a run
+started again with the same settings carries on where its part stopped. ``critic_data.json`` records the
+model (its folder and weights' SHA-256), the seed, the draws and the dataset config.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import time
+import warnings
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from agents.benchmark.testsets import DEV_SEED, TEST_SEED  # noqa: E402
+from agents.dataset.generate import REJECT_REASONS, DatasetConfig, SampleMaker, parse_part  # noqa: E402
+from agents.dataset.shards import quantise  # noqa: E402
+from agents.match import DEFAULT_MODEL, Matcher  # noqa: E402
+from agents.supervised.critic import ARRAYS, META_FILE, model_digest, part_path  # noqa: E402
+
+def main(argv: list[str] | None = None) -> None:
+    warnings.filterwarnings("ignore", category=UserWarning)
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--checkpoint", type=Path, default=DEFAULT_MODEL)
+    ap.add_argument("--dataset-config", type=Path, default=Path("configs/dataset/core.yaml"))
+    ap.add_argument("--seed", type=int, required=True, help="the targets' seed")
+    ap.add_argument("--n", type=int, required=True, help="targets (over all parts)")
+    ap.add_argument("--draws", type=int, default=12, help="drawn candidates per hypothesis (the critic's pool)")
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--part", default="0/1", help="I/N: this process makes targets I, I+N, ...")
+    ap.add_argument("--save-every", type=int, default=2)
+    args = ap.parse_args(argv)
+    part, parts = parse_part(args.part)
+    if args.n < 1 or args.draws < 1 or args.save_every < 1:
+        raise SystemExit("--n, --draws and --save-every must be >= 1")
+    config = DatasetConfig.from_yaml(args.dataset_config)
+    if args.seed in (TEST_SEED, DEV_SEED, config.seed):
+        raise SystemExit(f"--seed {args.seed} is the benchmark's, the development set's or the training data's seed; choose another")
+    torch.set_num_threads(1)
+    matcher = Matcher(args.checkpoint, render_workers=1)
+    maker = SampleMaker(dataclasses.replace(config, seed=args.seed, audio_sample_rate=None))
+    if maker.space.fingerprint != matcher.space.fingerprint:
+        raise SystemExit(f"{args.dataset_config}: its space '{maker.space.name}' is not the model's '{matcher.space.name}'")
+    meta = {"checkpoint": str(args.checkpoint), "model_sha256": model_digest(args.checkpoint), "seed": args.seed, "draws": args.draws,
+            "hypotheses": matcher.model.num_hypotheses, "dataset_config": str(args.dataset_config), "n": args.n,
+            "render": dataclasses.asdict(matcher.candidate_renderers[0].config)}
+    args.out.mkdir(parents=True, exist_ok=True)
+    meta_path = args.out / META_FILE
+    if meta_path.is_file():
+        old = json.loads(meta_path.read_text())
+        if old != meta:
+            changed = sorted(k for k in meta if old.get(k) != meta[k])
+            raise SystemExit(f"{args.out} holds pools made with other settings ({', '.join(changed)}); choose another --out")
+    else:
+        meta_path.write_text(json.dumps(meta, indent=1))
+    path = part_path(args.out, part, parts)
+    rows: dict[str, list] = {k: [] for k in ARRAYS}
+    if path.is_file():  # carry on
+        with np.load(path) as done:
+            rows = {k: list(done[k]) for k in ARRAYS}
+    todo = [k for k in range(part, args.n, parts) if k not in set(int(i) for i in rows["index"])]
+    start = time.perf_counter()
+    for count, k in enumerate(todo, 1):
+        s = maker.render_audible(k, dict.fromkeys(REJECT_REASONS, 0))
+        audio = s.result.audio
+        xs = matcher.candidates(audio, s.note, args.draws, seed=k)
+        *_, distances = matcher.render_closest(audio, xs, s.note, s.velocity)
+        for key, value in zip(ARRAYS, (k, quantise(matcher.mel(audio)), s.note, s.velocity, s.source, s.x.astype(np.float32),
+                                      xs.astype(np.float16), np.array(distances, np.float32))):
+            rows[key].append(value)
+        if count % args.save_every == 0 or count == len(todo):
+            tmp = path.with_suffix(".tmp.npz")
+            np.savez_compressed(tmp, **{key: np.stack(v) for key, v in rows.items()})
+            os.replace(tmp, path)
+            print(f"{path.name}: {len(rows['index'])} targets, {(time.perf_counter() - start) / count:.1f} s per target", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,129 @@
+"""The candidate critic: its data (scripts/critic_data.py), training, saving, and the matcher using it."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from agents.benchmark.methods import Supervised
+from agents.benchmark.testsets import TEST_SEED
+from agents.match import Matcher
+from agents.supervised.critic import (
+    CandidateCritic, CriticConfig, CriticError, listwise_loss, load_critic, load_critic_data, save_critic, select,
+)
+from agents.supervised.train_critic import CriticTrainConfig, train_critic
+from scripts.critic_data import main as critic_data
+from tests.agents.conftest import tiny_checkpoint, tiny_dataset  # noqa: F401 - fixtures
+from tests.agents.test_dataset import tiny_config
+
+CONFIG = CriticConfig(embed_dim=6, num_params=5, hypotheses=2, pool_draws=3, hidden=8, dropout=0.0)
+
+
+def inputs(batch: int = 3, count: int = 8, config: CriticConfig = CONFIG, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    scores = torch.softmax(torch.randn(batch, config.hypotheses, generator=g), -1).sort(-1, descending=True).values
+    return torch.randn(batch, config.embed_dim, generator=g), scores, torch.rand(batch, count, config.num_params, generator=g)
+
+
+def test_the_critic_costs_every_candidate_and_describes_it_against_its_hypothesis():
+    critic = CandidateCritic(CONFIG)
+    embedding, scores, candidates = inputs()
+    assert critic(embedding, scores, candidates).shape == (3, 8)
+    f = critic.features(embedding, scores, candidates)
+    p = CONFIG.num_params
+    # candidate 5 is a draw of hypothesis 1 (hypotheses 0, 1, then rounds of one draw each)
+    torch.testing.assert_close(f[:, 5, 6 + p : 6 + 2 * p], candidates[:, 5] - candidates[:, 1])
+    assert f[:, 5, -4:].tolist() == [[0.0, 1.0, float(scores[b, 1]), 0.0] for b in range(3)]
+    assert f[:, 1, -1].tolist() == [1.0] * 3  # the hypothesis itself
+
+
+@pytest.mark.parametrize(
+    "shapes", [((3, 5), (3, 2), (3, 8, 5)), ((3, 6), (3, 3), (3, 8, 5)), ((3, 6), (3, 2), (3, 8, 4)), ((3, 6), (3, 2), (3, 1, 5))],
+    ids=["embedding", "scores", "params", "fewer-than-K"],
+)
+def test_inputs_of_other_shapes_are_refused_with_the_shapes(shapes):
+    args = [torch.zeros(s) for s in shapes]
+    with pytest.raises(CriticError, match="expected"):
+        CandidateCritic(CONFIG)(*args)
+
+
+def test_the_listwise_loss_is_lower_when_the_costs_rank_as_the_distances_do():
+    distance = torch.tensor([[0.5, 1.0, 2.0, 3.0]])
+    assert listwise_loss(distance * 10, distance, 0.1) < listwise_loss(-distance * 10, distance, 0.1)
+    assert select(torch.tensor([[3.0, 1.0, 2.0, 0.0]]), 2).tolist() == [[3, 1]]
+
+
+@pytest.fixture(scope="module")
+def pools(tiny_checkpoint, tmp_path_factory):
+    """Rendered pools of the tiny model (one hypothesis, 3 draws: 4 candidates) for 6 targets, in two parts."""
+    folder = tmp_path_factory.mktemp("critic_config")
+    config = folder / "tiny.yaml"
+    config.write_text(yaml.safe_dump(tiny_config().to_dict()))
+    out = tmp_path_factory.mktemp("pools")
+    for part in ("0/2", "1/2"):
+        critic_data(["--checkpoint", str(tiny_checkpoint), "--dataset-config", str(config), "--seed", "7", "--n", "6",
+                     "--draws", "3", "--out", str(out), "--part", part])
+    return out, config
+
+
+def test_pools_hold_every_candidate_and_its_distance(pools):
+    data, metas = load_critic_data([pools[0]])
+    assert sorted(data["index"].tolist()) == list(range(6))
+    assert data["x"].shape == (6, 4, data["params"].shape[1]) and data["distance"].shape == (6, 4)
+    assert np.isfinite(data["distance"]).all() and (data["distance"] > 0).all()
+    assert metas[0]["draws"] == 3 and metas[0]["hypotheses"] == 1 and metas[0]["model_sha256"]
+
+
+def test_a_stopped_part_carries_on_and_other_settings_are_refused(pools, tiny_checkpoint, tmp_path):
+    out, config = pools
+    common = ["--checkpoint", str(tiny_checkpoint), "--dataset-config", str(config), "--seed", "7", "--draws", "3", "--out", str(tmp_path)]
+    critic_data(common + ["--n", "2"])
+    with pytest.raises(SystemExit, match="other settings"):
+        critic_data(common + ["--n", "3"])
+    before = (tmp_path / "part-0-of-1.npz").read_bytes()
+    critic_data(common + ["--n", "2"])  # nothing left to do
+    assert (tmp_path / "part-0-of-1.npz").read_bytes() == before
+    with pytest.raises(SystemExit, match="seed"):
+        critic_data(["--seed", str(TEST_SEED), "--n", "1", "--out", str(tmp_path / "x"), "--dataset-config", str(config)])
+
+
+def test_a_trained_critic_is_saved_with_its_model_and_used_by_the_matcher(pools, tiny_checkpoint, tmp_path):
+    out = train_critic(
+        CriticTrainConfig(data=[str(pools[0])], out=str(tmp_path / "critic"), steps=6, batch_size=2, draws=1, log_every=3, val_fraction=0.34),
+        log=lambda *_: None,
+    )
+    meta = json.loads((out / "critic.json").read_text())
+    assert meta["validation"]["targets"] == {"train": 4, "held_out": 2} and meta["validation"]["renders"] == 2
+    critic, _ = load_critic(out, tiny_checkpoint)
+    plain, judged = Matcher(tiny_checkpoint), Matcher(tiny_checkpoint, critic=out)
+    data, _ = load_critic_data([pools[0]])
+    target = judged.renderer.render(judged.codec.to_preset(data["params"][0]), int(data["note"][0]), float(data["velocity"][0])).audio
+    tokens = plain.model.encoder(torch.from_numpy(np.round(plain.mel(target) * 255) / 255.0).float()[None, None])
+    reordered = 0
+    for seed in range(8):
+        chosen = judged.candidates(target, 60, draws=1, seed=seed)
+        assert chosen.shape == plain.candidates(target, 60, draws=1, seed=seed).shape  # K * (1 + draws), as without
+        # they are the lowest-cost candidates of the pool the plain matcher draws with pool_draws, lowest first
+        pool = plain.candidates(target, 60, draws=critic.config.pool_draws, seed=seed)
+        with torch.no_grad():
+            best = critic(tokens.mean(1), torch.ones(1, 1), torch.from_numpy(pool).float()[None])[0].argsort()[:2].numpy()
+        np.testing.assert_allclose(chosen, pool[best], atol=1e-6)
+        reordered += best.tolist() != [0, 1]
+    assert reordered  # the critic chose other candidates than the first ones at least once
+    # the benchmark's supervised method takes it too; supervised-top renders nothing, so has no use for it
+    assert Supervised(tiny_checkpoint, plain.codec, draws=1, critic=out).matcher.critic is not None
+    assert Supervised(tiny_checkpoint, plain.codec, select=False, critic=out).matcher.critic is None
+
+
+def test_a_critic_of_another_model_is_refused(pools, tiny_checkpoint, tmp_path):
+    critic = CandidateCritic(CONFIG)
+    other = tmp_path / "other_model"
+    other.mkdir()
+    (other / "model.safetensors").write_bytes(b"other weights")
+    save_critic(tmp_path / "critic", critic, other)
+    with pytest.raises(CriticError, match="SHA-256"):
+        Matcher(tiny_checkpoint, critic=tmp_path / "critic")
+    with pytest.raises(CriticError, match="no critic here"):
+        Matcher(tiny_checkpoint, critic=tmp_path / "nothing")
