@@ -41,7 +41,7 @@ from agents.dataset.shards import quantise
 from agents.plots import plot_comparison
 from agents.refine import RefineResult, refine
 from agents.supervised.checkpoint import load_model
-from agents.supervised.critic import load_critic, select
+from agents.supervised.critic import CRITIC_DIR, load_critic, select
 from agents.supervised.model import SoundMatcher, draw_presets
 from vital_gym.audio import AudioFileError, estimate_midi_note, load_audio, write_wav
 from vital_gym.describe import describe_preset
@@ -94,13 +94,14 @@ class Matcher:
     ranks them on screening renders (module docstring); ``False`` ranks them on exact ones. ``draw_temperature``: how far
     the drawn candidates stray from their hypotheses (:func:`draw_presets`). ``base_encoder``: where an
     adapter checkpoint's base encoder file is now (:func:`~agents.supervised.checkpoint.load_model`).
-    ``critic``: the folder of a candidate critic trained for this model (:mod:`agents.supervised.critic`); the
-    drawn candidates are then chosen from a larger pool, before any is rendered.
+    ``critic``: a candidate critic trained for this model (:mod:`agents.supervised.critic`), which chooses the
+    drawn candidates from a larger pool before any is rendered: True (default) the model folder's own
+    (``critic/``) if it has one, a folder, or False for none.
     """
 
     def __init__(
         self, checkpoint: str | Path | None = None, device: str = "cpu", render_workers: int | None = None, screen: bool = True,
-        draw_temperature: float = 1.0, base_encoder: str | Path | None = None, critic: str | Path | None = None,
+        draw_temperature: float = 1.0, base_encoder: str | Path | None = None, critic: str | Path | bool = True,
     ):
         folder = Path(checkpoint) if checkpoint else DEFAULT_MODEL
         if not folder.exists():
@@ -116,7 +117,9 @@ class Matcher:
         self.draw_temperature = draw_temperature
         self.candidate_renderers = candidate_renderers(self.render_config, render_workers, screen)
         self.mel = spectrogram(MelConfig.from_dict(meta.get("observation")), self.render_config.sample_rate)
-        self.critic = None if critic is None else load_critic(critic, folder)[0].to(device)
+        if critic is True:
+            critic = folder / CRITIC_DIR if (folder / CRITIC_DIR).is_dir() else False
+        self.critic = load_critic(critic, folder)[0].to(device) if critic is not False else None
 
     def load_target(self, path: str | Path) -> np.ndarray:
         """The target as ``(1, samples)``; names the file and the problem when it cannot be used."""

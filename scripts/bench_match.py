@@ -63,7 +63,8 @@ def main() -> None:
     ap.add_argument("--draws", type=int, default=DEFAULT_DRAWS, help="presets drawn per hypothesis (as vital-gym match --draws)")
     ap.add_argument("--render-workers", type=int, default=None, help="render threads (default: one per core, at most 4)")
     ap.add_argument("--no-screen", action="store_true", help="rank candidates on exact renders (Matcher(screen=False))")
-    ap.add_argument("--critic", help="a candidate critic for the checkpoint (Matcher(critic=...)): its pool and ranking are timed too")
+    ap.add_argument("--critic", help="a candidate critic for the checkpoint (default: the model folder's own, if any): its pool and ranking are timed too")
+    ap.add_argument("--no-critic", action="store_true", help="time the matcher without a critic")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
@@ -77,7 +78,7 @@ def main() -> None:
                 f"{tmp}/ckpt", model, "core", extra={"render": dataset["render"], "observation": dataset["observation"]}
             )
         t = time.perf_counter()
-        matcher = Matcher(checkpoint, render_workers=args.render_workers, screen=not args.no_screen, critic=args.critic)
+        matcher = Matcher(checkpoint, render_workers=args.render_workers, screen=not args.no_screen, critic=False if args.no_critic else args.critic or True)
         load_s = time.perf_counter() - t
         space, codec = matcher.space, PresetCodec(matcher.space)
         renderer, rng = Renderer(matcher.render_config), np.random.default_rng(0)
@@ -89,7 +90,7 @@ def main() -> None:
         matcher.match(targets[0], draws=args.draws)  # warm-up
         k = matcher.model.num_hypotheses
         n_renders = k * (1 + args.draws)
-        network = "log-mel + network + decode" + (" + critic" if args.critic else "")
+        network = "log-mel + network + decode" + (" + critic" if matcher.critic is not None else "")
         total, stages = [], {"pitch": [], network: [], f"render + distance x {n_renders}": []}
         for target in targets:
             t0 = time.perf_counter()

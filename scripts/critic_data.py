@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.seed in (TEST_SEED, DEV_SEED, config.seed):
         raise SystemExit(f"--seed {args.seed} is the benchmark's, the development set's or the training data's seed; choose another")
     torch.set_num_threads(1)
-    matcher = Matcher(args.checkpoint, render_workers=1)
+    matcher = Matcher(args.checkpoint, render_workers=1, critic=False)  # the pools are the model's own draws
     maker = SampleMaker(dataclasses.replace(config, seed=args.seed, audio_sample_rate=None))
     if maker.space.fingerprint != matcher.space.fingerprint:
         raise SystemExit(f"{args.dataset_config}: its space '{maker.space.name}' is not the model's '{matcher.space.name}'")

@@ -255,18 +255,19 @@ class Supervised:
 
     The network sees the target's log-mel; its K hypotheses and ``draws`` presets drawn per hypothesis are
     rendered at the target's note and velocity and the closest kept, as ``vital-gym match`` does
-    (``select=False``, method ``supervised-top``: its best-scored hypothesis, no render); with ``critic``, the
-    drawn ones are those the critic ranks first in a larger pool (:mod:`agents.supervised.critic`). With
+    (``select=False``, method ``supervised-top``: its best-scored hypothesis, no render); with a ``critic``
+    (default: the model folder's, if any; False: none), the drawn ones are those the critic ranks first in a
+    larger pool (:mod:`agents.supervised.critic`). With
     ``refine_budget`` > 0 the prediction is then refined for that many more renders (``agents/refine.py``).
     """
 
     def __init__(
         self, checkpoint: str | Path, codec: PresetCodec, refine_budget: int = 0, seed: int = 0, select: bool = True, draws: int = 0,
-        critic: str | Path | None = None,
+        critic: str | Path | bool = True,
     ):
         from agents.match import Matcher
 
-        self.matcher = Matcher(checkpoint, critic=critic if select else None)
+        self.matcher = Matcher(checkpoint, critic=critic if select else False)
         if self.matcher.space.fingerprint != codec.space.fingerprint:
             raise ValueError(f"checkpoint {checkpoint} was trained on space '{self.matcher.space.name}', not '{codec.space.name}'")
         self.refine_budget, self.seed, self.select, self.draws = refine_budget, seed, select, draws if select else 0
@@ -282,7 +283,9 @@ class Supervised:
         else:
             choice = f", the closest of its {k} hypotheses by rendering" if k > 1 else ""
         self.description = f"the model in {where}" + choice
-        self.description += f", the drawn ones chosen by the critic in {critic}" if critic and select and self.draws else ""
+        if self.matcher.critic is not None and self.draws:
+            pool = k * (1 + self.matcher.critic.config.pool_draws)
+            self.description += f", the drawn ones ranked first by its critic{'' if critic is True else f' in {critic}'} of {pool}"
         self.description += f", CMA-ES refinement with {refine_budget} renders" if refine_budget else ""
 
     def prepare(self, items: Sequence[TestItem]) -> None:

@@ -50,7 +50,7 @@ class BenchmarkConfig:
     checkpoint: str | None = None  # the supervised model (default: the shipped one, when there is one)
     refine_budget: int = 100  # renders of supervised+refine and nearest+refine per item
     draws: int = DEFAULT_DRAWS  # presets drawn per hypothesis, rendered beside it, by supervised and supervised+refine
-    critic: str | None = None  # a candidate critic for the model: supervised and supervised+refine render the draws it ranks first
+    critic: str | bool = True  # supervised(+refine)'s candidate critic: True the model folder's own if any, a folder, or False
     policy: str | None = None  # a policy folder saved by agents/ppo/train.py (method "ppo")
     syntheon_python: str | None = ".syntheon-venv/bin/python"
     clap_checkpoint: str | None = None

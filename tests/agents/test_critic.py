@@ -1,6 +1,7 @@
 """The candidate critic: its data (scripts/critic_data.py), training, saving, and the matcher using it."""
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -115,6 +116,13 @@ def test_a_trained_critic_is_saved_with_its_model_and_used_by_the_matcher(pools,
     # the benchmark's supervised method takes it too; supervised-top renders nothing, so has no use for it
     assert Supervised(tiny_checkpoint, plain.codec, draws=1, critic=out).matcher.critic is not None
     assert Supervised(tiny_checkpoint, plain.codec, select=False, critic=out).matcher.critic is None
+    # shipped in its model's folder, it is the matcher's default
+    assert plain.critic is None
+    model = tmp_path / "model"
+    shutil.copytree(tiny_checkpoint, model)
+    shutil.copytree(out, model / "critic")
+    assert Matcher(model).critic is not None and Matcher(model, critic=False).critic is None
+    np.testing.assert_array_equal(Matcher(model).candidates(target, 60, draws=1, seed=0), judged.candidates(target, 60, draws=1, seed=0))
 
 
 def test_a_critic_of_another_model_is_refused(pools, tiny_checkpoint, tmp_path):
