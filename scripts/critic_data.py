@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> None:
                                       xs.astype(np.float16), np.array(distances, np.float32))):
             rows[key].append(value)
         if count % args.save_every == 0 or count == len(todo):
-            tmp = path.with_suffix(".tmp.npz")
+            tmp = path.with_name(f".tmp-{path.name}")  # not a part-* name, so a half-written file is never read
             np.savez_compressed(tmp, **{key: np.stack(v) for key, v in rows.items()})
             os.replace(tmp, path)
             print(f"{path.name}: {len(rows['index'])} targets, {(time.perf_counter() - start) / count:.1f} s per target", flush=True)

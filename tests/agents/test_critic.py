@@ -9,6 +9,7 @@ import torch
 import yaml
 
 from agents.benchmark.methods import Supervised
+from agents.cli import main as cli
 from agents.benchmark.testsets import TEST_SEED
 from agents.match import Matcher
 from agents.supervised.critic import (
@@ -18,6 +19,8 @@ from agents.supervised.train_critic import CriticTrainConfig, train_critic
 from scripts.critic_data import main as critic_data
 from tests.agents.conftest import tiny_checkpoint, tiny_dataset  # noqa: F401 - fixtures
 from tests.agents.test_dataset import tiny_config
+from tests.agents.test_match import hum
+from vital_gym.audio import write_wav
 
 CONFIG = CriticConfig(embed_dim=6, num_params=5, hypotheses=2, pool_draws=3, hidden=8, dropout=0.0)
 
@@ -125,7 +128,7 @@ def test_a_trained_critic_is_saved_with_its_model_and_used_by_the_matcher(pools,
     np.testing.assert_array_equal(Matcher(model).candidates(target, 60, draws=1, seed=0), judged.candidates(target, 60, draws=1, seed=0))
 
 
-def test_a_critic_of_another_model_is_refused(pools, tiny_checkpoint, tmp_path):
+def test_a_critic_of_another_model_is_refused(tiny_checkpoint, tmp_path, capsys):
     critic = CandidateCritic(CONFIG)
     other = tmp_path / "other_model"
     other.mkdir()
@@ -135,3 +138,9 @@ def test_a_critic_of_another_model_is_refused(pools, tiny_checkpoint, tmp_path):
         Matcher(tiny_checkpoint, critic=tmp_path / "critic")
     with pytest.raises(CriticError, match="no critic here"):
         Matcher(tiny_checkpoint, critic=tmp_path / "nothing")
+    # on the command line: a clear error, nothing written; --no-critic matches without one
+    write_wav(tmp_path / "t.wav", hum(), 44100)
+    match = ["match", str(tmp_path / "t.wav"), "-o", str(tmp_path / "o.vital"), "--checkpoint", str(tiny_checkpoint), "--draws", "1"]
+    assert cli(match + ["--critic", str(tmp_path / "critic")]) == 2
+    assert "SHA-256" in capsys.readouterr().err and not (tmp_path / "o.vital").exists()
+    assert cli(match + ["--critic", str(tmp_path / "critic"), "--no-critic"]) == 0 and (tmp_path / "o.vital").is_file()
