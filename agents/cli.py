@@ -99,7 +99,7 @@ def _benchmark(args: argparse.Namespace) -> int:
         "checkpoint": args.checkpoint,
         "refine_budget": args.refine_budget,
         "draws": args.draws,
-        "critic": False if args.no_critic else args.critic,
+        "critic": args.critic,
         "policy": args.policy,
         "syntheon_python": args.syntheon_python,
         "clap_checkpoint": args.clap_checkpoint,
@@ -122,7 +122,7 @@ def _match(args: argparse.Namespace) -> int:
 
     matcher = Matcher(
         args.checkpoint, screen=not args.no_screen, base_encoder=args.base_encoder, render_workers=args.render_workers,
-        critic=False if args.no_critic else args.critic or True,
+        critic=args.critic,
     )
     target = matcher.load_target(args.target)
     draws = DEFAULT_DRAWS if args.draws is None else args.draws
@@ -230,8 +230,8 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_argument("--dataset", help="a generated dataset for the mean preset and nearest neighbour")
     bench.add_argument("--checkpoint", help="a trained model for supervised and supervised+refine (default: the shipped one)")
     bench.add_argument("--refine-budget", type=int, help="renders per item for supervised+refine and nearest+refine (default 100)")
-    bench.add_argument("--critic", help="a candidate critic for the model (default: the model folder's own, if it has one): supervised and supervised+refine render the draws it ranks first")
-    bench.add_argument("--no-critic", action="store_true", help="supervised and supervised+refine render their first draws, not a critic's choice")
+    bench.add_argument("--critic", default=True, help="a candidate critic for the model (default: the model folder's own, if it has one): supervised and supervised+refine render the draws it ranks first")
+    bench.add_argument("--no-critic", dest="critic", action="store_false", help="supervised and supervised+refine render their first draws, not a critic's choice")
     bench.add_argument("--draws", type=int, help="presets drawn per hypothesis by supervised and supervised+refine (default 2; 0: hypotheses only)")
     bench.add_argument("--policy", help="a policy saved by agents/ppo/train.py (runs/ppo/best) for method ppo")
     bench.add_argument("--syntheon-python", help="python of Syntheon's venv (default .syntheon-venv/bin/python)")
@@ -257,10 +257,10 @@ def main(argv: list[str] | None = None) -> int:
         help="presets drawn per hypothesis from its predictive distributions, all rendered (default: agents.match.DEFAULT_DRAWS, 2; 0: the hypotheses only)",
     )
     match.add_argument(
-        "--critic", metavar="DIR",
+        "--critic", metavar="DIR", default=True,
         help="a candidate critic trained for the model (default: the model folder's own, if it has one; python -m agents.supervised.train_critic)",
     )
-    match.add_argument("--no-critic", action="store_true", help="render the first drawn candidates, not those a critic chooses from a larger pool")
+    match.add_argument("--no-critic", dest="critic", action="store_false", help="render the first drawn candidates, not those a critic chooses from a larger pool")
     match.add_argument("--no-screen", action="store_true", help="rank the candidates on exact renders, not screening ones (slower)")
     match.add_argument(
         "--render-workers", type=int, metavar="N",

@@ -158,8 +158,8 @@ class Matcher:
         if pool == draws:
             return xs
         # The critic keeps the K * (1 + draws) candidates of the pool it ranks first, in its order.
-        scores = torch.softmax(scores[0], -1)[order][None]
-        cost = self.critic(tokens.mean(1), scores, torch.from_numpy(xs).float().to(self.device)[None])
+        probabilities = torch.softmax(scores[0], -1)[order][None]  # the hypotheses' scores in the candidates' order
+        cost = self.critic(tokens.mean(1), probabilities, torch.from_numpy(xs).float().to(self.device)[None])
         return xs[select(cost, len(order) * (1 + draws))[0].cpu().numpy()]
 
     def _given_switches(

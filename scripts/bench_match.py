@@ -63,8 +63,8 @@ def main() -> None:
     ap.add_argument("--draws", type=int, default=DEFAULT_DRAWS, help="presets drawn per hypothesis (as vital-gym match --draws)")
     ap.add_argument("--render-workers", type=int, default=None, help="render threads (default: one per core, at most 4)")
     ap.add_argument("--no-screen", action="store_true", help="rank candidates on exact renders (Matcher(screen=False))")
-    ap.add_argument("--critic", help="a candidate critic for the checkpoint (default: the model folder's own, if any): its pool and ranking are timed too")
-    ap.add_argument("--no-critic", action="store_true", help="time the matcher without a critic")
+    ap.add_argument("--critic", default=True, help="a candidate critic for the checkpoint (default: the model folder's own, if any): its pool and ranking are timed too")
+    ap.add_argument("--no-critic", dest="critic", action="store_false", help="time the matcher without a critic")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
@@ -78,7 +78,7 @@ def main() -> None:
                 f"{tmp}/ckpt", model, "core", extra={"render": dataset["render"], "observation": dataset["observation"]}
             )
         t = time.perf_counter()
-        matcher = Matcher(checkpoint, render_workers=args.render_workers, screen=not args.no_screen, critic=False if args.no_critic else args.critic or True)
+        matcher = Matcher(checkpoint, render_workers=args.render_workers, screen=not args.no_screen, critic=args.critic)
         load_s = time.perf_counter() - t
         space, codec = matcher.space, PresetCodec(matcher.space)
         renderer, rng = Renderer(matcher.render_config), np.random.default_rng(0)

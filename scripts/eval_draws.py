@@ -48,8 +48,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--seed", type=int, default=DEV_SEED)
     ap.add_argument("--no-screen", action="store_true", help="rank candidates on exact renders (Matcher(screen=False))")
     ap.add_argument("--temperature", type=float, default=1.0, help="draw temperature (Matcher(draw_temperature=...))")
-    ap.add_argument("--critic", type=Path, help="a candidate critic for the model (default: the model folder's own, if any; Matcher(critic=...))")
-    ap.add_argument("--no-critic", action="store_true", help="render the first draws, not a critic's choice (Matcher(critic=False))")
+    ap.add_argument("--critic", type=Path, default=True, help="a candidate critic for the model (default: the model folder's own, if any; Matcher(critic=...))")
+    ap.add_argument("--no-critic", dest="critic", action="store_false", help="render the first draws, not a critic's choice (Matcher(critic=False))")
     ap.add_argument("--out", type=Path, help="write each target's distances here (CSV, the benchmark's items.csv layout)")
     args = ap.parse_args(argv)
     config = DatasetConfig.from_yaml(Path(args.dataset_config))
@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.seed in (TEST_SEED, config.seed):
         raise SystemExit(f"--seed {args.seed} is the benchmark's or the training data's seed; choose another")
 
-    matcher = Matcher(args.checkpoint, screen=not args.no_screen, draw_temperature=args.temperature, critic=False if args.no_critic else args.critic or True)
+    matcher = Matcher(args.checkpoint, screen=not args.no_screen, draw_temperature=args.temperature, critic=args.critic)
     items = synthetic_set(matcher.space, config, args.n, seed=args.seed)
     nearest = NearestNeighbour(args.dataset, matcher.codec, matcher.render_config, max_samples=args.neighbour_samples)
     distance = MultiResolutionSTFTDistance()

@@ -198,3 +198,22 @@ def test_bad_actions(tiny_space, action, message):
 def test_fingerprint_changes_with_the_space(tiny_space, core_space):
     assert tiny_space.fingerprint != core_space.fingerprint
     assert tiny_space.fingerprint == ParameterSpace.from_dict(__import__("tests.conftest", fromlist=["x"]).TINY_SPACE).fingerprint
+
+
+@pytest.mark.parametrize("name", ["core", "full"])
+def test_quantize_snaps_each_discrete_value_as_its_parameter_does(name):
+    """The vectorised grid snap equals each parameter's own ``normalize(denormalize(x))``, bit for bit, on
+    random vectors, on every grid point and halfway between two (round half to even), and outside [0, 1]."""
+    space = ParameterSpace.load(name)
+    rng = np.random.default_rng(0)
+    steps = np.array([max(p.high - p.low, 1.0) for p in space.parameters])
+    vectors = [rng.random(len(space)) * 1.2 - 0.1 for _ in range(300)]
+    for k in range(300):
+        grid = rng.integers(0, steps.astype(int) + 1) / steps
+        vectors.append(grid + (0.5 / steps if k % 2 else 0.0))
+    for x in np.asarray(vectors, dtype=np.float32):
+        want = x.clip(0, 1).copy()
+        for i, p in enumerate(space.parameters):
+            if p.is_discrete:
+                want[i] = p.normalize(p.denormalize(float(want[i])))
+        np.testing.assert_array_equal(space.quantize(x), want)

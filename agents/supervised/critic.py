@@ -2,14 +2,15 @@
 
 Why. ``vital-gym match`` renders a fixed number of candidates (the K hypotheses and ``draws`` drawn presets
 per hypothesis) and keeps the closest; the renders are its cost. Which draws are worth rendering is
-something the renders themselves can teach: on 1,114 training-like targets, the closest of 104 candidates
-(8 hypotheses and 12 draws of each) was 0.10 closer than the closest of the 24 the matcher renders. The
+something the renders themselves can teach: on 167 held-out training-like targets, the closest of 104
+candidates (8 hypotheses and 12 draws of each) was 0.11 closer than the closest of the 24 the matcher
+renders (1.044 against 1.150; ``train_critic`` prints both). The
 critic is trained on such rendered pools (``scripts/critic_data.py``: every candidate's screening distance
 to its target) to predict, from the target's encoder embedding and a candidate's parameters, which
 candidates render closest; the matcher then draws the larger pool, and renders only the candidates the
 critic ranks first: the same renders, chosen by what earlier renders taught. It learns from the real synth's
 outcomes, where the decoder learned from one arbitrary preset per sound. Measured for the shipped model, it
-gains about 0.02 in distance, within noise (README, "A critic of the candidates"), so none is shipped.
+gains about 0.02-0.04 in distance (README, "A critic of the candidates"); it ships with that model.
 
 A critic belongs to one model: its inputs are that model's embedding and candidates. It lives in the
 model's folder (``critic/``: ``critic.safetensors`` and ``critic.json``, which records the SHA-256 of the
@@ -102,8 +103,11 @@ class CandidateCritic(nn.Module):
         self.mean.copy_(flat.mean(0))
         self.std.copy_(flat.std(0) + 1e-3)
 
+    def standardise(self, features: torch.Tensor) -> torch.Tensor:
+        return (features - self.mean) / self.std
+
     def forward(self, embedding: torch.Tensor, scores: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
-        return self.cost((self.features(embedding, scores, candidates) - self.mean) / self.std)
+        return self.cost(self.standardise(self.features(embedding, scores, candidates)))
 
     def cost(self, standardised: torch.Tensor) -> torch.Tensor:
         """``(B, C, F)`` standardised features -> ``(B, C)`` costs."""

@@ -104,7 +104,7 @@ def train_critic(config: CriticTrainConfig, log=print) -> Path:
     critic = CandidateCritic(CriticConfig(embedding.shape[1], params, k, metas[0]["draws"], config.hidden, config.dropout))
     features = critic.features(embedding, scores, candidates)  # (N, C, F): small enough to hold
     critic.fit_standardisation(features[train])
-    features = (features - critic.mean) / critic.std
+    features = critic.standardise(features)
     optimiser = torch.optim.AdamW(critic.parameters(), config.lr, weight_decay=config.weight_decay)
 
     from torch.utils.tensorboard import SummaryWriter

@@ -10,6 +10,7 @@ import yaml
 
 from agents.benchmark.methods import Supervised
 from agents.cli import main as cli
+from agents.dataset.shards import quantise
 from agents.benchmark.testsets import TEST_SEED
 from agents.match import Matcher
 from agents.supervised.critic import (
@@ -104,7 +105,7 @@ def test_a_trained_critic_is_saved_with_its_model_and_used_by_the_matcher(pools,
     plain, judged = Matcher(tiny_checkpoint), Matcher(tiny_checkpoint, critic=out)
     data, _ = load_critic_data([pools[0]])
     target = judged.renderer.render(judged.codec.to_preset(data["params"][0]), int(data["note"][0]), float(data["velocity"][0])).audio
-    tokens = plain.model.encoder(torch.from_numpy(np.round(plain.mel(target) * 255) / 255.0).float()[None, None])
+    tokens = plain.model.encoder(torch.from_numpy(quantise(plain.mel(target)) / 255.0).float()[None, None])
     reordered = 0
     for seed in range(8):
         chosen = judged.candidates(target, 60, draws=1, seed=seed)
