@@ -4,6 +4,8 @@
     python -m agents.supervised.train_critic --data data/critic_s11 data/critic_s12 --out runs/critic
     python -m agents.supervised.train_critic --data ... --out agents/models/core_cpu/critic   # ship it with its model
     tensorboard --logdir runs/critic
+    python -m agents.supervised.train_critic --data data/critic_s13 --folds 3          # compare settings
+    python -m agents.supervised.train_critic --data data/critic_s13 --evaluate agents/models/core_cpu/critic
 
 Top to bottom: the pools are read and the frozen model embeds each target (its encoder's tokens averaged)
 and scores its hypotheses; a held-out share of the targets (``val_fraction``) is set aside; the critic's
@@ -12,6 +14,10 @@ candidates ranked against their rendered distances). Validation asks what the ma
 each held-out target's pool, render the ``K * (1 + draws)`` candidates the critic ranks first and keep the
 closest, against the matcher's choice without a critic (the hypotheses and the first ``draws`` rounds of
 draws), paired by target. The critic is written with those figures in its ``critic.json``.
+
+``--folds N`` trains N critics instead, each holding out every N-th target, and reports every target's
+held-out figure (nothing is saved): how settings are compared. ``--evaluate CRITIC`` runs a trained critic on
+pools it never saw (another seed's).
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ import argparse
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -29,7 +36,9 @@ import yaml  # noqa: E402
 
 from agents.match import DEFAULT_DRAWS  # noqa: E402
 from agents.supervised.checkpoint import load_model  # noqa: E402
-from agents.supervised.critic import CandidateCritic, CriticConfig, best_of, listwise_loss, load_critic_data, save_critic, select  # noqa: E402
+from agents.supervised.critic import (  # noqa: E402
+    CandidateCritic, CriticConfig, best_of, listwise_loss, load_critic, load_critic_data, save_critic, select,
+)
 
 
 @dataclass
@@ -76,69 +85,153 @@ def paired(a: np.ndarray, b: np.ndarray) -> str:
     return f"{diff.mean():+.4f} ± {1.96 * diff.std(ddof=1) / np.sqrt(len(diff)):.4f} (closer on {np.mean(diff < 0):.0%})"
 
 
-def train_critic(config: CriticTrainConfig, log=print) -> Path:
-    if not config.data:
-        raise ValueError("no data: give the folders of scripts/critic_data.py (--data DIR ...)")
-    torch.manual_seed(config.seed)
-    pools, metas = load_critic_data(config.data)
-    checkpoint = Path(config.checkpoint or metas[0]["checkpoint"])
-    model, space, _ = load_model(checkpoint)
-    model.eval()
-    k = model.num_hypotheses
-    n, count, params = pools["x"].shape
-    keep = k * (1 + config.draws)
-    if metas[0]["hypotheses"] != k or count != k * (1 + metas[0]["draws"]) or params != len(space):
-        raise ValueError(f"{config.data}: pools of {count} candidates of {params} parameters are not this model's "
-                         f"({k} hypotheses, {len(space)} parameters, {metas[0]['draws']} draws)")
-    if keep >= count:
-        raise ValueError(f"draws={config.draws}: the matcher would render {keep} of the {count} candidates in a pool; nothing to choose")
-    log(f"{n} targets, {count} candidates each; the matcher renders {keep}")
+@dataclass
+class Pools:
+    """Rendered pools with what the frozen model makes of each target: the critic's inputs, held in memory."""
 
-    embedding, scores = embed_targets(model, pools["logmel"], pools["note"])
-    candidates = torch.from_numpy(pools["x"].astype(np.float32))
-    distance = torch.from_numpy(pools["distance"])
-    order = torch.randperm(n, generator=torch.Generator().manual_seed(config.seed))
-    n_val = max(1, int(round(config.val_fraction * n)))
-    val, train = order[:n_val], order[n_val:]
+    distance: np.ndarray  # (N, C) every candidate's screening distance
+    metas: list[dict]
+    checkpoint: Path
+    keep: int  # the matcher renders K * (1 + draws) of each pool
+    embedding: torch.Tensor  # (N, E)
+    scores: torch.Tensor  # (N, K)
+    candidates: torch.Tensor  # (N, C, P)
 
-    critic = CandidateCritic(CriticConfig(embedding.shape[1], params, k, metas[0]["draws"], config.hidden, config.dropout))
-    features = critic.features(embedding, scores, candidates)  # (N, C, F): small enough to hold
+    @classmethod
+    def load(cls, data: list[str], checkpoint: str | None, draws: int, log=print) -> "Pools":
+        if not data:
+            raise ValueError("no data: give the folders of scripts/critic_data.py (--data DIR ...)")
+        pools, metas = load_critic_data(data)
+        checkpoint = Path(checkpoint or metas[0]["checkpoint"])
+        model, space, _ = load_model(checkpoint)
+        model.eval()
+        k = model.num_hypotheses
+        n, count, params = pools["x"].shape
+        keep = k * (1 + draws)
+        if metas[0]["hypotheses"] != k or count != k * (1 + metas[0]["draws"]) or params != len(space):
+            raise ValueError(f"{data}: pools of {count} candidates of {params} parameters are not this model's "
+                             f"({k} hypotheses, {len(space)} parameters, {metas[0]['draws']} draws)")
+        if keep >= count:
+            raise ValueError(f"draws={draws}: the matcher would render {keep} of the {count} candidates in a pool; nothing to choose")
+        log(f"{n} targets, {count} candidates each; the matcher renders {keep}")
+        embedding, scores = embed_targets(model, pools["logmel"], pools["note"])
+        candidates = torch.from_numpy(pools["x"].astype(np.float32))
+        return cls(pools["distance"], metas, checkpoint, keep, embedding, scores, candidates)
+
+    def features(self, critic: CandidateCritic) -> torch.Tensor:
+        """Every candidate's unstandardised features ``(N, C, F)``: small enough to hold."""
+        return critic.features(self.embedding, self.scores, self.candidates)
+
+    def new_critic(self, config: "CriticTrainConfig") -> CandidateCritic:
+        return CandidateCritic(CriticConfig(
+            self.embedding.shape[1], self.candidates.shape[-1], self.scores.shape[1], self.metas[0]["draws"], config.hidden, config.dropout
+        ))
+
+    def best_chosen(self, critic: CandidateCritic, features: torch.Tensor, targets: torch.Tensor) -> np.ndarray:
+        """For each of ``targets``, the closest of the ``keep`` candidates the critic ranks first ``(len(targets),)``."""
+        critic.eval()
+        with torch.no_grad():
+            chosen = select(critic.cost(features[targets]), self.keep).numpy()
+        return best_of(self.distance[targets.numpy()], chosen)
+
+    def report(self, held_out: torch.Tensor, with_critic: np.ndarray, **extra: Any) -> dict[str, Any]:
+        """The critic's figures on the ``held_out`` targets, paired with the matcher without one (the first ``keep`` candidates)."""
+        without = self.distance[held_out.numpy(), : self.keep].min(1)
+        oracle = self.distance[held_out.numpy()].min(1)
+        return {
+            **extra, "renders": self.keep, "pool": self.distance.shape[1],
+            "held_out_distance": {"without_critic": float(without.mean()), "with_critic": float(with_critic.mean()), "closest_in_pool": float(oracle.mean())},
+            "with_minus_without": paired(with_critic, without),
+        }
+
+
+def fit(critic: CandidateCritic, features: torch.Tensor, distance: torch.Tensor, train: torch.Tensor, config: "CriticTrainConfig",
+        on_step=None) -> torch.Tensor:
+    """Fit the standardisation on ``train`` and train the critic with the listwise loss; returns the standardised
+    features. ``on_step(step, loss)`` after every step."""
     critic.fit_standardisation(features[train])
     features = critic.standardise(features)
     optimiser = torch.optim.AdamW(critic.parameters(), config.lr, weight_decay=config.weight_decay)
-
-    from torch.utils.tensorboard import SummaryWriter
-
-    out = Path(config.out)
-    writer = SummaryWriter(str(out / "logs"))
-    without = pools["distance"][val.numpy(), :keep].min(1)  # the matcher without a critic
     for step in range(1, config.steps + 1):
+        critic.train()
         batch = train[torch.randint(len(train), (config.batch_size,))]
         loss = listwise_loss(critic.cost(features[batch]), distance[batch], config.temperature)
         optimiser.zero_grad()
         loss.backward()
         optimiser.step()
-        writer.add_scalar("train/loss", loss.item(), step)
+        if on_step is not None:
+            on_step(step, loss.item())
+    critic.eval()
+    return features
+
+
+def train_critic(config: CriticTrainConfig, log=print) -> Path:
+    torch.manual_seed(config.seed)
+    pools = Pools.load(config.data, config.checkpoint, config.draws, log)
+    n = len(pools.distance)
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(config.seed))
+    n_val = max(1, int(round(config.val_fraction * n)))
+    val, train = order[:n_val], order[n_val:]
+    critic = pools.new_critic(config)
+    features = pools.features(critic)
+
+    from torch.utils.tensorboard import SummaryWriter
+
+    out = Path(config.out)
+    writer = SummaryWriter(str(out / "logs"))
+    without = pools.distance[val.numpy(), : pools.keep].min(1)  # the matcher without a critic
+
+    def on_step(step: int, loss: float) -> None:
+        writer.add_scalar("train/loss", loss, step)
         if step % config.log_every == 0 or step == config.steps:
-            critic.eval()
-            with torch.no_grad():
-                chosen = select(critic.cost(features[val]), keep).numpy()
-            critic.train()
-            with_critic = best_of(pools["distance"][val.numpy()], chosen)
+            with_critic = pools.best_chosen(critic, critic.standardise(features), val)
             writer.add_scalar("val/distance_with_critic", with_critic.mean(), step)
             writer.add_scalar("val/gain", without.mean() - with_critic.mean(), step)
-            log(f"step {step}: loss {loss.item():.3f}, held-out {with_critic.mean():.4f} with the critic, {without.mean():.4f} without")
+            log(f"step {step}: loss {loss:.3f}, held-out {with_critic.mean():.4f} with the critic, {without.mean():.4f} without")
+
+    standardised = fit(critic, features, torch.from_numpy(pools.distance), train, config, on_step)
     writer.close()
-    critic.eval()
-    oracle = pools["distance"][val.numpy()].min(1)
-    report = {
-        "targets": {"train": len(train), "held_out": len(val)}, "renders": keep, "pool": count,
-        "held_out_distance": {"without_critic": float(without.mean()), "with_critic": float(with_critic.mean()), "closest_in_pool": float(oracle.mean())},
-        "with_minus_without": paired(with_critic, without),
-    }
-    log(f"held-out targets ({len(val)}): with the critic minus without {report['with_minus_without']}; the closest in the pool {oracle.mean():.4f}")
-    save_critic(out, critic, checkpoint, {"training": asdict(config), "data": metas, "validation": report})
+    report = pools.report(val, pools.best_chosen(critic, standardised, val), targets={"train": len(train), "held_out": len(val)})
+    log(f"held-out targets ({len(val)}): with the critic minus without {report['with_minus_without']}; "
+        f"the closest in the pool {report['held_out_distance']['closest_in_pool']:.4f}")
+    save_critic(out, critic, pools.checkpoint, {"training": asdict(config), "data": pools.metas, "validation": report})
     return out
+
+
+def cross_validate(config: CriticTrainConfig, folds: int, log=print) -> dict[str, Any]:
+    """What a critic of these settings gains, every target held out once: ``folds`` critics, each trained on the
+    other folds' targets (nothing is saved). Why: settings compared on one held-out share of a thousand targets
+    differ by less than that share's noise."""
+    if folds < 2:
+        raise ValueError(f"folds={folds}: cross-validation needs at least 2")
+    pools = Pools.load(config.data, config.checkpoint, config.draws, log)
+    n = len(pools.distance)
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(config.seed))
+    features = pools.features(pools.new_critic(config))
+    with_critic = np.zeros(n)
+    for fold in range(folds):
+        torch.manual_seed(config.seed + fold)
+        val = order[fold::folds]
+        train = order[torch.isin(order, val, invert=True)]
+        critic = pools.new_critic(config)
+        standardised = fit(critic, features, torch.from_numpy(pools.distance), train, config)
+        with_critic[val.numpy()] = pools.best_chosen(critic, standardised, val)
+        log(f"fold {fold + 1}/{folds}: held-out {with_critic[val.numpy()].mean():.4f} with the critic")
+    report = pools.report(torch.arange(n), with_critic, folds=folds, targets=n)
+    log(f"{folds}-fold cross-validation over {n} targets: with the critic minus without {report['with_minus_without']}")
+    return report
+
+
+def evaluate_critic(folder: str | Path, config: CriticTrainConfig, log=print) -> dict[str, Any]:
+    """A trained critic on other pools (targets it never saw), as :func:`train_critic` validates it."""
+    pools = Pools.load(config.data, config.checkpoint, config.draws, log)
+    critic, _ = load_critic(folder, pools.checkpoint)
+    targets = torch.arange(len(pools.distance))
+    report = pools.report(targets, pools.best_chosen(critic, critic.standardise(pools.features(critic)), targets),
+                          critic=str(folder), targets=len(targets))
+    log(f"{folder} on {len(targets)} targets: with the critic minus without {report['with_minus_without']}; "
+        f"the closest in the pool {report['held_out_distance']['closest_in_pool']:.4f}")
+    return report
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -149,11 +242,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--checkpoint")
     ap.add_argument("--steps", type=int)
     ap.add_argument("--seed", type=int)
+    what = ap.add_mutually_exclusive_group()
+    what.add_argument("--folds", type=int, help="cross-validate these settings over N folds instead of training one critic (nothing saved)")
+    what.add_argument("--evaluate", type=Path, metavar="CRITIC", help="evaluate this trained critic on --data instead of training one")
     args = ap.parse_args(argv)
     config = CriticTrainConfig.from_yaml(args.config) if args.config else CriticTrainConfig()
-    overrides = {k: v for k, v in vars(args).items() if k != "config" and v is not None}
+    overrides = {k: v for k, v in vars(args).items() if k not in ("config", "folds", "evaluate") and v is not None}
     config = CriticTrainConfig(**{**asdict(config), **overrides})
-    train_critic(config)
+    if args.folds is not None:
+        if args.folds < 2:
+            ap.error(f"--folds {args.folds}: cross-validation needs at least 2")
+        cross_validate(config, args.folds)
+    elif args.evaluate is not None:
+        evaluate_critic(args.evaluate, config)
+    else:
+        train_critic(config)
     return 0
 
 

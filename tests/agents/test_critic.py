@@ -16,7 +16,8 @@ from agents.match import Matcher
 from agents.supervised.critic import (
     CandidateCritic, CriticConfig, CriticError, listwise_loss, load_critic, load_critic_data, save_critic, select,
 )
-from agents.supervised.train_critic import CriticTrainConfig, train_critic
+from agents.supervised.checkpoint import load_model
+from agents.supervised.train_critic import CriticTrainConfig, embed_targets, evaluate_critic, main as train_critic_cli, train_critic
 from scripts.critic_data import main as critic_data
 from tests.agents.conftest import tiny_checkpoint, tiny_dataset  # noqa: F401 - fixtures
 from tests.agents.test_dataset import tiny_config
@@ -127,6 +128,38 @@ def test_a_trained_critic_is_saved_with_its_model_and_used_by_the_matcher(pools,
     shutil.copytree(out, model / "critic")
     assert Matcher(model).critic is not None and Matcher(model, critic=False).critic is None
     np.testing.assert_array_equal(Matcher(model).candidates(target, 60, draws=1, seed=0), judged.candidates(target, 60, draws=1, seed=0))
+
+
+def data_model(pools) -> str:
+    """The model a folder of pools was made with."""
+    return load_critic_data([pools[0]])[1][0]["checkpoint"]
+
+
+def test_settings_are_cross_validated_and_a_trained_critic_evaluated_on_other_pools(pools, tmp_path, capsys):
+    data, _ = load_critic_data([pools[0]])
+    without = data["distance"][:, :2].min(1).mean()  # one hypothesis and one draw rendered
+    common = ["--data", str(pools[0]), "--steps", "4", "--out", str(tmp_path / "critic")]
+    config = tmp_path / "critic.yaml"
+    config.write_text(yaml.safe_dump({"batch_size": 2, "draws": 1, "log_every": 2}))
+    assert train_critic_cli(common + ["--config", str(config), "--folds", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "3-fold cross-validation over 6 targets" in out and out.count("fold ") == 4
+    assert not (tmp_path / "critic").exists()  # nothing saved
+    with pytest.raises(SystemExit):
+        train_critic_cli(common + ["--config", str(config), "--folds", "1"])
+    assert "at least 2" in capsys.readouterr().err
+    assert train_critic_cli(common + ["--config", str(config)]) == 0
+    report = evaluate_critic(tmp_path / "critic", CriticTrainConfig(data=[str(pools[0])], draws=1), log=lambda *_: None)
+    figures = report["held_out_distance"]
+    assert report["targets"] == 6 and figures["without_critic"] == pytest.approx(without)
+    # each target's closest of the two candidates the critic ranks first, as the matcher would render them
+    critic, _ = load_critic(tmp_path / "critic", data_model(pools))
+    embedding, scores = embed_targets(load_model(data_model(pools))[0].eval(), data["logmel"], data["note"])
+    with torch.no_grad():
+        chosen = select(critic(embedding, scores, torch.from_numpy(data["x"].astype(np.float32))), 2).numpy()
+    assert figures["with_critic"] == pytest.approx(np.take_along_axis(data["distance"], chosen, 1).min(1).mean())
+    with pytest.raises(SystemExit):  # one or the other
+        train_critic_cli(common + ["--folds", "2", "--evaluate", str(tmp_path / "critic")])
 
 
 def test_a_critic_of_another_model_is_refused(tiny_checkpoint, tmp_path, capsys):
