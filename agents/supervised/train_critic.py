@@ -37,7 +37,7 @@ import yaml  # noqa: E402
 from agents.match import DEFAULT_DRAWS  # noqa: E402
 from agents.supervised.checkpoint import load_model  # noqa: E402
 from agents.supervised.critic import (  # noqa: E402
-    CandidateCritic, CriticConfig, best_of, listwise_loss, load_critic, load_critic_data, save_critic, select,
+    CandidateCritic, CriticConfig, CriticError, best_of, listwise_loss, load_critic, load_critic_data, save_critic, select,
 )
 
 
@@ -249,14 +249,17 @@ def main(argv: list[str] | None = None) -> int:
     config = CriticTrainConfig.from_yaml(args.config) if args.config else CriticTrainConfig()
     overrides = {k: v for k, v in vars(args).items() if k not in ("config", "folds", "evaluate") and v is not None}
     config = CriticTrainConfig(**{**asdict(config), **overrides})
-    if args.folds is not None:
-        if args.folds < 2:
-            ap.error(f"--folds {args.folds}: cross-validation needs at least 2")
-        cross_validate(config, args.folds)
-    elif args.evaluate is not None:
-        evaluate_critic(args.evaluate, config)
-    else:
-        train_critic(config)
+    if args.folds is not None and args.folds < 2:
+        ap.error(f"--folds {args.folds}: cross-validation needs at least 2")
+    try:
+        if args.folds is not None:
+            cross_validate(config, args.folds)
+        elif args.evaluate is not None:
+            evaluate_critic(args.evaluate, config)
+        else:
+            train_critic(config)
+    except (CriticError, FileNotFoundError) as e:  # no pools or no critic there, another model's critic
+        ap.exit(2, f"{e}\n")
     return 0
 
 

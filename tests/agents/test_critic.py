@@ -160,6 +160,13 @@ def test_settings_are_cross_validated_and_a_trained_critic_evaluated_on_other_po
     assert figures["with_critic"] == pytest.approx(np.take_along_axis(data["distance"], chosen, 1).min(1).mean())
     with pytest.raises(SystemExit):  # one or the other
         train_critic_cli(common + ["--folds", "2", "--evaluate", str(tmp_path / "critic")])
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_:  # no critic there: the reason, no traceback
+        train_critic_cli(common + ["--evaluate", str(tmp_path / "nothing")])
+    assert exit_.value.code == 2 and "no critic here" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_:
+        train_critic_cli(["--data", str(tmp_path / "no_pools"), "--folds", "2"])
+    assert exit_.value.code == 2 and "critic_data.json" in capsys.readouterr().err
 
 
 def test_a_critic_of_another_model_is_refused(tiny_checkpoint, tmp_path, capsys):
