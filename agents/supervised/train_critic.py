@@ -128,10 +128,11 @@ class Pools:
         ))
 
     def best_chosen(self, critic: CandidateCritic, features: torch.Tensor, targets: torch.Tensor) -> np.ndarray:
-        """For each of ``targets``, the closest of the ``keep`` candidates the critic ranks first ``(len(targets),)``."""
+        """For each of ``targets``, the closest of the ``keep`` candidates the critic ranks first ``(len(targets),)``;
+        ``features`` unstandardised, as :meth:`features` gives them."""
         critic.eval()
         with torch.no_grad():
-            chosen = select(critic.cost(features[targets]), self.keep).numpy()
+            chosen = select(critic.cost(critic.standardise(features[targets])), self.keep).numpy()
         return best_of(self.distance[targets.numpy()], chosen)
 
     def report(self, held_out: torch.Tensor, with_critic: np.ndarray, **extra: Any) -> dict[str, Any]:
@@ -146,23 +147,22 @@ class Pools:
 
 
 def fit(critic: CandidateCritic, features: torch.Tensor, distance: torch.Tensor, train: torch.Tensor, config: "CriticTrainConfig",
-        on_step=None) -> torch.Tensor:
-    """Fit the standardisation on ``train`` and train the critic with the listwise loss; returns the standardised
-    features. ``on_step(step, loss)`` after every step."""
+        on_step=None) -> None:
+    """Fit the standardisation on ``train``'s unstandardised ``features`` and train the critic with the listwise
+    loss, each batch standardised as it is drawn (no second copy of the features). ``on_step(step, loss)`` after
+    every step."""
     critic.fit_standardisation(features[train])
-    features = critic.standardise(features)
     optimiser = torch.optim.AdamW(critic.parameters(), config.lr, weight_decay=config.weight_decay)
     for step in range(1, config.steps + 1):
         critic.train()
         batch = train[torch.randint(len(train), (config.batch_size,))]
-        loss = listwise_loss(critic.cost(features[batch]), distance[batch], config.temperature)
+        loss = listwise_loss(critic.cost(critic.standardise(features[batch])), distance[batch], config.temperature)
         optimiser.zero_grad()
         loss.backward()
         optimiser.step()
         if on_step is not None:
             on_step(step, loss.item())
     critic.eval()
-    return features
 
 
 def train_critic(config: CriticTrainConfig, log=print) -> Path:
@@ -184,14 +184,14 @@ def train_critic(config: CriticTrainConfig, log=print) -> Path:
     def on_step(step: int, loss: float) -> None:
         writer.add_scalar("train/loss", loss, step)
         if step % config.log_every == 0 or step == config.steps:
-            with_critic = pools.best_chosen(critic, critic.standardise(features), val)
+            with_critic = pools.best_chosen(critic, features, val)
             writer.add_scalar("val/distance_with_critic", with_critic.mean(), step)
             writer.add_scalar("val/gain", without.mean() - with_critic.mean(), step)
             log(f"step {step}: loss {loss:.3f}, held-out {with_critic.mean():.4f} with the critic, {without.mean():.4f} without")
 
-    standardised = fit(critic, features, torch.from_numpy(pools.distance), train, config, on_step)
+    fit(critic, features, torch.from_numpy(pools.distance), train, config, on_step)
     writer.close()
-    report = pools.report(val, pools.best_chosen(critic, standardised, val), targets={"train": len(train), "held_out": len(val)})
+    report = pools.report(val, pools.best_chosen(critic, features, val), targets={"train": len(train), "held_out": len(val)})
     log(f"held-out targets ({len(val)}): with the critic minus without {report['with_minus_without']}; "
         f"the closest in the pool {report['held_out_distance']['closest_in_pool']:.4f}")
     save_critic(out, critic, pools.checkpoint, {"training": asdict(config), "data": pools.metas, "validation": report})
@@ -214,8 +214,8 @@ def cross_validate(config: CriticTrainConfig, folds: int, log=print) -> dict[str
         val = order[fold::folds]
         train = order[torch.isin(order, val, invert=True)]
         critic = pools.new_critic(config)
-        standardised = fit(critic, features, torch.from_numpy(pools.distance), train, config)
-        with_critic[val.numpy()] = pools.best_chosen(critic, standardised, val)
+        fit(critic, features, torch.from_numpy(pools.distance), train, config)
+        with_critic[val.numpy()] = pools.best_chosen(critic, features, val)
         log(f"fold {fold + 1}/{folds}: held-out {with_critic[val.numpy()].mean():.4f} with the critic")
     report = pools.report(torch.arange(n), with_critic, folds=folds, targets=n)
     log(f"{folds}-fold cross-validation over {n} targets: with the critic minus without {report['with_minus_without']}")
@@ -227,7 +227,7 @@ def evaluate_critic(folder: str | Path, config: CriticTrainConfig, log=print) ->
     pools = Pools.load(config.data, config.checkpoint, config.draws, log)
     critic, _ = load_critic(folder, pools.checkpoint)
     targets = torch.arange(len(pools.distance))
-    report = pools.report(targets, pools.best_chosen(critic, critic.standardise(pools.features(critic)), targets),
+    report = pools.report(targets, pools.best_chosen(critic, pools.features(critic), targets),
                           critic=str(folder), targets=len(targets))
     log(f"{folder} on {len(targets)} targets: with the critic minus without {report['with_minus_without']}; "
         f"the closest in the pool {report['held_out_distance']['closest_in_pool']:.4f}")
