@@ -175,9 +175,10 @@ def part_path(out: Path, part: int, parts: int) -> Path:
 
 
 def load_critic_data(folders: list[str | Path]) -> tuple[dict[str, np.ndarray], list[dict]]:
-    """Every part of every folder, concatenated, and each folder's ``critic_data.json``; folders of other
-    draws (pool sizes) or of another model are refused."""
-    rows: dict[str, list[np.ndarray]] = {k: [] for k in ARRAYS}
+    """Every part of every folder, concatenated, with each target's ``seed`` (its folder's: a target is its
+    seed and ``index``), and each folder's ``critic_data.json``; folders of other draws (pool sizes) or of
+    another model are refused."""
+    rows: dict[str, list[np.ndarray]] = {k: [] for k in (*ARRAYS, "seed")}
     metas = []
     for folder in map(Path, folders):
         if not (folder / META_FILE).is_file():
@@ -194,7 +195,13 @@ def load_critic_data(folders: list[str | Path]) -> tuple[dict[str, np.ndarray], 
             with np.load(path) as part:
                 for k in ARRAYS:
                     rows[k].append(part[k])
-    return {k: np.concatenate(v) for k, v in rows.items()}, metas
+                rows["seed"].append(np.full(len(part["index"]), meta["seed"]))
+    data = {k: np.concatenate(v) for k, v in rows.items()}
+    targets = data["seed"] * (int(data["index"].max()) + 1) + data["index"]
+    if len(np.unique(targets)) < len(targets):
+        raise ValueError(f"{[str(f) for f in folders]}: some targets (seed and index) are in more than one part or folder; "
+                         "give each folder once, and folders of different seeds")
+    return data, metas
 
 
 def best_of(distance: np.ndarray, chosen: np.ndarray) -> np.ndarray:

@@ -17,12 +17,19 @@ draws), paired by target. The critic is written with those figures in its ``crit
 
 ``--folds N`` trains N critics instead, each holding out every N-th target, and reports every target's
 held-out figure (nothing is saved): how settings are compared. ``--evaluate CRITIC`` runs a trained critic on
-pools it never saw (another seed's).
+pools it never saw (another seed's). ``--items F.csv`` (any mode) also writes each held-out target's figures as
+a benchmark ``items.csv``, a target named by its seed and index, so two critics, or a critic and
+cross-validated settings, are paired target by target:
+
+    python -m agents.supervised.train_critic --data data/critic_s13 --evaluate agents/models/core_cpu/critic --items shipped.csv
+    python -m agents.supervised.train_critic --data data/critic_s13 --folds 3 --items cv.csv
+    python scripts/compare_methods.py shipped=shipped.csv cv=cv.csv --reference shipped:critic --metric distance
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -34,6 +41,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import yaml  # noqa: E402
 
+from agents.dataset.generate import DatasetConfig  # noqa: E402
 from agents.match import DEFAULT_DRAWS  # noqa: E402
 from agents.supervised.checkpoint import load_model  # noqa: E402
 from agents.supervised.critic import (  # noqa: E402
@@ -96,6 +104,8 @@ class Pools:
     embedding: torch.Tensor  # (N, E)
     scores: torch.Tensor  # (N, K)
     candidates: torch.Tensor  # (N, C, P)
+    items: list[str]  # each target's name, "seed{S}-{index}": the same in any folder, so runs pair by target
+    sources: list[str]  # each target's dataset source
 
     @classmethod
     def load(cls, data: list[str], checkpoint: str | None, draws: int, log=print) -> "Pools":
@@ -116,7 +126,10 @@ class Pools:
         log(f"{n} targets, {count} candidates each; the matcher renders {keep}")
         embedding, scores = embed_targets(model, pools["logmel"], pools["note"])
         candidates = torch.from_numpy(pools["x"].astype(np.float32))
-        return cls(pools["distance"], metas, checkpoint, keep, embedding, scores, candidates)
+        items = [f"seed{s}-{i:05d}" for s, i in zip(pools["seed"], pools["index"])]
+        names = {m["seed"]: source_names(m) for m in metas}
+        sources = [names[s][i] if i < len(names[s]) else str(i) for s, i in zip(pools["seed"], pools["source"].astype(int))]
+        return cls(pools["distance"], metas, checkpoint, keep, embedding, scores, candidates, items, sources)
 
     def features(self, critic: CandidateCritic) -> torch.Tensor:
         """Every candidate's unstandardised features ``(N, C, F)``: small enough to hold."""
@@ -145,6 +158,28 @@ class Pools:
             "with_minus_without": paired(with_critic, without),
         }
 
+    def write_items(self, path: str | Path, targets: torch.Tensor, with_critic: np.ndarray, label: str = "pools") -> Path:
+        """Each of ``targets``' figures as rows of a benchmark ``items.csv`` (column ``distance``): methods ``critic``,
+        ``no_critic`` (the first ``keep`` candidates) and ``closest_in_pool``, so ``scripts/compare_methods.py
+        ... --metric distance`` pairs two critics, or a critic and cross-validated settings, target by target."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        rows = self.distance[targets.numpy()]
+        methods = {"critic": with_critic, "no_critic": rows[:, : self.keep].min(1), "closest_in_pool": rows.min(1)}
+        with open(path, "w", newline="") as f:
+            out = csv.writer(f)
+            out.writerow(["set", "item", "source", "method", "ok", "distance"])
+            for method, values in methods.items():
+                for t, value in zip(targets.tolist(), values):
+                    out.writerow([label, self.items[t], self.sources[t], method, 1, f"{value:.6f}"])
+        return path
+
+
+def source_names(meta: dict) -> list[str]:
+    """The dataset sources of a folder of pools, in the order its ``source`` indices count them (none known: [])."""
+    config = Path(meta.get("dataset_config", ""))
+    return list(DatasetConfig.from_yaml(config).sources) if config.is_file() else []
+
 
 def fit(critic: CandidateCritic, features: torch.Tensor, distance: torch.Tensor, train: torch.Tensor, config: "CriticTrainConfig",
         on_step=None) -> None:
@@ -165,7 +200,8 @@ def fit(critic: CandidateCritic, features: torch.Tensor, distance: torch.Tensor,
     critic.eval()
 
 
-def train_critic(config: CriticTrainConfig, log=print) -> Path:
+def train_critic(config: CriticTrainConfig, log=print, items: str | Path | None = None) -> Path:
+    """Train and save a critic; ``items``: also write its held-out targets' figures there (:meth:`Pools.write_items`)."""
     torch.manual_seed(config.seed)
     pools = Pools.load(config.data, config.checkpoint, config.draws, log)
     n = len(pools.distance)
@@ -191,17 +227,20 @@ def train_critic(config: CriticTrainConfig, log=print) -> Path:
 
     fit(critic, features, torch.from_numpy(pools.distance), train, config, on_step)
     writer.close()
-    report = pools.report(val, pools.best_chosen(critic, features, val), targets={"train": len(train), "held_out": len(val)})
+    held_out = pools.best_chosen(critic, features, val)
+    report = pools.report(val, held_out, targets={"train": len(train), "held_out": len(val)})
+    if items is not None:
+        pools.write_items(items, val, held_out)
     log(f"held-out targets ({len(val)}): with the critic minus without {report['with_minus_without']}; "
         f"the closest in the pool {report['held_out_distance']['closest_in_pool']:.4f}")
     save_critic(out, critic, pools.checkpoint, {"training": asdict(config), "data": pools.metas, "validation": report})
     return out
 
 
-def cross_validate(config: CriticTrainConfig, folds: int, log=print) -> dict[str, Any]:
+def cross_validate(config: CriticTrainConfig, folds: int, log=print, items: str | Path | None = None) -> dict[str, Any]:
     """What a critic of these settings gains, every target held out once: ``folds`` critics, each trained on the
     other folds' targets (nothing is saved). Why: settings compared on one held-out share of a thousand targets
-    differ by less than that share's noise."""
+    differ by less than that share's noise. ``items``: also write every target's figures there."""
     if folds < 2:
         raise ValueError(f"folds={folds}: cross-validation needs at least 2")
     pools = Pools.load(config.data, config.checkpoint, config.draws, log)
@@ -218,17 +257,22 @@ def cross_validate(config: CriticTrainConfig, folds: int, log=print) -> dict[str
         with_critic[val.numpy()] = pools.best_chosen(critic, features, val)
         log(f"fold {fold + 1}/{folds}: held-out {with_critic[val.numpy()].mean():.4f} with the critic")
     report = pools.report(torch.arange(n), with_critic, folds=folds, targets=n)
+    if items is not None:
+        pools.write_items(items, torch.arange(n), with_critic)
     log(f"{folds}-fold cross-validation over {n} targets: with the critic minus without {report['with_minus_without']}")
     return report
 
 
-def evaluate_critic(folder: str | Path, config: CriticTrainConfig, log=print) -> dict[str, Any]:
-    """A trained critic on other pools (targets it never saw), as :func:`train_critic` validates it."""
+def evaluate_critic(folder: str | Path, config: CriticTrainConfig, log=print, items: str | Path | None = None) -> dict[str, Any]:
+    """A trained critic on other pools (targets it never saw), as :func:`train_critic` validates it; ``items``:
+    also write every target's figures there."""
     pools = Pools.load(config.data, config.checkpoint, config.draws, log)
     critic, _ = load_critic(folder, pools.checkpoint)
     targets = torch.arange(len(pools.distance))
-    report = pools.report(targets, pools.best_chosen(critic, pools.features(critic), targets),
-                          critic=str(folder), targets=len(targets))
+    with_critic = pools.best_chosen(critic, pools.features(critic), targets)
+    report = pools.report(targets, with_critic, critic=str(folder), targets=len(targets))
+    if items is not None:
+        pools.write_items(items, targets, with_critic)
     log(f"{folder} on {len(targets)} targets: with the critic minus without {report['with_minus_without']}; "
         f"the closest in the pool {report['held_out_distance']['closest_in_pool']:.4f}")
     return report
@@ -245,19 +289,21 @@ def main(argv: list[str] | None = None) -> int:
     what = ap.add_mutually_exclusive_group()
     what.add_argument("--folds", type=int, help="cross-validate these settings over N folds instead of training one critic (nothing saved)")
     what.add_argument("--evaluate", type=Path, metavar="CRITIC", help="evaluate this trained critic on --data instead of training one")
+    ap.add_argument("--items", type=Path, metavar="CSV", help="also write each held-out target's figures there, as a benchmark "
+                    "items.csv (column distance) for scripts/compare_methods.py --metric distance")
     args = ap.parse_args(argv)
     config = CriticTrainConfig.from_yaml(args.config) if args.config else CriticTrainConfig()
-    overrides = {k: v for k, v in vars(args).items() if k not in ("config", "folds", "evaluate") and v is not None}
+    overrides = {k: v for k, v in vars(args).items() if k not in ("config", "folds", "evaluate", "items") and v is not None}
     config = CriticTrainConfig(**{**asdict(config), **overrides})
     if args.folds is not None and args.folds < 2:
         ap.error(f"--folds {args.folds}: cross-validation needs at least 2")
     try:
         if args.folds is not None:
-            cross_validate(config, args.folds)
+            cross_validate(config, args.folds, items=args.items)
         elif args.evaluate is not None:
-            evaluate_critic(args.evaluate, config)
+            evaluate_critic(args.evaluate, config, items=args.items)
         else:
-            train_critic(config)
+            train_critic(config, items=args.items)
     except (CriticError, FileNotFoundError) as e:  # no pools or no critic there, another model's critic
         ap.exit(2, f"{e}\n")
     return 0

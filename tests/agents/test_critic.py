@@ -1,5 +1,6 @@
 """The candidate critic: its data (scripts/critic_data.py), training, saving, and the matcher using it."""
 
+import csv
 import json
 import shutil
 
@@ -18,6 +19,7 @@ from agents.supervised.critic import (
 )
 from agents.supervised.checkpoint import load_model
 from agents.supervised.train_critic import CriticTrainConfig, embed_targets, evaluate_critic, main as train_critic_cli, train_critic
+from scripts.compare_methods import main as compare_methods
 from scripts.critic_data import main as critic_data
 from tests.agents.conftest import tiny_checkpoint, tiny_dataset  # noqa: F401 - fixtures
 from tests.agents.test_dataset import tiny_config
@@ -80,6 +82,9 @@ def test_pools_hold_every_candidate_and_its_distance(pools):
     assert data["x"].shape == (6, 4, data["params"].shape[1]) and data["distance"].shape == (6, 4)
     assert np.isfinite(data["distance"]).all() and (data["distance"] > 0).all()
     assert metas[0]["draws"] == 3 and metas[0]["hypotheses"] == 1 and metas[0]["model_sha256"]
+    assert (data["seed"] == 7).all()
+    with pytest.raises(ValueError, match="more than one part or folder"):  # the same targets twice would leak into validation
+        load_critic_data([pools[0], pools[0]])
 
 
 def test_a_stopped_part_carries_on_and_other_settings_are_refused(pools, tiny_checkpoint, tmp_path):
@@ -158,6 +163,20 @@ def test_settings_are_cross_validated_and_a_trained_critic_evaluated_on_other_po
     with torch.no_grad():
         chosen = select(critic(embedding, scores, torch.from_numpy(data["x"].astype(np.float32))), 2).numpy()
     assert figures["with_critic"] == pytest.approx(np.take_along_axis(data["distance"], chosen, 1).min(1).mean())
+    # --items: each target's figures, paired by name with another run's (the same pools: the same names)
+    for mode, args in (("evaluate", ["--evaluate", str(tmp_path / "critic")]), ("folds", ["--folds", "2"])):
+        assert train_critic_cli(common + args + ["--config", str(config), "--items", str(tmp_path / mode / "items.csv")]) == 0
+    with open(tmp_path / "evaluate" / "items.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 18 and {r["method"] for r in rows} == {"critic", "no_critic", "closest_in_pool"}
+    by_method = {m: {r["item"]: float(r["distance"]) for r in rows if r["method"] == m} for m in ("critic", "no_critic", "closest_in_pool")}
+    names = [f"seed7-{i:05d}" for i in data["index"]]
+    assert sorted(by_method["critic"]) == sorted(names) and {r["source"] for r in rows} <= {"uniform", "pluck"}
+    np.testing.assert_allclose([by_method["critic"][n] for n in names], np.take_along_axis(data["distance"], chosen, 1).min(1), atol=1e-5)
+    np.testing.assert_allclose([by_method["no_critic"][n] for n in names], data["distance"][:, :2].min(1), atol=1e-5)
+    assert compare_methods([f"ev={tmp_path / 'evaluate' / 'items.csv'}", f"cv={tmp_path / 'folds' / 'items.csv'}",
+                            "--reference", "ev:critic", "--metric", "distance"]) == 0
+    assert "cv:critic" in capsys.readouterr().out
     with pytest.raises(SystemExit):  # one or the other
         train_critic_cli(common + ["--folds", "2", "--evaluate", str(tmp_path / "critic")])
     capsys.readouterr()
