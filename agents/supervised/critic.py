@@ -187,15 +187,17 @@ def load_critic_data(folders: list[str | Path]) -> tuple[dict[str, np.ndarray], 
         if metas and (meta["draws"], meta["model_sha256"]) != (metas[0]["draws"], metas[0]["model_sha256"]):
             raise ValueError(f"{folder}: its pools ({meta['draws']} draws, model {meta['model_sha256'][:12]}) are not "
                              f"{folders[0]}'s ({metas[0]['draws']} draws, model {metas[0]['model_sha256'][:12]})")
-        metas.append(meta)
         parts = sorted(folder.glob("part-*-of-*.npz"))
         if not parts:
             raise FileNotFoundError(f"{folder}: no part-*-of-*.npz files")
+        made = 0  # targets in this folder (``n`` is how many were asked for; a run may stop early)
         for path in parts:
             with np.load(path) as part:
                 for k in ARRAYS:
                     rows[k].append(part[k])
                 rows["seed"].append(np.full(len(part["index"]), meta["seed"]))
+                made += len(part["index"])
+        metas.append({**meta, "targets": made})
     data = {k: np.concatenate(v) for k, v in rows.items()}
     targets = data["seed"] * (int(data["index"].max()) + 1) + data["index"]
     if len(np.unique(targets)) < len(targets):

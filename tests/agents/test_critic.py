@@ -82,7 +82,7 @@ def test_pools_hold_every_candidate_and_its_distance(pools):
     assert data["x"].shape == (6, 4, data["params"].shape[1]) and data["distance"].shape == (6, 4)
     assert np.isfinite(data["distance"]).all() and (data["distance"] > 0).all()
     assert metas[0]["draws"] == 3 and metas[0]["hypotheses"] == 1 and metas[0]["model_sha256"]
-    assert (data["seed"] == 7).all()
+    assert (data["seed"] == 7).all() and metas[0]["targets"] == 6
     with pytest.raises(ValueError, match="more than one part or folder"):  # the same targets twice would leak into validation
         load_critic_data([pools[0], pools[0]])
 
