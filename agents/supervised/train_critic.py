@@ -45,7 +45,7 @@ from agents.dataset.generate import DatasetConfig  # noqa: E402
 from agents.match import DEFAULT_DRAWS  # noqa: E402
 from agents.supervised.checkpoint import load_model  # noqa: E402
 from agents.supervised.critic import (  # noqa: E402
-    CandidateCritic, CriticConfig, CriticError, best_of, listwise_loss, load_critic, load_critic_data, save_critic, select,
+    CandidateCritic, CriticConfig, best_of, listwise_loss, load_critic, load_critic_data, save_critic, select,
 )
 
 
@@ -304,7 +304,7 @@ def main(argv: list[str] | None = None) -> int:
             evaluate_critic(args.evaluate, config, items=args.items)
         else:
             train_critic(config, items=args.items)
-    except (CriticError, FileNotFoundError) as e:  # no pools or no critic there, another model's critic
+    except (ValueError, FileNotFoundError) as e:  # no pools or no critic there, pools that do not fit, another model's critic
         ap.exit(2, f"{e}\n")
     return 0
 

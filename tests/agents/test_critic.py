@@ -186,6 +186,9 @@ def test_settings_are_cross_validated_and_a_trained_critic_evaluated_on_other_po
     with pytest.raises(SystemExit) as exit_:
         train_critic_cli(["--data", str(tmp_path / "no_pools"), "--folds", "2"])
     assert exit_.value.code == 2 and "critic_data.json" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_:  # the same targets twice
+        train_critic_cli(["--data", str(pools[0]), str(pools[0]), "--folds", "2"])
+    assert exit_.value.code == 2 and "more than one part or folder" in capsys.readouterr().err
 
 
 def test_a_critic_of_another_model_is_refused(tiny_checkpoint, tmp_path, capsys):
