@@ -148,10 +148,14 @@ class Pools:
             chosen = select(critic.cost(critic.standardise(features[targets])), self.keep).numpy()
         return best_of(self.distance[targets.numpy()], chosen)
 
+    def baselines(self, targets: torch.Tensor) -> dict[str, np.ndarray]:
+        """Each of ``targets``' closest candidate without a critic (the first ``keep``) and in the whole pool."""
+        rows = self.distance[targets.numpy()]
+        return {"no_critic": rows[:, : self.keep].min(1), "closest_in_pool": rows.min(1)}
+
     def report(self, held_out: torch.Tensor, with_critic: np.ndarray, **extra: Any) -> dict[str, Any]:
         """The critic's figures on the ``held_out`` targets, paired with the matcher without one (the first ``keep`` candidates)."""
-        without = self.distance[held_out.numpy(), : self.keep].min(1)
-        oracle = self.distance[held_out.numpy()].min(1)
+        without, oracle = self.baselines(held_out).values()
         return {
             **extra, "renders": self.keep, "pool": self.distance.shape[1],
             "held_out_distance": {"without_critic": float(without.mean()), "with_critic": float(with_critic.mean()), "closest_in_pool": float(oracle.mean())},
@@ -164,8 +168,7 @@ class Pools:
         ... --metric distance`` pairs two critics, or a critic and cross-validated settings, target by target."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        rows = self.distance[targets.numpy()]
-        methods = {"critic": with_critic, "no_critic": rows[:, : self.keep].min(1), "closest_in_pool": rows.min(1)}
+        methods = {"critic": with_critic, **self.baselines(targets)}
         with open(path, "w", newline="") as f:
             out = csv.writer(f)
             out.writerow(["set", "item", "source", "method", "ok", "distance"])
@@ -215,7 +218,7 @@ def train_critic(config: CriticTrainConfig, log=print, items: str | Path | None 
 
     out = Path(config.out)
     writer = SummaryWriter(str(out / "logs"))
-    without = pools.distance[val.numpy(), : pools.keep].min(1)  # the matcher without a critic
+    without = pools.baselines(val)["no_critic"]  # the matcher without a critic
 
     def on_step(step: int, loss: float) -> None:
         writer.add_scalar("train/loss", loss, step)
