@@ -37,6 +37,15 @@ from agents.dataset.shards import quantise  # noqa: E402
 from agents.match import DEFAULT_MODEL, Matcher  # noqa: E402
 from agents.supervised.critic import ARRAYS, META_FILE, model_digest, part_path  # noqa: E402
 
+def recorded_path(path: Path) -> str:
+    """``path`` relative to the working directory where it lies under it (the shipped model, by default),
+    so the record names the same model in another checkout; else as given."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
 def main(argv: list[str] | None = None) -> None:
     warnings.filterwarnings("ignore", category=UserWarning)
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -60,15 +69,16 @@ def main(argv: list[str] | None = None) -> None:
     maker = SampleMaker(dataclasses.replace(config, seed=args.seed, audio_sample_rate=None))
     if maker.space.fingerprint != matcher.space.fingerprint:
         raise SystemExit(f"{args.dataset_config}: its space '{maker.space.name}' is not the model's '{matcher.space.name}'")
-    meta = {"checkpoint": str(args.checkpoint), "model_sha256": model_digest(args.checkpoint), "seed": args.seed, "draws": args.draws,
+    meta = {"checkpoint": recorded_path(args.checkpoint), "model_sha256": model_digest(args.checkpoint), "seed": args.seed, "draws": args.draws,
             "hypotheses": matcher.model.num_hypotheses, "dataset_config": str(args.dataset_config), "n": args.n,
             "render": dataclasses.asdict(matcher.candidate_renderers[0].config)}
     args.out.mkdir(parents=True, exist_ok=True)
     meta_path = args.out / META_FILE
     if meta_path.is_file():
         old = json.loads(meta_path.read_text())
-        if old != meta:
-            changed = sorted(k for k in meta if old.get(k) != meta[k])
+        # The model is its weights (model_sha256), not where its folder lies: a moved checkout carries on.
+        changed = sorted(k for k in meta if k != "checkpoint" and old.get(k) != meta[k])
+        if changed:
             raise SystemExit(f"{args.out} holds pools made with other settings ({', '.join(changed)}); choose another --out")
     else:
         meta_path.write_text(json.dumps(meta, indent=1))

@@ -96,6 +96,14 @@ def test_a_stopped_part_carries_on_and_other_settings_are_refused(pools, tiny_ch
     before = (tmp_path / "part-0-of-1.npz").read_bytes()
     critic_data(common + ["--n", "2"])  # nothing left to do
     assert (tmp_path / "part-0-of-1.npz").read_bytes() == before
+    moved = shutil.copytree(tiny_checkpoint, tmp_path / "moved_model")  # the same weights elsewhere carry on
+    critic_data([moved.as_posix() if a == str(tiny_checkpoint) else a for a in common] + ["--n", "2"])
+    assert (tmp_path / "part-0-of-1.npz").read_bytes() == before
+    other = shutil.copytree(tiny_checkpoint, tmp_path / "other_model")
+    weights = other / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-1] + bytes([weights.read_bytes()[-1] ^ 1]))
+    with pytest.raises(SystemExit, match="model_sha256"):
+        critic_data([other.as_posix() if a == str(tiny_checkpoint) else a for a in common] + ["--n", "2"])
     with pytest.raises(SystemExit, match="seed"):
         critic_data(["--seed", str(TEST_SEED), "--n", "1", "--out", str(tmp_path / "x"), "--dataset-config", str(config)])
 
