@@ -91,6 +91,7 @@ def _benchmark(args: argparse.Namespace) -> int:
         "sets": tuple(args.sets.split(",")) if args.sets else None,
         "methods": tuple(args.methods.split(",")) if args.methods else None,
         "n_synthetic": args.n_synthetic,
+        "synthetic_seed": args.synthetic_seed,
         "limit": args.limit,
         "presets": args.presets,
         "audio": args.audio,
@@ -223,6 +224,10 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_argument("--sets", help="comma-separated: synthetic,human,voice (default: all with a folder)")
     bench.add_argument("--methods", help="comma-separated: init,random,mean,nearest,nearest+refine,library,supervised,supervised-top,supervised+refine,ppo,syntheon")
     bench.add_argument("--n-synthetic", type=int, help="synthetic items (default 200)")
+    bench.add_argument(
+        "--synthetic-seed", type=int,
+        help="draw the synthetic items from this seed instead of the test seed: a fresh set for a re-test (use a new --out)",
+    )
     bench.add_argument("--limit", type=int, help="at most this many human and voice items")
     bench.add_argument("--presets", help="folder of .vital files: the human set (default ../shared/presets)")
     bench.add_argument("--audio", help="folder of audio files: the voice set")

@@ -127,14 +127,15 @@ class LibraryLookup:
         return Prediction(best) if best is not None else Prediction(None, "no usable library preset")
 
 
-def open_training_set(dataset: str | Path, codec: PresetCodec) -> Manifest:
-    """A generated dataset a baseline may learn from: the benchmark's space, not the test seed, no human bases."""
+def open_training_set(dataset: str | Path, codec: PresetCodec, test_seed: int = TEST_SEED) -> Manifest:
+    """A generated dataset a baseline may learn from: the benchmark's space, not the synthetic set's seed
+    (``test_seed``), no human bases."""
     folder = Path(dataset)
     manifest = Manifest.load(folder)
     if manifest.space_fingerprint != codec.space.fingerprint:
         raise ValueError(f"dataset {folder} was made with another parameter space than '{codec.space.name}'")
-    if int(manifest.config.get("seed", -1)) == TEST_SEED:
-        raise ValueError(f"dataset {folder} uses the synthetic test set's seed {TEST_SEED}: it holds the test presets")
+    if int(manifest.config.get("seed", -1)) == test_seed:
+        raise ValueError(f"dataset {folder} uses the synthetic test set's seed {test_seed}: it holds the test presets")
     if manifest.base_presets:
         raise ValueError(f"dataset {folder} perturbs human presets; the dataset baselines take space-only datasets")
     if not manifest.shards:
@@ -153,9 +154,9 @@ class MeanPreset:
 
     name = "mean"
 
-    def __init__(self, dataset: str | Path, codec: PresetCodec):
+    def __init__(self, dataset: str | Path, codec: PresetCodec, test_seed: int = TEST_SEED):
         folder = Path(dataset)
-        manifest = open_training_set(folder, codec)
+        manifest = open_training_set(folder, codec, test_seed)
         params = np.concatenate([read_shard(folder / n, ("params",))["params"] for n in sorted(manifest.shards)])
         space = codec.space
         x = params.mean(0)
@@ -186,7 +187,7 @@ class NearestNeighbour:
 
     Log-mels are average-pooled by ``pool`` (mel bands, frames) to keep the index small: 100K samples of
     128 x 173 pool to 64 x 44, 1.1 GB as float32 (kept in float32 so a query is one matrix product, not a
-    conversion of the whole index). A dataset generated with the test seed is refused.
+    conversion of the whole index). A dataset generated with the synthetic set's seed (``test_seed``) is refused.
 
     ``max_samples`` searches only the training set's first samples (whole shards in index order, the last
     one cut): how the baseline scales with data, e.g. against a model trained on as many.
@@ -198,12 +199,12 @@ class NearestNeighbour:
 
     def __init__(
         self, dataset: str | Path, codec: PresetCodec, render: RenderConfig, pool: tuple[int, int] = NEIGHBOUR_POOL, refine_budget: int = 0, seed: int = 0,
-        max_samples: int | None = None,
+        max_samples: int | None = None, test_seed: int = TEST_SEED,
     ):
         self.name = "nearest+refine" if refine_budget else "nearest"
         self.refine_budget, self.seed = refine_budget, seed
         self.folder = Path(dataset)
-        self.manifest = open_training_set(self.folder, codec)
+        self.manifest = open_training_set(self.folder, codec, test_seed)
         self.codec, self.pool = codec, pool
         self.mel = spectrogram(MelConfig.from_dict(self.manifest.config.get("observation")), render.sample_rate)
         if max_samples is not None and max_samples < 1:

@@ -24,7 +24,7 @@ import numpy as np
 
 from agents.benchmark.metrics import AUDIO_METRICS, HIGHER_IS_BETTER, PARAM_METRICS, AudioMetrics, ParameterMetrics, mean_ci95
 from agents.benchmark.methods import InitPreset, LibraryLookup, MeanPreset, Method, NearestNeighbour, RandomPreset, RLPolicy, Supervised, Syntheon
-from agents.benchmark.testsets import SET_KINDS, TestItem, audio_set, preset_set, synthetic_set
+from agents.benchmark.testsets import SET_KINDS, TEST_SEED, TestItem, audio_set, preset_set, synthetic_set
 from agents.dataset.generate import DatasetConfig
 from agents.match import DEFAULT_DRAWS, DEFAULT_MODEL
 from vital_gym.params import ParameterSpace
@@ -42,6 +42,9 @@ class BenchmarkConfig:
     sets: tuple[str, ...] = SET_KINDS
     methods: tuple[str, ...] = METHODS
     n_synthetic: int = 200
+    # The synthetic set's seed. Another one draws a fresh set like it: a re-test on targets that no setting was
+    # chosen on (the dataset baselines then refuse a dataset made with that seed instead).
+    synthetic_seed: int = TEST_SEED
     limit: int | None = None  # at most this many items of the human and voice sets
     presets: str | None = "../shared/presets"  # the human set
     audio: str | None = None  # the voice set
@@ -95,12 +98,12 @@ def build_methods(config: BenchmarkConfig, codec: PresetCodec, render: RenderCon
             elif name == "mean":
                 if not config.dataset:
                     raise FileNotFoundError("no --dataset given")
-                methods.append(MeanPreset(config.dataset, codec))
+                methods.append(MeanPreset(config.dataset, codec, test_seed=config.synthetic_seed))
             elif name in ("nearest", "nearest+refine"):
                 if not config.dataset:
                     raise FileNotFoundError("no --dataset given")
                 budget = config.refine_budget if name == "nearest+refine" else 0
-                methods.append(NearestNeighbour(config.dataset, codec, render, refine_budget=budget, seed=config.seed))
+                methods.append(NearestNeighbour(config.dataset, codec, render, refine_budget=budget, seed=config.seed, test_seed=config.synthetic_seed))
             elif name == "library":
                 folder = config.library or config.presets
                 if not folder:
@@ -133,7 +136,9 @@ def build_sets(
     skipped: dict[str, str] = {}
     for kind in config.sets:
         if kind == "synthetic":
-            sets[kind] = synthetic_set(space, dataset_config, config.n_synthetic)
+            if config.synthetic_seed == dataset_config.seed:
+                raise ValueError(f"synthetic seed {config.synthetic_seed} is the training data's ({config.dataset_config}): its items would be training samples")
+            sets[kind] = synthetic_set(space, dataset_config, config.n_synthetic, seed=config.synthetic_seed)
         elif kind == "human" and config.presets and Path(config.presets).is_dir():
             sets[kind] = preset_set(config.presets, space, render, config.limit)
         elif kind == "voice" and config.audio and Path(config.audio).is_dir():
@@ -271,7 +276,10 @@ def merge_previous(
     left_out = {m: why for m, why in previous_runs.get("left_out", {}).items() if m not in rerun}
     # Runs recorded before example images were listed wrote them under one name per set.
     examples = previous_runs.get("examples") or {name: [f"img/benchmark_{name}_examples.png"] for name in set_order}
-    return merged, {"commands": previous_runs.get("commands", []), "notes": notes, "left_out": left_out, "examples": examples}
+    record = {"commands": previous_runs.get("commands", []), "notes": notes, "left_out": left_out, "examples": examples}
+    if "synthetic_seed" in previous_runs:
+        record["synthetic_seed"] = previous_runs["synthetic_seed"]
+    return merged, record
 
 
 def _cell(value: tuple[float, float]) -> str:
@@ -289,6 +297,7 @@ def markdown_report(
     notes: dict[str, str] | None = None,
     commands: Sequence[str] | None = None,
     by_source: dict[str, dict[str, dict[str, tuple[float, float]]]] | None = None,
+    synthetic_seed: int = TEST_SEED,
 ) -> str:
     notes = notes or {}
     by_source = by_source or {}
@@ -319,7 +328,8 @@ def markdown_report(
     for set_name in dict.fromkeys(s for s, _ in summary):
         rows = {m: v for (s, m), v in summary.items() if s == set_name}
         metrics = [m for m in (*AUDIO_METRICS, "clap", *PARAM_METRICS) if any(m in v for v in rows.values())]
-        lines += [f"## {set_name} ({next(iter(rows.values()))['n']} items)", ""]
+        fresh = f", drawn from seed {synthetic_seed}, not the test seed" if set_name == "synthetic" and synthetic_seed != TEST_SEED else ""
+        lines += [f"## {set_name} ({next(iter(rows.values()))['n']} items{fresh})", ""]
         lines.append("| method | failed | " + " | ".join(metrics) + " | s/item |")
         lines.append("| --- | --- | " + " | ".join("---" for _ in metrics) + " | --- |")
         for method, v in rows.items():
@@ -393,6 +403,12 @@ def run_benchmark(config: BenchmarkConfig, log=print) -> tuple[list[Result], Pat
     if config.keep_previous and csv_path.is_file():
         previous = read_csv(csv_path)
         check_previous(previous, sets, ran)
+        earlier_seed = synthetic_seed(json.loads(json_path.read_text()) if json_path.is_file() else {})
+        if "synthetic" in sets and earlier_seed != config.synthetic_seed:
+            raise ValueError(
+                f"{out}'s synthetic items were drawn from seed {earlier_seed}, this run's from {config.synthetic_seed}: "
+                "their rows would not be of the same targets; use another --out"
+            )
     renderer = Renderer(render)
     audio_metrics, param_metrics = AudioMetrics(render.sample_rate, clap), ParameterMetrics(space)
     results: list[Result] = []
@@ -408,6 +424,8 @@ def run_benchmark(config: BenchmarkConfig, log=print) -> tuple[list[Result], Pat
         results, runs = merge_previous(results, sets, ran, previous, previous_runs)
         log(f"kept earlier results of {sorted({r.method for r in results} - ran)} from {csv_path}")
     runs["commands"].append(config.command or "vital-gym benchmark")
+    if "synthetic" in sets:
+        runs["synthetic_seed"] = config.synthetic_seed
     runs["notes"].update({m.name: m.description for m in methods if getattr(m, "description", "")})
     runs["left_out"].update(skipped)
     write_csv(results, csv_path)
@@ -456,6 +474,11 @@ def example_images(entries: Sequence[str | dict[str, Any]]) -> list[tuple[str, s
     return out
 
 
+def synthetic_seed(runs: dict[str, Any]) -> int:
+    """The seed a ``runs.json`` record's synthetic items were drawn from (records from before it was kept: the test seed)."""
+    return int(runs.get("synthetic_seed", TEST_SEED))
+
+
 def record_paths(out: Path) -> tuple[Path, Path]:
     """Where a run's results live: the per-item CSV and the runs' record (commands, notes, images)."""
     return out / "benchmarks" / "items.csv", out / "benchmarks" / "runs.json"
@@ -471,7 +494,9 @@ def write_report(results: Sequence[Result], runs: dict[str, Any], config: Benchm
         images[name] = [(str(bars.relative_to(out)), ""), *examples]
     report = out / "benchmarks.md"
     report.write_text(
-        markdown_report(summary, config, runs.get("left_out", {}), images, runs.get("notes"), runs.get("commands"), summarise_by_source(results))
+        markdown_report(
+            summary, config, runs.get("left_out", {}), images, runs.get("notes"), runs.get("commands"), summarise_by_source(results), synthetic_seed(runs)
+        )
     )
     return report
 

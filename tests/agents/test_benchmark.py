@@ -163,14 +163,19 @@ def test_nearest_neighbour_on_fewer_samples_searches_only_the_first(tmp_path, ti
 
 
 @pytest.mark.parametrize("method", ["nearest", "mean"])
-def test_dataset_baselines_refuse_a_dataset_made_with_the_test_seed(tmp_path, tiny_codec, method):
-    config = tiny_config(seed=TEST_SEED)
+@pytest.mark.parametrize("test_seed", [TEST_SEED, 31])  # the test set's, or a fresh set's (--synthetic-seed)
+def test_dataset_baselines_refuse_a_dataset_made_with_the_synthetic_sets_seed(tmp_path, tiny_codec, method, test_seed):
+    config = tiny_config(seed=test_seed)
     generate(config, tmp_path / "ds", 2, workers=1, progress=False)
-    with pytest.raises(ValueError, match="test set's seed"):
+    render = RenderConfig.from_dict(config.render)
+    with pytest.raises(ValueError, match=f"test set's seed {test_seed}"):
         if method == "nearest":
-            NearestNeighbour(tmp_path / "ds", tiny_codec, RenderConfig.from_dict(config.render))
+            NearestNeighbour(tmp_path / "ds", tiny_codec, render, test_seed=test_seed)
         else:
-            MeanPreset(tmp_path / "ds", tiny_codec)
+            MeanPreset(tmp_path / "ds", tiny_codec, test_seed=test_seed)
+    other_seed = 32 if test_seed == TEST_SEED else TEST_SEED  # the same dataset is fine for another set
+    assert (NearestNeighbour(tmp_path / "ds", tiny_codec, render, test_seed=other_seed) if method == "nearest"
+            else MeanPreset(tmp_path / "ds", tiny_codec, test_seed=other_seed))
 
 
 def test_mean_preset_is_the_mean_of_continuous_and_the_mode_of_discrete_parameters(tmp_path, tiny_space, tiny_codec):
@@ -293,6 +298,27 @@ def test_keep_previous_replaces_the_rerun_methods_and_keeps_the_others(tmp_path)
     # Earlier rows for items this run does not have: the sets changed, so the merge is refused.
     with pytest.raises(ValueError, match="synthetic-0002"):
         run_benchmark(BenchmarkConfig.quick(**base, n_synthetic=2, methods=("random",), keep_previous=True), log=lambda *_: None)
+
+
+def test_a_fresh_synthetic_seed_draws_other_targets_and_is_never_merged_with_the_test_seeds(tmp_path):
+    dataset_yaml = tmp_path / "tiny.yaml"
+    dataset_yaml.write_text(yaml.safe_dump(tiny_config().to_dict()))
+    base = dict(dataset_config=str(dataset_yaml), sets=("synthetic",), n_synthetic=2, methods=("init",))
+    fresh, test = tmp_path / "fresh", tmp_path / "test"
+    _, report = run_benchmark(BenchmarkConfig.quick(**base, synthetic_seed=31, out=str(fresh)), log=lambda *_: None)
+    run_benchmark(BenchmarkConfig.quick(**base, out=str(test)), log=lambda *_: None)
+    assert "## synthetic (2 items, drawn from seed 31, not the test seed)" in report.read_text()
+    assert json.loads((fresh / "benchmarks" / "runs.json").read_text())["synthetic_seed"] == 31
+    rows = {out: {r["item"]: r["mrstft"] for r in csv.DictReader((out / "benchmarks" / "items.csv").open())} for out in (fresh, test)}
+    assert rows[fresh].keys() == rows[test].keys() and rows[fresh] != rows[test]  # the same names, other targets
+    # --report-only keeps saying which seed; rows of another seed are never merged into a folder.
+    report.unlink()
+    assert cli(["benchmark", "--report-only", "--out", str(fresh)]) == 0 and "drawn from seed 31" in report.read_text()
+    for out, seed in ((fresh, TEST_SEED), (test, 31)):
+        with pytest.raises(ValueError, match="use another --out"):
+            run_benchmark(BenchmarkConfig.quick(**base, synthetic_seed=seed, out=str(out), keep_previous=True), log=lambda *_: None)
+    with pytest.raises(ValueError, match="training data's"):  # the dataset config's own seed: training samples
+        run_benchmark(BenchmarkConfig.quick(**base, synthetic_seed=tiny_config().seed, out=str(tmp_path / "x")), log=lambda *_: None)
 
 
 def test_report_splits_a_set_of_several_sources_by_source():
