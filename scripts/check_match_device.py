@@ -28,6 +28,7 @@ from agents.benchmark.testsets import DEV_SEED, synthetic_set  # noqa: E402
 from agents.dataset.generate import DatasetConfig  # noqa: E402
 from agents.match import DEFAULT_DRAWS, Matcher  # noqa: E402
 
+SAME = 1e-4  # largest parameter difference (normalised units) still counted as the same candidate
 
 def seconds(fn, repeats: int = 3) -> float:
     """Median wall time of ``fn()`` after one warm-up call, synchronising a GPU around each."""
@@ -66,13 +67,14 @@ def main(argv: list[str] | None = None) -> int:
     for k, it in enumerate(items):
         a = cpu.candidates(it.audio, it.midi_note, args.draws, seed=k)
         b = other.candidates(it.audio, it.midi_note, args.draws, seed=k)
-        rows_equal = np.all(np.abs(a - b) <= 1e-4, axis=1)
+        rows_equal = np.all(np.abs(a - b) <= SAME, axis=1)
         agree += bool(rows_equal.all())
         xa, _, da, _ = cpu.render_closest(it.audio, a, it.midi_note, it.velocity)
         xb, _, db, _ = other.render_closest(it.audio, b, it.midi_note, it.velocity)
-        same_choice += bool(np.abs(xa - xb).max() <= 1e-4)
+        same = bool(np.abs(xa - xb).max() <= SAME)
+        same_choice += same
         print(f" {it.name:15s} {int(rows_equal.sum()):3d} / {len(a):<3d}        {np.abs(a - b).max():.2e}            "
-              f"{'yes' if np.abs(xa - xb).max() <= 1e-4 else 'no ':3s}          {da:.4f} / {db:.4f}")
+              f"{'yes' if same else 'no ':3s}          {da:.4f} / {db:.4f}")
         if k < 4:  # timing on a few targets is enough; the renders dominate a match anyway
             for name, m in zip(times, (cpu, other)):
                 times[name].append(seconds(lambda m=m: m.candidates(it.audio, it.midi_note, args.draws, seed=k)))

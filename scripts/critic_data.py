@@ -37,6 +37,7 @@ from agents.dataset.shards import quantise  # noqa: E402
 from agents.match import DEFAULT_MODEL, Matcher  # noqa: E402
 from agents.supervised.critic import ARRAYS, META_FILE, model_digest, part_path  # noqa: E402
 
+
 def recorded_path(path: Path) -> str:
     """``path`` relative to the working directory where it lies under it (the shipped model, by default),
     so the record names the same model in another checkout; else as given."""

@@ -403,7 +403,8 @@ def run_benchmark(config: BenchmarkConfig, log=print) -> tuple[list[Result], Pat
     if config.keep_previous and csv_path.is_file():
         previous = read_csv(csv_path)
         check_previous(previous, sets, ran)
-        earlier_seed = synthetic_seed(json.loads(json_path.read_text()) if json_path.is_file() else {})
+        previous_runs = json.loads(json_path.read_text()) if json_path.is_file() else {}
+        earlier_seed = synthetic_seed(previous_runs)
         if "synthetic" in sets and earlier_seed != config.synthetic_seed:
             raise ValueError(
                 f"{out}'s synthetic items were drawn from seed {earlier_seed}, this run's from {config.synthetic_seed}: "
@@ -420,7 +421,6 @@ def run_benchmark(config: BenchmarkConfig, log=print) -> tuple[list[Result], Pat
         examples[name] = (items[: config.examples], renders)
     runs: dict[str, Any] = {"commands": [], "notes": {}, "left_out": {}, "examples": {}}
     if previous is not None:
-        previous_runs = json.loads(json_path.read_text()) if json_path.is_file() else {}
         results, runs = merge_previous(results, sets, ran, previous, previous_runs)
         log(f"kept earlier results of {sorted({r.method for r in results} - ran)} from {csv_path}")
     runs["commands"].append(config.command or "vital-gym benchmark")

@@ -155,7 +155,8 @@ class Pools:
 
     def report(self, held_out: torch.Tensor, with_critic: np.ndarray, **extra: Any) -> dict[str, Any]:
         """The critic's figures on the ``held_out`` targets, paired with the matcher without one (the first ``keep`` candidates)."""
-        without, oracle = self.baselines(held_out).values()
+        baselines = self.baselines(held_out)
+        without, oracle = baselines["no_critic"], baselines["closest_in_pool"]
         return {
             **extra, "renders": self.keep, "pool": self.distance.shape[1],
             "held_out_distance": {"without_critic": float(without.mean()), "with_critic": float(with_critic.mean()), "closest_in_pool": float(oracle.mean())},
