@@ -1,26 +1,34 @@
-"""The ``vital-gym`` command.
+"""The ``vital-gym`` command: one entry point for every workflow.
 
-    vital-gym dataset generate --config configs/dataset/core.yaml --n 100000 --out data/core --workers 2
-    vital-gym dataset generate --config configs/dataset/core.yaml --n 100000 --out data/core_audiomae --observation frontend=audiomae
+    vital-gym match target.wav -o out.vital                 # audio in, Vital preset out
+    vital-gym match clips/ -o matches/                      # a folder: every file, and matches.csv
+    vital-gym describe preset.vital
+    vital-gym dataset generate --config core --n 100000 -o data/core
     vital-gym dataset verify data/core
-    vital-gym dataset features data/core --out data/core_audiomae --observation frontend=audiomae
-    vital-gym benchmark --presets ../shared/presets --audio data/voice --dataset data/core
-    vital-gym match target.wav -o out.vital [--checkpoint DIR] [--refine 200]
-    vital-gym checkpoint standalone runs/supervised_audiomae/best --out models/audiomae_lora
-    vital-gym describe preset.vital [--space core]
-    vital-gym sensitivity --config configs/dataset/core.yaml --presets 48 --out configs/sensitivity/core.json
+    vital-gym train --config supervised_cpu --dataset data/core -o runs/supervised
+    vital-gym critic data --seed 11 --n 800 -o data/critic_s11
+    vital-gym critic train --data data/critic_s11 -o runs/critic
+    vital-gym ppo --config ppo --checkpoint runs/supervised/best -o runs/ppo
+    vital-gym benchmark --dataset data/core
+    vital-gym compare main=docs/benchmarks/items.csv --reference main:nearest
+
+The same flag means the same thing everywhere: ``-o/--out`` is what a command writes, ``--config`` the
+command's own config (a shipped name or a YAML path, :mod:`vital_gym.resources`), ``--n`` how many items
+to make, ``--seed`` the seed, ``--workers`` the processes or threads, ``--part I/N`` that this run is
+process I of N working side by side, and ``-q`` silences progress bars. Heavy modules are imported by
+the command that needs them, so ``vital-gym match`` runs without the training extras installed.
+
+Exit status: 0 on success, 2 on bad input (a clear message naming it, on standard error), 1 where a
+check fails (``dataset verify``).
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import shlex
 import sys
 from pathlib import Path
 from typing import Any
-
-os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing here needs the Hugging Face hub
 
 
 def key_values(pairs: list[str] | None, flag: str) -> dict[str, Any] | None:
@@ -39,15 +47,17 @@ def key_values(pairs: list[str] | None, flag: str) -> dict[str, Any] | None:
     return out
 
 
+# ---------------------------------------------------------------------------------------------- dataset
 def _generate(args: argparse.Namespace) -> int:
     from agents.dataset.generate import DatasetConfig, default_workers, generate
+    from vital_gym.resources import find_config
 
     overrides = {
         "space": args.space, "seed": args.seed, "shard_size": args.shard_size,
         "observation": key_values(args.observation, "--observation"),
     }
     config = (
-        DatasetConfig.from_yaml(args.config, **overrides)
+        DatasetConfig.from_yaml(find_config("dataset", args.config), **overrides)
         if args.config
         else DatasetConfig.from_dict({k: v for k, v in overrides.items() if v is not None})
     )
@@ -83,11 +93,116 @@ def _features(args: argparse.Namespace) -> int:
     return 0
 
 
+def _select(args: argparse.Namespace) -> int:
+    from agents.dataset.select import run
+
+    return run(args)
+
+
+def _voice(args: argparse.Namespace) -> int:
+    from agents.dataset.voice import make_voice_set
+
+    paths = make_voice_set(args.out)
+    print(f"wrote {len(paths)} files to {args.out}")
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------- training
+def _train(args: argparse.Namespace) -> int:
+    from agents.supervised.train import TrainConfig, train
+    from vital_gym.resources import find_config
+
+    dataset = args.dataset[0] if args.dataset and len(args.dataset) == 1 else args.dataset
+    config = TrainConfig.from_yaml(
+        find_config("train", args.config) if args.config else None, dataset=dataset, out=args.out, steps=args.steps,
+        batch_size=args.batch_size, device=args.device, init_from=args.init_from, seed=args.seed,
+    )
+    best = train(config, resume=args.resume, progress=not args.quiet)
+    print(f"best checkpoint: {best}")
+    return 0
+
+
+def _critic_data(args: argparse.Namespace) -> int:
+    from agents.supervised.critic_data import run
+
+    return run(args)
+
+
+def _critic_train(args: argparse.Namespace) -> int:
+    from agents.supervised.train_critic import run
+
+    return run(args)
+
+
+def _ppo(args: argparse.Namespace) -> int:
+    from agents.ppo.train import RLConfig, train
+    from vital_gym.resources import find_config
+
+    config = RLConfig.from_yaml(
+        find_config("rl", args.config), n_timesteps=args.steps, algo=args.algo, out=args.out, seed=args.seed,
+        eval_every=args.eval_every, n_eval=args.n_eval,
+    )
+    if args.checkpoint:
+        config.policy_kwargs = {**config.policy_kwargs, "checkpoint": None if args.checkpoint == "none" else args.checkpoint}
+    if args.targets:
+        config.env_kwargs = {**config.env_kwargs, "targets": args.targets}
+    train(config, progress=not args.quiet)
+    return 0
+
+
+def _curves(args: argparse.Namespace) -> int:
+    from agents.ppo.curves import plot, read_history, table
+
+    runs = {}
+    for spec in args.run:
+        label, sep, folder = spec.partition("=")
+        if not sep or not label or not folder:
+            raise ValueError(f"--run {spec!r}: expected LABEL=FOLDER")
+        runs[label] = read_history(Path(folder))
+    print(table(runs))
+    print(f"wrote {plot(runs, args.out, args.title)}")
+    return 0
+
+
+def _sensitivity(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from agents.dataset.generate import DatasetConfig
+    from agents.supervised.sensitivity import SENSITIVITY_SEED, measure_sensitivity
+    from vital_gym.params import ParameterSpace
+    from vital_gym.resources import find_config
+
+    config = DatasetConfig.from_yaml(find_config("dataset", args.config))
+    if args.audible_only:  # a file measured before the shares were recorded
+        from agents.supervised.sensitivity import Sensitivity, with_audible_shares
+
+        space = ParameterSpace.from_spec(config.space)
+        path = with_audible_shares(Sensitivity.load(args.out, space), config).save(args.out)
+        print(f"wrote {path}: audible shares added, distances kept")
+        return 0
+    with tqdm(total=args.n, unit="preset", disable=args.quiet) as bar:
+        s = measure_sensitivity(config, args.n, args.step, SENSITIVITY_SEED if args.seed is None else args.seed, lambda: bar.update(1))
+    path = s.save(args.out)
+    top = sorted(s.values.items(), key=lambda kv: -kv[1])[:10]
+    print(f"wrote {path}; most sensitive: " + ", ".join(f"{k} {v:.3f}" for k, v in top))
+    return 0
+
+
+def _standalone(args: argparse.Namespace) -> int:
+    from agents.supervised.checkpoint import MODEL_FILE, standalone
+
+    source = Path(args.folder) / MODEL_FILE
+    out = standalone(args.folder, args.out, args.base_encoder) / MODEL_FILE
+    print(f"wrote {out}: every weight, {out.stat().st_size / 1e6:.1f} MB ({source}: {source.stat().st_size / 1e6:.1f} MB)")
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------- evaluation
 def _benchmark(args: argparse.Namespace) -> int:
     from agents.benchmark.run import BenchmarkConfig, rewrite_report, run_benchmark
 
     fields = {
-        "dataset_config": args.dataset_config,
+        "dataset_config": args.config,
         "sets": tuple(args.sets.split(",")) if args.sets else None,
         "methods": tuple(args.methods.split(",")) if args.methods else None,
         "n_synthetic": args.n_synthetic,
@@ -113,43 +228,52 @@ def _benchmark(args: argparse.Namespace) -> int:
     if args.report_only:
         print(f"report: {rewrite_report(config)}")
         return 0
-    _, report = run_benchmark(config)
+    _, report = run_benchmark(config, progress=not args.quiet)
     print(f"report: {report}")
     return 0
 
 
+def _compare(args: argparse.Namespace) -> int:
+    from agents.benchmark.compare import compare
+
+    sources = {}
+    for spec in args.csv:
+        label, sep, path = spec.partition("=")
+        if not sep or not label or not Path(path).is_file():
+            raise ValueError(f"{spec!r}: give LABEL=PATH of an existing items.csv")
+        sources[label] = Path(path)
+    print(compare(sources, args.reference, args.metric, args.by_source))
+    return 0
+
+
 def _match(args: argparse.Namespace) -> int:
-    from agents.match import DEFAULT_DRAWS, Matcher
+    from agents.match import DEFAULT_DRAWS, Matcher, audio_files, match_files
 
-    matcher = Matcher(
-        args.checkpoint, screen=not args.no_screen, base_encoder=args.base_encoder, render_workers=args.render_workers,
-        critic=args.critic,
+    files, batch = audio_files(args.targets)
+    out = Path(args.out)
+    if not batch and out.suffix != ".vital":
+        raise ValueError(f"-o {out}: one target is written as a .vital file (a .wav and .png go beside it)")
+    if batch and out.suffix:
+        raise ValueError(f"-o {out}: several targets are written into a folder, not a file")
+    matcher = Matcher(args.checkpoint, screen=not args.no_screen, base_encoder=args.base_encoder, render_workers=args.workers, critic=args.critic)
+    settings = dict(
+        midi_note=args.note, velocity=args.velocity, refine_budget=args.refine, seed=args.seed, select=not args.top_score,
+        draws=DEFAULT_DRAWS if args.draws is None else args.draws,
     )
-    target = matcher.load_target(args.target)
-    draws = DEFAULT_DRAWS if args.draws is None else args.draws
-    result = matcher.match(target, args.note, args.velocity, args.refine, args.seed, select=not args.top_score, draws=draws)
-    paths = matcher.write(result, args.output)
-    print(f"wrote {', '.join(str(p) for p in paths)}")
-    print(f"note {result.midi_note} ({'given' if args.note is not None else 'estimated pitch'}), velocity {result.velocity}")
-    print(f"spectral distance: {result.predicted_distance:.4f} (prediction, {result.seconds:.2f} s)")
-    if len(result.candidate_distances) > 1:
-        ranked = "screening renders" if matcher.screen else "exact renders"
-        print(f"  closest of {len(result.candidate_distances)} candidates ranked on {ranked} (there, best-scored hypothesis: {result.candidate_distances[0]:.4f})")
-    if result.refined is not None:
-        r = result.refined
-        print(f"  after refinement: {result.distance:.4f} ({r.renders} renders, {100 * r.gain:.1f}% lower)")
-    print()
-    print(result.description)
-    return 0
-
-
-def _standalone(args: argparse.Namespace) -> int:
-    from agents.supervised.checkpoint import MODEL_FILE, standalone
-
-    source = Path(args.folder) / MODEL_FILE
-    out = standalone(args.folder, args.out, args.base_encoder) / MODEL_FILE
-    print(f"wrote {out}: every weight, {out.stat().st_size / 1e6:.1f} MB ({source}: {source.stat().st_size / 1e6:.1f} MB)")
-    return 0
+    if not batch:
+        result = matcher.match(matcher.load_target(files[0]), **settings)
+        paths = matcher.write(result, out)
+        print(f"wrote {', '.join(str(p) for p in paths)}")
+        print(result.summary(given_note=args.note is not None))
+        print()
+        print(result.description)
+        return 0
+    rows = match_files(matcher, files, out, progress=not args.quiet, **settings)
+    failed = [r for r in rows if r.error]
+    for r in failed:
+        print(f"vital-gym: error: {r.error}", file=sys.stderr)
+    print(f"matched {len(rows) - len(failed)} of {len(rows)} files into {out} (table: {out / 'matches.csv'})")
+    return 2 if len(failed) == len(rows) else 0
 
 
 def _describe(args: argparse.Namespace) -> int:
@@ -166,142 +290,198 @@ def _describe(args: argparse.Namespace) -> int:
     return 0
 
 
-def _sensitivity(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
-    from agents.dataset.generate import DatasetConfig
-    from agents.supervised.sensitivity import SENSITIVITY_SEED, measure_sensitivity
-    from vital_gym.params import ParameterSpace
-
-    config = DatasetConfig.from_yaml(args.config)
-    if args.audible_only:  # a file measured before the shares were recorded
-        from agents.supervised.sensitivity import Sensitivity, with_audible_shares
-
-        space = ParameterSpace.from_spec(config.space)
-        path = with_audible_shares(Sensitivity.load(args.out, space), config).save(args.out)
-        print(f"wrote {path}: audible shares added, distances kept")
-        return 0
-    with tqdm(total=args.presets, unit="preset", disable=args.quiet) as bar:
-        s = measure_sensitivity(config, args.presets, args.step, SENSITIVITY_SEED if args.seed is None else args.seed, lambda: bar.update(1))
-    path = s.save(args.out)
-    top = sorted(s.values.items(), key=lambda kv: -kv[1])[:10]
-    print(f"wrote {path}; most sensitive: " + ", ".join(f"{k} {v:.3f}" for k, v in top))
-    return 0
+# ---------------------------------------------------------------------------------------------- parser
+def _out(parser: argparse.ArgumentParser, help: str, required: bool = True) -> None:
+    parser.add_argument("-o", "--out", required=required, help=help)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="vital-gym", description="vital-gym: inverse synthesis on Vital")
-    sub = parser.add_subparsers(dest="command", required=True)
-    dataset = sub.add_parser("dataset", help="generate and check (audio, parameters) datasets").add_subparsers(
-        dest="action", required=True
+def _add_critic_choice(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument(
+        "--critic", metavar="DIR", default=True,
+        help=f"a candidate critic trained for the model (default: the model folder's own, if it has one): {what}",
     )
-    gen = dataset.add_parser("generate", help="generate or resume a dataset")
-    gen.add_argument("--config", help="a dataset YAML (configs/dataset/core.yaml)")
-    gen.add_argument("--space", help="parameter space name or YAML (overrides the config)")
+    parser.add_argument("--no-critic", dest="critic", action="store_false", help="render the first drawn candidates, not a critic's choice")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``vital-gym`` argument parser: every subcommand and its flags."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+
+    parser = argparse.ArgumentParser(
+        prog="vital-gym", description="vital-gym: inverse synthesis on the Vital synthesizer", epilog="See docs/cli.md for every workflow.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(group, name: str, help: str, func) -> argparse.ArgumentParser:
+        p = group.add_parser(name, help=help, description=help, parents=[common])
+        p.set_defaults(func=func)
+        return p
+
+    # match, describe
+    match = command(sub, "match", "find a Vital preset that recreates an audio clip (or every clip of a folder)", _match)
+    match.add_argument("targets", nargs="+", metavar="TARGET", help="audio files (wav/flac/ogg, one note each) or folders of them")
+    _out(match, "one target: the .vital to write (a .wav and .png go beside it); several or a folder: the output folder, with matches.csv")
+    match.add_argument("--checkpoint", help="a trained model folder (default: the shipped model)")
+    match.add_argument("--base-encoder", help="an adapter checkpoint's base encoder file, where it is now (default: where the checkpoint recorded it)")
+    match.add_argument("--note", type=int, help="MIDI note to render at (default: each target's estimated pitch)")
+    match.add_argument("--velocity", type=float, default=0.7)
+    match.add_argument("--refine", type=int, default=0, metavar="RENDERS", help="CMA-ES refinement through Vita with this many renders")
+    match.add_argument("--seed", type=int, default=0, help="seeds the drawn candidates and the refinement")
+    match.add_argument("--draws", type=int, metavar="N", help="presets drawn per hypothesis and rendered (default 2; 0: the hypotheses only)")
+    _add_critic_choice(match, "it chooses which drawn candidates are rendered")
+    match.add_argument("--no-screen", action="store_true", help="rank the candidates on exact renders, not screening ones (slower)")
+    match.add_argument("--workers", type=int, metavar="N", help="threads rendering candidates side by side (default: one per core, at most 4)")
+    match.add_argument("--top-score", action="store_true", help="keep the best-scored hypothesis unrendered instead of rendering all candidates")
+
+    describe = command(sub, "describe", "describe a .vital preset in plain language", _describe)
+    describe.add_argument("preset", help="a .vital file")
+    describe.add_argument("--space", default="core", help="the parameter space (name or YAML) whose parameters are described (default core)")
+
+    # dataset
+    dataset = sub.add_parser("dataset", help="generate, check and select (audio, parameters) datasets")
+    ds = dataset.add_subparsers(dest="action", required=True, metavar="ACTION")
+    gen = command(ds, "generate", "generate a dataset, or resume one", _generate)
+    gen.add_argument("--config", help="a dataset config: a shipped name (core) or a YAML path")
+    gen.add_argument("--space", help="parameter space name or YAML (overrides the config's)")
     gen.add_argument("--n", type=int, required=True, help="number of samples")
-    gen.add_argument("--out", required=True, help="output folder (re-run the same command to resume)")
+    _out(gen, "output folder (run the same command again to resume)")
     gen.add_argument("--workers", type=int, default=0, help="processes (default: one per core)")
     gen.add_argument("--seed", type=int, help="overrides the config's seed")
-    gen.add_argument("--shard-size", type=int, help="samples per shard (overrides the config)")
-    gen.add_argument(
-        "--observation", nargs="+", metavar="KEY=VALUE",
-        help="observation settings instead of the config's, e.g. frontend=audiomae (AudioMAE's filterbank)",
-    )
-    gen.add_argument("--quiet", action="store_true", help="no progress bar")
-    gen.set_defaults(func=_generate)
-    ver = dataset.add_parser("verify", help="check every shard against the manifest's checksums")
+    gen.add_argument("--shard-size", type=int, help="samples per shard (overrides the config's)")
+    gen.add_argument("--observation", nargs="+", metavar="KEY=VALUE", help="observation settings instead of the config's, e.g. frontend=audiomae")
+    ver = command(ds, "verify", "check every shard against the manifest's checksums", _verify)
     ver.add_argument("folder")
-    ver.set_defaults(func=_verify)
-    feat = dataset.add_parser("features", help="copy a dataset with other observations, computed from its stored audio")
+    feat = command(ds, "features", "copy a dataset with other observations, computed from its stored audio", _features)
     feat.add_argument("folder", help="the dataset to read (it must store audio)")
-    feat.add_argument("--out", required=True, help="the new dataset's folder (re-run the same command to resume)")
+    _out(feat, "the new dataset's folder (run the same command again to resume)")
     feat.add_argument("--observation", nargs="+", required=True, metavar="KEY=VALUE", help="observation settings, e.g. frontend=audiomae")
     feat.add_argument("--workers", type=int, default=0, help="processes (default: one per core)")
-    feat.set_defaults(func=_features)
-    bench = sub.add_parser("benchmark", help="compare methods on fixed test sets (writes docs/benchmarks.md)")
-    bench.add_argument("--quick", action="store_true", help="a handful of items, no Syntheon (what CI runs)")
-    bench.add_argument("--dataset-config", help="dataset YAML giving the space, render settings and sampling")
+    sel = command(ds, "select", "targets labelled with the matcher's own closest candidate (expert iteration)", _select)
+    sel.add_argument("--checkpoint", help="the model whose candidates label the targets (default: the shipped model)")
+    sel.add_argument("--config", default="core", help="the dataset config the targets are drawn from (default core)")
+    sel.add_argument("--n", type=int, required=True, help="targets (each written twice: true and selected label)")
+    sel.add_argument("--seed", type=int, default=1, help="the targets' seed (not the training data's or the benchmark's)")
+    sel.add_argument("--sources", nargs="+", metavar="NAME", help="draw from these sources of the config only, weighted as there")
+    sel.add_argument("--draws", type=int, default=2, help="presets drawn per hypothesis (default 2)")
+    sel.add_argument("--refine", type=int, default=0, metavar="RENDERS", help="CMA-ES renders after the selection (0: none)")
+    sel.add_argument("--shard-size", type=int, default=100, help="targets per shard (a shard holds twice as many rows)")
+    sel.add_argument("--part", help="I/N: this run is process I of N side by side; a final run without --part writes the manifest")
+    _out(sel, "the dataset folder (run the same command again to resume)")
+    voice = command(ds, "voice", "make a voice-like target set with espeak-ng: sustained vowels and hums", _voice)
+    _out(voice, "output folder (created)")
+
+    # training
+    train = command(sub, "train", "train the supervised sound matcher on a dataset", _train)
+    train.add_argument("--config", help="a training config: a shipped name (supervised_cpu) or a YAML path")
+    train.add_argument("--dataset", nargs="+", help="a dataset folder, or several trained on as one")
+    _out(train, "the run's folder (checkpoints, TensorBoard logs)", required=False)
+    train.add_argument("--steps", type=int)
+    train.add_argument("--batch-size", type=int)
+    train.add_argument("--device", help="cpu, cuda, ... (default: cuda where available)")
+    train.add_argument("--seed", type=int)
+    train.add_argument("--resume", action="store_true", help="carry on from OUT/last")
+    train.add_argument("--init-from", metavar="CHECKPOINT", help="start from this checkpoint's weights (a model folder)")
+
+    critic = sub.add_parser("critic", help="the candidate critic: its rendered pools and its training")
+    cr = critic.add_subparsers(dest="action", required=True, metavar="ACTION")
+    cdata = command(cr, "data", "render candidate pools: a critic's training data", _critic_data)
+    cdata.add_argument("--checkpoint", help="the model whose candidates are rendered (default: the shipped model)")
+    cdata.add_argument("--config", default="core", help="the dataset config the targets are drawn from (default core)")
+    cdata.add_argument("--seed", type=int, required=True, help="the targets' seed (not the training data's or the benchmark's)")
+    cdata.add_argument("--n", type=int, required=True, help="targets, over all parts")
+    cdata.add_argument("--draws", type=int, default=12, help="drawn candidates per hypothesis: the pool (default 12)")
+    _out(cdata, "the pools' folder (run the same command again to resume)")
+    cdata.add_argument("--part", default="0/1", help="I/N: this run is process I of N side by side (default 0/1)")
+    cdata.add_argument("--save-every", type=int, default=2, help="targets between saves")
+    ctrain = command(cr, "train", "train a critic on rendered pools (or cross-validate, or evaluate one)", _critic_train)
+    ctrain.add_argument("--config", help="a YAML of critic training settings; the flags below override it")
+    ctrain.add_argument("--data", nargs="+", help="pool folders made by vital-gym critic data")
+    _out(ctrain, "the critic's folder", required=False)
+    ctrain.add_argument("--checkpoint", help="the model the pools were made with (default: the shipped model)")
+    ctrain.add_argument("--steps", type=int)
+    ctrain.add_argument("--seed", type=int)
+    what = ctrain.add_mutually_exclusive_group()
+    what.add_argument("--folds", type=int, help="cross-validate the settings over N folds instead (nothing saved)")
+    what.add_argument("--evaluate", metavar="CRITIC", help="evaluate this trained critic on --data instead")
+    ctrain.add_argument("--items", metavar="CSV", help="also write each held-out target's figures as a benchmark items.csv (for vital-gym compare)")
+
+    ppo = command(sub, "ppo", "fine-tune the supervised policy with PPO (or TRPO) on VitalMatch-v0", _ppo)
+    ppo.add_argument("--config", default="ppo", help="an RL config: a shipped name (ppo, trpo) or a YAML path (default ppo)")
+    ppo.add_argument("--checkpoint", help="the supervised model to start from (default: the config's); 'none' for PPO from scratch")
+    ppo.add_argument("--targets", help="'random', 'dataset:CONFIG', 'audio:DIR' or 'presets:DIR' (overrides the config's)")
+    ppo.add_argument("--steps", type=int, help="environment steps (the config's n_timesteps)")
+    ppo.add_argument("--algo", help="ppo or trpo (overrides the config's)")
+    _out(ppo, "the run's folder", required=False)
+    ppo.add_argument("--seed", type=int)
+    ppo.add_argument("--eval-every", type=int, help="environment steps between held-out evaluations")
+    ppo.add_argument("--n-eval", type=int, help="held-out targets per evaluation")
+    curves = command(sub, "curves", "plot the held-out learning curves of PPO runs", _curves)
+    curves.add_argument("--run", action="append", required=True, metavar="LABEL=FOLDER", help="a finished run (repeat for several)")
+    _out(curves, "the PNG to write")
+    curves.add_argument("--title", default="PPO on VitalMatch-v0: held-out evaluation")
+
+    sens = command(sub, "sensitivity", "measure how much each parameter moves the sound (loss weights for training)", _sensitivity)
+    sens.add_argument("--config", required=True, help="a dataset config: the space, render settings and how presets are drawn")
+    sens.add_argument("--n", type=int, default=48, help="presets to measure on; each costs one render per parameter (default 48)")
+    sens.add_argument("--step", type=float, default=0.1, help="how far a continuous parameter moves, in normalised units")
+    sens.add_argument("--seed", type=int, help="preset seed (default: one reserved for sensitivity)")
+    _out(sens, "the JSON to write (training configs name it as `sensitivity`)")
+    sens.add_argument("--audible-only", action="store_true", help="add to OUT, measured with this config, the share of presets where each parameter's module was on")
+
+    ckpt = sub.add_parser("checkpoint", help="trained model checkpoints")
+    ck = ckpt.add_subparsers(dest="action", required=True, metavar="ACTION")
+    alone = command(ck, "standalone", "copy an adapter checkpoint with its base encoder's weights written in", _standalone)
+    alone.add_argument("folder", help="a checkpoint folder (model.safetensors + config.json)")
+    _out(alone, "the new checkpoint folder (must not exist)")
+    alone.add_argument("--base-encoder", help="the base encoder file, where it is now (default: where the checkpoint recorded it)")
+
+    # evaluation
+    bench = command(sub, "benchmark", "compare methods on fixed test sets (writes OUT/benchmarks.md)", _benchmark)
+    bench.add_argument("--quick", action="store_true", help="a handful of items, no Syntheon")
+    bench.add_argument("--config", help="the dataset config giving the space, render settings and synthetic sampling (default core)")
     bench.add_argument("--sets", help="comma-separated: synthetic,human,voice (default: all with a folder)")
     bench.add_argument("--methods", help="comma-separated: init,random,mean,nearest,nearest+refine,library,supervised,supervised-top,supervised+refine,ppo,syntheon")
     bench.add_argument("--n-synthetic", type=int, help="synthetic items (default 200)")
-    bench.add_argument(
-        "--synthetic-seed", type=int,
-        help="draw the synthetic items from this seed instead of the test seed: a fresh set for a re-test (use a new --out)",
-    )
+    bench.add_argument("--synthetic-seed", type=int, help="draw the synthetic items from this seed instead of the test seed: a fresh set for a re-test (use a new --out)")
     bench.add_argument("--limit", type=int, help="at most this many human and voice items")
     bench.add_argument("--presets", help="folder of .vital files: the human set (default ../shared/presets)")
     bench.add_argument("--audio", help="folder of audio files: the voice set")
-    bench.add_argument("--library", help="library lookup's folder of .vital files (default: --presets)")
+    bench.add_argument("--library", help="library lookup's folder of .vital files (default: --presets, leave-one-out)")
     bench.add_argument("--dataset", help="a generated dataset for the mean preset and nearest neighbour")
-    bench.add_argument("--checkpoint", help="a trained model for supervised and supervised+refine (default: the shipped one)")
+    bench.add_argument("--checkpoint", help="a trained model for the supervised methods (default: the shipped one)")
     bench.add_argument("--refine-budget", type=int, help="renders per item for supervised+refine and nearest+refine (default 100)")
-    bench.add_argument("--critic", default=True, help="a candidate critic for the model (default: the model folder's own, if it has one): supervised and supervised+refine render the draws it ranks first")
-    bench.add_argument("--no-critic", dest="critic", action="store_false", help="supervised and supervised+refine render their first draws, not a critic's choice")
-    bench.add_argument("--draws", type=int, help="presets drawn per hypothesis by supervised and supervised+refine (default 2; 0: hypotheses only)")
-    bench.add_argument("--policy", help="a policy saved by agents/ppo/train.py (runs/ppo/best) for method ppo")
+    bench.add_argument("--draws", type=int, help="presets drawn per hypothesis by the supervised methods (default 2; 0: hypotheses only)")
+    _add_critic_choice(bench, "supervised and supervised+refine render the draws it ranks first")
+    bench.add_argument("--policy", help="a policy saved by vital-gym ppo (runs/ppo/best) for method ppo")
     bench.add_argument("--syntheon-python", help="python of Syntheon's venv (default .syntheon-venv/bin/python)")
     bench.add_argument("--clap-checkpoint", help="a local CLAP checkpoint: adds CLAP similarity")
-    bench.add_argument(
-        "--keep-previous", action="store_true",
-        help="merge into OUT's earlier results: the methods run now replace their rows, the others keep theirs",
-    )
-    bench.add_argument("--report-only", action="store_true", help="rebuild the report and charts from OUT's results; run nothing")
-    bench.add_argument("--out", help="where docs/benchmarks.md, docs/benchmarks/items.csv, docs/img/ go (default docs)")
-    bench.set_defaults(func=_benchmark)
-    match = sub.add_parser("match", help="find a Vital preset that recreates an audio clip")
-    match.add_argument("target", help="audio file (wav/flac/ogg), one note; the first seconds are used")
-    match.add_argument("-o", "--output", required=True, help="the .vital to write (a .wav and .png go beside it)")
-    match.add_argument("--checkpoint", help="a trained model folder (default: the shipped model)")
-    match.add_argument("--base-encoder", help="an adapter checkpoint's base encoder file, where it is now (default: where the checkpoint recorded it)")
-    match.add_argument("--note", type=int, help="MIDI note to render at (default: the target's estimated pitch)")
-    match.add_argument("--velocity", type=float, default=0.7)
-    match.add_argument("--refine", type=int, default=0, help="CMA-ES refinement through Vita with this many renders")
-    match.add_argument("--seed", type=int, default=0, help="seeds the drawn candidates and the refinement")
-    match.add_argument(
-        "--draws", type=int, default=None, metavar="N",
-        help="presets drawn per hypothesis from its predictive distributions, all rendered (default: agents.match.DEFAULT_DRAWS, 2; 0: the hypotheses only)",
-    )
-    match.add_argument(
-        "--critic", metavar="DIR", default=True,
-        help="a candidate critic trained for the model (default: the model folder's own, if it has one; python -m agents.supervised.train_critic)",
-    )
-    match.add_argument("--no-critic", dest="critic", action="store_false", help="render the first drawn candidates, not those a critic chooses from a larger pool")
-    match.add_argument("--no-screen", action="store_true", help="rank the candidates on exact renders, not screening ones (slower)")
-    match.add_argument(
-        "--render-workers", type=int, metavar="N",
-        help="threads rendering the candidates side by side (default: one per core, at most 4); more are faster on a machine with more cores",
-    )
-    match.add_argument("--top-score", action="store_true", help="a model with several hypotheses: keep the best-scored one unrendered instead of rendering all")
-    match.set_defaults(func=_match)
-    ckpt = sub.add_parser("checkpoint", help="trained model checkpoints").add_subparsers(dest="checkpoint_command", required=True)
-    alone = ckpt.add_parser("standalone", help="copy an adapter checkpoint with its base encoder's weights written in")
-    alone.add_argument("folder", help="a checkpoint folder (model.safetensors + config.json)")
-    alone.add_argument("--out", required=True, help="the new checkpoint folder (must not exist)")
-    alone.add_argument("--base-encoder", help="the base encoder file, where it is now (default: where the checkpoint recorded it)")
-    alone.set_defaults(func=_standalone)
+    bench.add_argument("--keep-previous", action="store_true", help="merge into OUT's earlier results: the methods run now replace their rows")
+    bench.add_argument("--report-only", action="store_true", help="rebuild the report and charts from OUT's records; run nothing")
+    _out(bench, "where benchmarks.md, benchmarks/items.csv and img/ go (default docs)", required=False)
 
-    describe = sub.add_parser("describe", help="describe a .vital preset in plain language, as vital-gym match does its result")
-    describe.add_argument("preset", help="a .vital file")
-    describe.add_argument("--space", default="core", help="parameter space name or YAML whose parameters are described (default core)")
-    describe.set_defaults(func=_describe)
-    sens = sub.add_parser("sensitivity", help="measure how much each parameter moves the sound (loss weights for training)")
-    sens.add_argument("--config", required=True, help="a dataset YAML: the space, render settings and how presets are drawn")
-    sens.add_argument("--presets", type=int, default=48, help="presets to measure on (each costs one render per parameter)")
-    sens.add_argument("--step", type=float, default=0.1, help="how far a continuous parameter moves, in normalised units")
-    sens.add_argument("--seed", type=int, help="preset seed (default: one reserved for sensitivity)")
-    sens.add_argument("--out", required=True, help="the JSON to write (train configs name it as `sensitivity`)")
-    sens.add_argument("--quiet", action="store_true", help="no progress bar")
-    sens.add_argument(
-        "--audible-only", action="store_true",
-        help="add to the existing OUT (measured with this config) the share of its presets where each parameter's module was on",
-    )
-    sens.set_defaults(func=_sensitivity)
+    compare = command(sub, "compare", "paired comparison of benchmark methods, item by item", _compare)
+    compare.add_argument("csv", nargs="+", metavar="LABEL=PATH", help="a benchmark items.csv, labelled")
+    compare.add_argument("--reference", required=True, metavar="LABEL:METHOD", help="the method every other one is compared with")
+    compare.add_argument("--metric", default="mrstft", help="the items.csv column compared (default mrstft)")
+    compare.add_argument("--by-source", action="store_true", help="split each set by its items' source")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
     args.command_line = "vital-gym " + " ".join(shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
     try:
         return args.func(args)
     except (ValueError, FileNotFoundError, FileExistsError) as e:  # AudioFileError, CheckpointError, PresetError are ValueErrors
         print(f"vital-gym: error: {e}", file=sys.stderr)
+        return 2
+    except ModuleNotFoundError as e:  # an optional extra
+        extra = {"stable_baselines3": "train", "sb3_contrib": "train", "tensorboard": "train", "laion_clap": "clap", "transformers": "clap"}
+        if e.name not in extra:
+            raise
+        print(f"vital-gym: error: {args.command} needs {e.name}: pip install 'vital-gym[{extra[e.name]}]'", file=sys.stderr)
         return 2
 
 

@@ -20,18 +20,24 @@ over the raw prediction.
 Screening. Candidates are ranked on cheaper renders (``SCREEN_RENDER``: a settled synth instead of a new
 one, Vital's oversampling at 1x; see :mod:`vital_gym.render`) and only the closest is rendered exactly:
 the preset, render and distance returned are exact, the per-candidate distances are the screening ones.
-A new synth holds the GIL while it is built, so screening renders also run better side by side: 24
-candidates took a median 0.97 s against 1.43 s (``scripts/bench_match.py``). On development targets the
-screened choice was the exact one on 90% of them and 0.003 further on average
-(``scripts/check_screening.py``); ``Matcher(screen=False)`` ranks on exact renders.
+A new synth holds the GIL while it is built, so screening renders also run better side by side
+(docs/matching.md has the measured speed and how often the screened choice is the exact one);
+``Matcher(screen=False)`` ranks on exact renders.
+
+Many targets. :func:`match_files` matches every file of a list with one loaded model, writes each result
+as ``OUT/<name>.vital`` (with its ``.wav`` and ``.png``) and a table of them all, ``OUT/matches.csv``; a
+file that cannot be matched is reported in its row and the others go on.
 """
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
+from importlib.resources import files
 from pathlib import Path
 
 import numpy as np
@@ -43,22 +49,22 @@ from agents.refine import RefineResult, refine
 from agents.supervised.checkpoint import load_model
 from agents.supervised.critic import CRITIC_DIR, load_critic, select
 from agents.supervised.model import SoundMatcher, draw_presets
-from vital_gym.audio import AudioFileError, estimate_midi_note, load_audio, write_wav
+from vital_gym.audio import AUDIO_SUFFIXES, AudioFileError, estimate_midi_note, load_audio, write_wav
 from vital_gym.describe import describe_preset
 from vital_gym.features import MelConfig, spectrogram
 from vital_gym.preset import Preset, PresetCodec
 from vital_gym.render import RenderConfig, Renderer, RenderResult, check_audio, side_by_side
 from vital_gym.rewards import MultiResolutionSTFTDistance
 
-DEFAULT_MODEL = Path(__file__).resolve().parent / "models" / "core_cpu"
+DEFAULT_MODEL = Path(str(files("agents").joinpath("models", "core_cpu")))  # the shipped model, package data
 MAX_TARGET_SECONDS = 60.0
-DEFAULT_DRAWS = 2  # draws per hypothesis rendered beside it: 8 hypotheses -> 24 renders, ~1 s on 2 cores
+DEFAULT_DRAWS = 2  # draws per hypothesis rendered beside it: 8 hypotheses -> 24 candidates
 SCREEN_RENDER = {"reset": "settle", "oversampling": 0}  # RenderConfig changes for ranking candidates
-# Render threads by default: one per core up to this. On a 16-core host 24 candidates took a median 1.06 s
-# on 2 threads, 0.64 s on 4, 0.57 s on 8 and 0.58 s on 12 (scripts/bench_match.py): past 4 the serial
-# exact render of the chosen candidate dominates. Another count deals candidates out to the settled synths
-# differently, which can move screening distances slightly (README, "Matching a sound").
+# Render threads by default: one per core up to this. Past a few threads the one exact render of the
+# chosen candidate, made after the others, dominates (scripts/bench/bench_match.py). Another count deals
+# candidates out to the settled synths differently, which can move screening distances slightly.
 MAX_RENDER_WORKERS = 4
+MATCHES_CSV = "matches.csv"
 
 
 def candidate_renderers(config: RenderConfig, workers: int | None = None, screen: bool = True) -> list[Renderer]:
@@ -84,6 +90,21 @@ class MatchResult:
     description: str
     refined: RefineResult | None = None
     candidate_distances: tuple[float, ...] = ()  # each candidate's (screening) distance, in Matcher.candidates' order
+
+    def summary(self, given_note: bool) -> str:
+        """A few lines on how the match was made: the note, the distances, the candidates and refinement."""
+        lines = [
+            f"note {self.midi_note} ({'given' if given_note else 'estimated pitch'}), velocity {self.velocity}",
+            f"spectral distance: {self.predicted_distance:.4f} (prediction, {self.seconds:.2f} s)",
+        ]
+        if len(self.candidate_distances) > 1:
+            lines.append(
+                f"  closest of {len(self.candidate_distances)} candidates (best-scored hypothesis: {self.candidate_distances[0]:.4f})"
+            )
+        if self.refined is not None:
+            r = self.refined
+            lines.append(f"  after refinement: {self.distance:.4f} ({r.renders} renders, {100 * r.gain:.1f}% lower)")
+        return "\n".join(lines)
 
 
 class Matcher:
@@ -266,3 +287,69 @@ class Matcher:
     def _plot(self, result: MatchResult, path: Path) -> Path:
         panels = [("target", result.target), (f"match (distance {result.distance:.3f})", result.render)]
         return plot_comparison(panels, self.mel, path)
+
+
+@dataclass
+class MatchRow:
+    """One line of ``matches.csv``: a target file and what matching it gave (``error`` when it failed)."""
+
+    file: str
+    note: int | None = None
+    distance: float | None = None
+    seconds: float | None = None
+    preset: str = ""
+    render: str = ""
+    image: str = ""
+    error: str = ""
+
+
+def audio_files(targets: Sequence[str | Path]) -> tuple[list[Path], bool]:
+    """The audio files ``targets`` names (a folder: its wav/flac/ogg files, recursively, sorted), and
+    whether they are a batch (a folder or several paths) rather than one file. A path that does not exist
+    is kept, so that its match fails with a clear error in its own row."""
+    out: list[Path] = []
+    for target in map(Path, targets):
+        if target.is_dir():
+            found = sorted(p for p in target.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES)
+            if not found:
+                raise FileNotFoundError(f"{target}: a folder with no {'/'.join(AUDIO_SUFFIXES)} files")
+            out += found
+        else:
+            out.append(target)
+    return out, len(targets) > 1 or any(Path(t).is_dir() for t in targets)
+
+
+def output_stems(paths: Sequence[Path]) -> list[str]:
+    """An output name per file: its stem, with ``-2``, ``-3``, ... after a stem already taken."""
+    taken: dict[str, int] = {}
+    stems = []
+    for path in paths:
+        n = taken[path.stem] = taken.get(path.stem, 0) + 1
+        stems.append(path.stem if n == 1 else f"{path.stem}-{n}")
+    return stems
+
+
+def match_files(
+    matcher: Matcher, paths: Sequence[Path], out: str | Path, midi_note: int | None = None, velocity: float = 0.7,
+    refine_budget: int = 0, seed: int = 0, select: bool = True, draws: int = DEFAULT_DRAWS, progress: bool = True,
+) -> list[MatchRow]:
+    """Match every file of ``paths`` with one loaded model into the folder ``out``: ``<name>.vital``,
+    ``<name>.wav`` and ``<name>.png`` each, and ``matches.csv`` (one :class:`MatchRow` per file, in order).
+    A file that cannot be read or matched gets its error in its row; the others go on."""
+    from tqdm import tqdm
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for path, stem in zip(tqdm(paths, unit="file", disable=not progress), output_stems(paths)):
+        try:
+            result = matcher.match(matcher.load_target(path), midi_note, velocity, refine_budget, seed, select, draws)
+            preset, render, image = matcher.write(result, out / f"{stem}.vital")
+            rows.append(MatchRow(str(path), result.midi_note, result.distance, result.seconds, preset.name, render.name, image.name))
+        except (ValueError, FileNotFoundError) as e:  # AudioFileError is a ValueError
+            rows.append(MatchRow(str(path), error=str(e)))
+    with open(out / MATCHES_CSV, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=[field.name for field in dataclasses.fields(MatchRow)])
+        writer.writeheader()
+        writer.writerows(dataclasses.asdict(r) for r in rows)
+    return rows

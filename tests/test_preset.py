@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from vital_gym.preset import Preset, PresetCodec, PresetError, init_preset, validate_settings
-from vital_gym.render import Renderer, RenderConfig
+from vital_gym.render import RenderConfig, Renderer
 
 
 def _settings(**values):

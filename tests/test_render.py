@@ -223,3 +223,29 @@ def test_side_by_side_keeps_the_order_and_gives_each_renderer_every_nth_item(ren
     got = side_by_side(workers, list(range(items)), lambda r, i: (r, i))
     n = min(renderers, items)
     assert got == [(f"r{i % n}", i) for i in range(items)]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("space_name, n, seed", [("core", 24, 22), ("full", 8, 1)])
+def test_auto_reset_renders_equal_a_new_synths_over_many_random_presets(space_name, n, seed):
+    """Presets rendered in sequence on one ``auto`` renderer, each bit-identical to a new synth's render,
+    whichever route (settled or new synth) the renderer took."""
+    from vital_gym.params import ParameterSpace
+    from vital_gym.preset import PresetCodec
+    from vital_gym.render import needs_new_synth
+
+    space = ParameterSpace.load(space_name)
+    codec = PresetCodec(space)
+    config = RenderConfig(channels=2, note_seconds=1.0, render_seconds=1.5)
+    reused, fresh = Renderer(config), Renderer(RenderConfig(channels=2, note_seconds=1.0, render_seconds=1.5, reset="fresh"))
+    rng = np.random.default_rng(seed)
+    routes, checked = set(), 0
+    while checked < n:
+        preset = codec.to_preset(space.sample(rng))
+        if preset.settings.get("sample_on"):  # Vita's random sampler: no two renders agree
+            continue
+        checked += 1
+        routes.add(bool(needs_new_synth(preset.settings)))
+        difference = np.abs(reused.render(preset).audio - fresh.render(preset).audio).max()
+        assert difference < 1e-5, f"{space_name} preset {checked}: max abs difference {difference:.3g}"
+    assert routes == {True, False} or space_name == "full"  # both routes taken on the core space

@@ -86,8 +86,8 @@ def load_audio(
 def estimate_midi_note(audio: np.ndarray, sample_rate: int, default: int = 60) -> int:
     """The clip's median pitch (YIN) over frames within 20 dB of its loudest, as the nearest MIDI note.
 
-    ``default`` when the clip is silent. YIN (about 15 ms for 2 s) rather than pYIN (over 1 s) keeps
-    ``vital-gym match`` fast; on a clip with no pitch the answer is arbitrary but harmless (a note to play).
+    ``default`` when the clip is silent. YIN rather than pYIN, many times slower, keeps ``vital-gym match``
+    fast; on a clip with no pitch the answer is arbitrary but harmless (a note to play).
     """
     import librosa
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 import torch
@@ -44,7 +44,7 @@ class MelConfig:
             raise ValueError(f"observation frontend={self.frontend!r}: use one of {list(FRONTENDS)}")
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any] | None) -> "MelConfig":
+    def from_dict(cls, d: dict[str, Any] | None) -> MelConfig:
         d = dict(d or {})
         unknown = set(d) - set(cls.__dataclass_fields__)
         if unknown:
@@ -86,6 +86,19 @@ class LogMelSpectrogram:
     def unit_db(self) -> tuple[float, float]:
         """The levels (dB relative to full scale) that 0 and 1 stand for."""
         return -self.config.top_db, 0.0
+
+    @property
+    def frame_seconds(self) -> float:
+        """Seconds between two frames (the hop)."""
+        return self.config.hop_length / self.sample_rate
+
+    @property
+    def band_hz(self) -> np.ndarray:
+        """``(n_mels,)`` each band's centre frequency in Hz."""
+        import librosa
+
+        f_max = self.sample_rate / 2 if self.config.f_max is None else self.config.f_max
+        return librosa.mel_frequencies(self.config.n_mels + 2, fmin=self.config.f_min, fmax=f_max)[1:-1]
 
     def __call__(self, audio: np.ndarray) -> np.ndarray:
         mono = torch.from_numpy(np.asarray(audio, dtype=np.float32).mean(axis=0))
@@ -150,6 +163,18 @@ class AudioMAEFilterbank:
 
         return to_db * (log_energy(self.Z_FLOOR) - self.FULL_SCALE_LOG), to_db * (log_energy(self.Z_TOP) - self.FULL_SCALE_LOG)
 
+    @property
+    def frame_seconds(self) -> float:
+        """Seconds between two frames (Kaldi's 10 ms shift)."""
+        return self.FRAME_SHIFT / self.SAMPLE_RATE
+
+    @property
+    def band_hz(self) -> np.ndarray:
+        """``(n_mels,)`` each band's centre frequency in Hz, on Kaldi's mel scale from 20 Hz to 8 kHz."""
+        low, high = (1127.0 * math.log(1.0 + f / 700.0) for f in (self.F_MIN, self.SAMPLE_RATE / 2))
+        centres = low + np.arange(1, self.config.n_mels + 1) * (high - low) / (self.config.n_mels + 1)
+        return 700.0 * (np.exp(centres / 1127.0) - 1.0)
+
     def log_fbank(self, audio: np.ndarray) -> np.ndarray:
         """``(channels, samples)`` audio -> Kaldi's log filterbank ``(frames, n_mels)``, float64, unnormalised."""
         mono = np.asarray(audio, dtype=np.float32).mean(axis=0)
@@ -187,7 +212,7 @@ def kaldi_mel_banks(n_mels: int, n_fft: int, sample_rate: int, f_min: float, f_m
     return np.maximum(0.0, np.minimum((bins - left) / (centre - left), (right - bins) / (right - centre)))
 
 
-Spectrogram = Union[LogMelSpectrogram, AudioMAEFilterbank]
+Spectrogram = LogMelSpectrogram | AudioMAEFilterbank
 
 
 def spectrogram(config: MelConfig, sample_rate: int) -> Spectrogram:

@@ -33,16 +33,16 @@ import functools
 import hashlib
 import json
 import math
-import os
 import re
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import yaml
 
-CONFIG_DIR = Path(os.environ.get("VITAL_GYM_CONFIG_DIR", Path(__file__).resolve().parents[1] / "configs"))
+from vital_gym.resources import config_names, find_config
 
 NO_SOURCE = "none"
 
@@ -375,14 +375,10 @@ class ParameterSpace:
 
     # ------------------------------------------------------------------ construction
     @classmethod
-    def load(cls, name_or_path: str | Path) -> "ParameterSpace":
-        """Load ``configs/params/<name>.yaml`` or a YAML file path."""
-        path = Path(name_or_path)
-        if path.suffix not in (".yaml", ".yml"):
-            path = CONFIG_DIR / "params" / f"{name_or_path}.yaml"
-        if not path.is_file():
-            available = sorted(p.stem for p in (CONFIG_DIR / "params").glob("*.yaml"))
-            raise FileNotFoundError(f"parameter space '{name_or_path}' not found ({path}); available: {available}")
+    def load(cls, name_or_path: str | Path) -> ParameterSpace:
+        """Load a shipped space by name (``core``, ``full``: :func:`vital_gym.resources.find_config`) or a
+        YAML file path."""
+        path = find_config("params", name_or_path)
         with path.open() as f:
             spec = yaml.safe_load(f)
         if not isinstance(spec, dict):
@@ -390,14 +386,14 @@ class ParameterSpace:
         return cls.from_dict(spec, origin=path)
 
     @classmethod
-    def from_spec(cls, spec: "str | Path | Mapping[str, Any] | ParameterSpace") -> "ParameterSpace":
+    def from_spec(cls, spec: str | Path | Mapping[str, Any] | ParameterSpace) -> ParameterSpace:
         """A space from what configs and manifests record: a name, a YAML path, or the YAML's mapping."""
         if isinstance(spec, ParameterSpace):
             return spec
         return cls.from_dict(spec) if isinstance(spec, Mapping) else cls.load(spec)
 
     @classmethod
-    def from_dict(cls, spec: Mapping[str, Any], origin: Path | None = None) -> "ParameterSpace":
+    def from_dict(cls, spec: Mapping[str, Any], origin: Path | None = None) -> ParameterSpace:
         where = str(origin or "<dict>")
         spec = dict(spec)
         catalog = control_catalog()
@@ -638,7 +634,7 @@ class ParameterSpace:
 
 
 def available_spaces() -> list[str]:
-    return sorted(p.stem for p in (CONFIG_DIR / "params").glob("*.yaml"))
+    return config_names("params")
 
 
 def iter_slots(space: ParameterSpace) -> Iterable[int]:

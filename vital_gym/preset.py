@@ -18,9 +18,10 @@ import copy
 import functools
 import json
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Mapping
+from typing import Any, Literal
 
 import numpy as np
 
@@ -78,7 +79,7 @@ class Preset:
     @classmethod
     def from_json(
         cls, text: str | bytes, name: str = "preset", on_out_of_range: Literal["clamp", "raise"] = "clamp"
-    ) -> "Preset":
+    ) -> Preset:
         try:
             data = json.loads(text)
         except (json.JSONDecodeError, UnicodeDecodeError) as e:
@@ -88,7 +89,7 @@ class Preset:
     @classmethod
     def from_dict(
         cls, data: Any, name: str = "preset", on_out_of_range: Literal["clamp", "raise"] = "clamp"
-    ) -> "Preset":
+    ) -> Preset:
         if not isinstance(data, dict) or not isinstance(data.get("settings"), dict):
             raise PresetError(f"{name}: a Vital preset is a JSON object with a 'settings' object")
         # Validation only replaces top-level control values, so a shallow copy keeps the caller's dict
@@ -98,7 +99,7 @@ class Preset:
         return cls(data=data, name=name, clamped=tuple(clamped))
 
     @classmethod
-    def load(cls, path: str | Path, on_out_of_range: Literal["clamp", "raise"] = "clamp") -> "Preset":
+    def load(cls, path: str | Path, on_out_of_range: Literal["clamp", "raise"] = "clamp") -> Preset:
         path = Path(path)
         if not path.is_file():
             raise PresetError(f"{path}: no such preset file")
@@ -123,11 +124,11 @@ class Preset:
             f.write(self.to_json().encode())
         return path
 
-    def copy(self) -> "Preset":
+    def copy(self) -> Preset:
         """An independent deep copy."""
         return Preset(copy.deepcopy(self.data), self.name, self.clamped)
 
-    def with_values(self, values: Mapping[str, float]) -> "Preset":
+    def with_values(self, values: Mapping[str, float]) -> Preset:
         """This preset with some control values replaced (validated; blobs shared)."""
         data = {**self.data, "settings": {**self.settings, **values}}
         return Preset.from_dict(data, name=self.name)

@@ -14,22 +14,21 @@ How :class:`Renderer` makes them repeatable (``RenderConfig.reset``); the refere
   that frequency- or ring-modulates from an oscillator that runs after it or is switched off, or from the
   sampler (in the first block it reads what an earlier render left in that source's buffer), one with no
   source on, or one with an effect that keeps memory (reverb, delay, chorus, flanger, compressor).
-  Bit-exact with a new synth (``tests/test_render.py`` checks it; ``scripts/check_reproducibility.py``
-  and ``scripts/bench_env.py`` count it). A synth is also replaced before it would play more than
+  Bit-exact with a new synth (``tests/test_render.py`` checks it over many random presets;
+  ``scripts/bench/bench_env.py`` counts it). A synth is also replaced before it would play more than
   ``FRESH_VOICES`` notes: Vital hands its voices out in turn, and a voice used before keeps state.
 * ``"settle"``: as ``"auto"``, but a preset that would still hear the past is settled too, not given a
   new synth, and voices are reused once Vital's fresh ones run out. Not exact for those presets: an
   oscillator that reads another's buffer reads, for one block, what the last render left there, and
   effect memory is not cleared. Building a ``vita.Synth`` costs about as much as a 2 s render and holds
   the GIL, so this mode ranks candidates faster, alone and side by side (``agents.match.Matcher``'s
-  screening renders, with 1x oversampling: 24 in a median 0.97 s against 1.43 s on two threads,
-  ``scripts/bench_match.py``); never use it for a render that is kept.
-* ``"fresh"``: a new ``vita.Synth`` for every render (``scripts/bench_env.py`` times it).
+  screening renders, with 1x oversampling; ``scripts/bench/bench_match.py`` times both); never use it
+  for a render that is kept.
+* ``"fresh"``: a new ``vita.Synth`` for every render (``scripts/bench/bench_env.py`` times it).
 * ``"none"``: plain reuse, as Vita does it: fastest, history-dependent.
 
 ``oversampling`` (``None``: the preset's own) overrides Vital's oversampling control (0..3: 1x..8x) in the
-prepared preset; 1x renders about a fifth faster than Vital's default 2x (48 against 60 ms for a 2 s note,
-in a one-off timing of 96 model candidates), with more aliasing.
+prepared preset; 1x renders faster than Vital's default 2x, with more aliasing (docs/rendering.md).
 
 With ``random_phase=False`` (default) every oscillator's phase randomisation is set to 0 before
 rendering, and :meth:`Renderer.prepare` writes that into the preset so a saved file sounds the same.
@@ -47,16 +46,17 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Callable, Literal, Sequence, TypeVar
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 
 from vital_gym.preset import Preset, init_preset
 
 RANDOM_PHASE_CONTROLS = ("osc_1_random_phase", "osc_2_random_phase", "osc_3_random_phase")
-VITA_SAMPLE_RATE = 44100  # a new vita.Synth runs at this rate; setting it again costs ~6 ms
+VITA_SAMPLE_RATE = 44100  # a new vita.Synth runs at this rate; setting it again is not free, so it is skipped
 STATEFUL_EFFECTS = ("reverb_on", "delay_on", "chorus_on", "flanger_on", "compressor_on")
 # Notes a synth plays on voices that were never used. Vital's voices are handed out in turn; a used one
 # keeps state, so on vita 0.1.0 the 35th note of a synth (render 18 of a settled synth: a settle note and
@@ -119,7 +119,7 @@ class RenderConfig:
         return int(self.render_seconds * self.sample_rate)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any] | None) -> "RenderConfig":
+    def from_dict(cls, d: dict[str, Any] | None) -> RenderConfig:
         d = dict(d or {})
         unknown = set(d) - set(cls.__dataclass_fields__)
         if unknown:

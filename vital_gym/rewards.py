@@ -59,7 +59,7 @@ class RewardConfig:
     clap_trust_checkpoint: bool = False
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any] | None) -> "RewardConfig":
+    def from_dict(cls, d: dict[str, Any] | None) -> RewardConfig:
         d = dict(d or {})
         unknown = set(d) - set(cls.__dataclass_fields__)
         if unknown:
@@ -156,7 +156,7 @@ class ClapEmbedder:
         self.device = device
 
     @classmethod
-    def from_config(cls, config: RewardConfig, device: str | None = None) -> "ClapEmbedder":
+    def from_config(cls, config: RewardConfig, device: str | None = None) -> ClapEmbedder:
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         checkpoint = config.clap_checkpoint or os.environ.get(CLAP_CHECKPOINT_ENV)
         if checkpoint is None and not config.clap_download:
@@ -216,7 +216,7 @@ class ClapEmbedder:
         model.load_state_dict(audio_state, strict=False)
 
     @classmethod
-    def _downloaded(cls, config: RewardConfig, device: str) -> "ClapEmbedder":
+    def _downloaded(cls, config: RewardConfig, device: str) -> ClapEmbedder:
         import laion_clap
 
         module = laion_clap.CLAP_Module(enable_fusion=config.clap_fusion, amodel=config.clap_model, device="cpu")

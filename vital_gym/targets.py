@@ -76,7 +76,7 @@ class FolderTargets(abc.ABC):
     def __len__(self) -> int:
         return len(self.files)
 
-    def split(self, held_out_every: int) -> tuple["FolderTargets", "FolderTargets"]:
+    def split(self, held_out_every: int) -> tuple[FolderTargets, FolderTargets]:
         """Two views over disjoint files: every ``held_out_every``-th file (sorted order) is held out."""
         if held_out_every < 2 or len(self.files) < held_out_every:
             raise TargetError(f"cannot hold out every {held_out_every}th of the {len(self.files)} files in {self.folder}")

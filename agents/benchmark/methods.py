@@ -11,11 +11,11 @@ import json
 import os
 import subprocess
 import tempfile
-import time
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, Sequence
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -301,7 +301,7 @@ class Supervised:
 
 
 class RLPolicy:
-    """A policy saved by ``agents/ppo/train.py`` (PPO or TRPO), acting with its mean on the target's log-mel."""
+    """A policy saved by ``vital-gym ppo`` (PPO or TRPO), acting with its mean on the target's log-mel."""
 
     name = "ppo"
 
@@ -311,7 +311,7 @@ class RLPolicy:
 
         folder = Path(folder)
         if not (folder / "config.json").is_file():
-            raise FileNotFoundError(f"no saved policy at {folder} (agents/ppo/train.py writes best/ and last/)")
+            raise FileNotFoundError(f"no saved policy at {folder} (vital-gym ppo writes best/ and last/)")
         meta = json.loads((folder / "config.json").read_text())
         self.env = VitalMatchEnv(**{**meta["env_kwargs"], "targets": "random"})  # its spaces and log-mel settings
         if self.env.space.fingerprint != codec.space.fingerprint:

@@ -18,6 +18,8 @@ destination) pairs, order-free).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 
@@ -117,3 +119,23 @@ def mean_ci95(values: np.ndarray) -> tuple[float, float]:
         return float(v[0]), float("nan")
     half = stats.t.ppf(0.975, v.size - 1) * v.std(ddof=1) / np.sqrt(v.size)
     return float(v.mean()), float(half)
+
+
+@dataclass(frozen=True)
+class PairedDifference:
+    """``a - b`` over items scored by both: their count, the mean difference and the half-width of its 95%
+    confidence interval (Student's t), and the share of items where ``a`` is strictly lower."""
+
+    n: int
+    mean: float
+    half: float
+    wins: float
+
+    @classmethod
+    def of(cls, a: np.ndarray, b: np.ndarray) -> PairedDifference:
+        d = np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)
+        mean, half = mean_ci95(d)
+        return cls(int(d.size), mean, half, float(np.mean(d < 0)) if d.size else float("nan"))
+
+    def __str__(self) -> str:
+        return f"{self.mean:+.4f} ± {self.half:.4f} (closer on {self.wins:.0%})"

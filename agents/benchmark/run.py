@@ -16,20 +16,22 @@ import json
 import os
 import platform
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
-from agents.benchmark.metrics import AUDIO_METRICS, HIGHER_IS_BETTER, PARAM_METRICS, AudioMetrics, ParameterMetrics, mean_ci95
 from agents.benchmark.methods import InitPreset, LibraryLookup, MeanPreset, Method, NearestNeighbour, RandomPreset, RLPolicy, Supervised, Syntheon
+from agents.benchmark.metrics import AUDIO_METRICS, HIGHER_IS_BETTER, PARAM_METRICS, AudioMetrics, ParameterMetrics, mean_ci95
 from agents.benchmark.testsets import SET_KINDS, TEST_SEED, TestItem, audio_set, preset_set, synthetic_set
 from agents.dataset.generate import DatasetConfig
 from agents.match import DEFAULT_DRAWS, DEFAULT_MODEL
 from vital_gym.params import ParameterSpace
 from vital_gym.preset import PresetCodec
 from vital_gym.render import RenderConfig, Renderer, RenderError
+from vital_gym.resources import find_config
 
 METHODS = ("init", "random", "mean", "nearest", "nearest+refine", "library", "supervised", "supervised-top", "supervised+refine", "ppo", "syntheon")
 
@@ -38,7 +40,7 @@ METHODS = ("init", "random", "mean", "nearest", "nearest+refine", "library", "su
 class BenchmarkConfig:
     """What to run; paths that are None leave out the sets and methods that need them."""
 
-    dataset_config: str = "configs/dataset/core.yaml"  # space, render settings, synthetic sampling
+    dataset_config: str = "core"  # a shipped name or a YAML path: space, render settings, synthetic sampling
     sets: tuple[str, ...] = SET_KINDS
     methods: tuple[str, ...] = METHODS
     n_synthetic: int = 200
@@ -54,7 +56,7 @@ class BenchmarkConfig:
     refine_budget: int = 100  # renders of supervised+refine and nearest+refine per item
     draws: int = DEFAULT_DRAWS  # presets drawn per hypothesis, rendered beside it, by supervised and supervised+refine
     critic: str | bool = True  # supervised(+refine)'s candidate critic: True the model folder's own if any, a folder, or False
-    policy: str | None = None  # a policy folder saved by agents/ppo/train.py (method "ppo")
+    policy: str | None = None  # a policy folder saved by vital-gym ppo (method "ppo")
     syntheon_python: str | None = ".syntheon-venv/bin/python"
     clap_checkpoint: str | None = None
     seed: int = 0
@@ -64,7 +66,7 @@ class BenchmarkConfig:
     command: str = ""  # the command line, written into the report
 
     @classmethod
-    def quick(cls, **overrides: Any) -> "BenchmarkConfig":
+    def quick(cls, **overrides: Any) -> BenchmarkConfig:
         """A handful of items per set and no Syntheon: runs in CI."""
         quick_methods = ("init", "random", "mean", "nearest", "nearest+refine", "library", "supervised", "supervised+refine")
         return cls(**{"n_synthetic": 4, "limit": 3, "methods": quick_methods, "refine_budget": 8, "syntheon_python": None, **overrides})
@@ -150,16 +152,20 @@ def build_sets(
 
 
 def evaluate(
-    items: Sequence[TestItem], methods: Sequence[Method], renderer: Renderer, audio_metrics: AudioMetrics, param_metrics: ParameterMetrics
+    items: Sequence[TestItem], methods: Sequence[Method], renderer: Renderer, audio_metrics: AudioMetrics, param_metrics: ParameterMetrics,
+    progress: bool = False,
 ) -> tuple[list[Result], dict[tuple[str, str], np.ndarray]]:
-    """Score every method on every item; also returns each method's render per item (for the plots)."""
+    """Score every method on every item; also returns each method's render per item (for the plots).
+    ``progress`` shows a progress bar per method, with the time left."""
+    from tqdm import tqdm
+
     results: list[Result] = []
     renders: dict[tuple[str, str], np.ndarray] = {}
     for method in methods:
         start = time.perf_counter()
         method.prepare(items)
         prepare_seconds = (time.perf_counter() - start) / max(1, len(items))
-        for item in items:
+        for item in tqdm(items, desc=method.name, unit="item", disable=not progress, leave=False):
             start = time.perf_counter()
             try:
                 pred = method.predict(item)
@@ -381,9 +387,10 @@ def plot_examples(
     return plot_grid(rows, LogMelSpectrogram(MelConfig(), sample_rate), path, row_labels=[item.name for item in items])
 
 
-def run_benchmark(config: BenchmarkConfig, log=print) -> tuple[list[Result], Path]:
-    """Run everything; returns the per-item results and the markdown report's path."""
-    dataset_config = DatasetConfig.from_yaml(config.dataset_config)
+def run_benchmark(config: BenchmarkConfig, log=print, progress: bool = False) -> tuple[list[Result], Path]:
+    """Run everything; returns the per-item results and the markdown report's path. ``progress`` shows a
+    progress bar of each method's items."""
+    dataset_config = DatasetConfig.from_yaml(find_config("dataset", config.dataset_config))
     space = ParameterSpace.from_spec(dataset_config.space)
     codec = PresetCodec(space)
     render = RenderConfig.from_dict(dataset_config.render)
@@ -416,7 +423,7 @@ def run_benchmark(config: BenchmarkConfig, log=print) -> tuple[list[Result], Pat
     examples: dict[str, tuple[list[TestItem], dict]] = {}
     for name, items in sets.items():
         log(f"{name}: {len(items)} items")
-        set_results, renders = evaluate(items, methods, renderer, audio_metrics, param_metrics)
+        set_results, renders = evaluate(items, methods, renderer, audio_metrics, param_metrics, progress)
         results += set_results
         examples[name] = (items[: config.examples], renders)
     runs: dict[str, Any] = {"commands": [], "notes": {}, "left_out": {}, "examples": {}}

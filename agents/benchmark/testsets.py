@@ -6,7 +6,7 @@
   generated with that seed, so a test preset is never in the training data.
 * ``human``: a folder of ``.vital`` files (e.g. ``../shared/presets``), each rendered at a fixed note.
 * ``voice``: a folder of audio files (vocal imitations, or the espeak-ng set of
-  ``scripts/make_voice_set.py``); the note every method renders at is the clip's estimated pitch (YIN).
+  ``vital-gym dataset voice``); the note every method renders at is the clip's estimated pitch (YIN).
 
 Every item keeps the note and velocity it was rendered at, so every method's output is rendered with
 the same settings as its target.
@@ -15,9 +15,9 @@ the same settings as its target.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
@@ -26,10 +26,10 @@ from vital_gym.audio import AUDIO_SUFFIXES, AudioFileError, estimate_midi_note
 from vital_gym.params import ParameterSpace
 from vital_gym.preset import Preset, PresetCodec, PresetError
 from vital_gym.render import RenderConfig, Renderer, RenderError
-from vital_gym.targets import AudioFolderTargets, PresetFolderTargets, Target, TargetError, FolderTargets
+from vital_gym.targets import AudioFolderTargets, FolderTargets, PresetFolderTargets, Target, TargetError
 
 TEST_SEED = 0x7E57  # the synthetic test set's seed; training datasets must use another one
-DEV_SEED = 0xDE7  # development targets (scripts/eval_draws.py, check_screening.py): choose settings on these, not the test set
+DEV_SEED = 0xDE7  # development targets (scripts/bench/eval_draws.py): choose settings on these, not the test set
 SET_KINDS = ("synthetic", "human", "voice")
 
 

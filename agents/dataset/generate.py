@@ -18,10 +18,11 @@ import multiprocessing as mp
 import os
 import queue
 import warnings
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import yaml
@@ -52,14 +53,14 @@ class DatasetConfig:
     sources: dict[str, dict[str, Any]] = field(default_factory=lambda: {"uniform": {"weight": 1.0}})
 
     @classmethod
-    def from_yaml(cls, path: str | Path, **overrides: Any) -> "DatasetConfig":
+    def from_yaml(cls, path: str | Path, **overrides: Any) -> DatasetConfig:
         with Path(path).open() as f:
             d = yaml.safe_load(f) or {}
         d.update({k: v for k, v in overrides.items() if v is not None})
         return cls.from_dict(d)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "DatasetConfig":
+    def from_dict(cls, d: dict[str, Any]) -> DatasetConfig:
         unknown = set(d) - {f.name for f in dataclasses.fields(cls)}
         if unknown:
             raise ValueError(f"unknown dataset settings {sorted(unknown)}")
@@ -405,13 +406,14 @@ def _total_rejected(folder: Path, manifest: Manifest) -> list[int]:
 
 
 def parse_part(spec: str) -> tuple[int, int]:
-    """``"I/N"`` (process I of N, each making every N-th item of a run) -> ``(I, N)``; a script's ``--part``."""
+    """``"I/N"`` (process I of N side by side, each making every N-th item of a run) -> ``(I, N)``: the
+    ``--part`` of ``vital-gym dataset select`` and ``vital-gym critic data``."""
     try:
         part, parts = (int(v) for v in spec.split("/"))
     except ValueError:
-        raise SystemExit(f"--part {spec}: give I/N, e.g. 0/2") from None
+        raise ValueError(f"--part {spec}: give I/N, e.g. 0/2") from None
     if not 0 <= part < parts:
-        raise SystemExit(f"--part {spec}: need 0 <= I < N")
+        raise ValueError(f"--part {spec}: need 0 <= I < N")
     return part, parts
 
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -28,7 +28,7 @@ class ShardDataset(IterableDataset):
     without copying a shard. ``len()`` stays the stored count.
 
     ``labels`` keeps only the rows whose ``label`` is one of these, in a dataset whose rows carry one
-    (``scripts/select_targets.py``: 0 the true parameters, 1 the matcher's selected candidate), so the same
+    (``vital-gym dataset select``: 0 the true parameters, 1 the matcher's selected candidate), so the same
     folder trains on either label or both. ``len()`` then counts the kept rows.
     """
 
@@ -65,7 +65,7 @@ class ShardDataset(IterableDataset):
         try:
             stored = [read_shard(self.folder / n, ("label",))["label"] for n in self.shards]
         except KeyError:
-            raise ValueError(f"{self.folder}: labels={list(labels)} given, but its rows have no label (a select_targets.py dataset has)") from None
+            raise ValueError(f"{self.folder}: labels={list(labels)} given, but its rows have no label (a `vital-gym dataset select` dataset has)") from None
         kept_rows = sum(int(np.isin(a, wanted).sum()) for a in stored)
         if kept_rows == 0:
             raise ValueError(f"{self.folder}: no row is labelled {list(labels)} (its labels: {sorted(set(np.concatenate(stored).tolist()))})")

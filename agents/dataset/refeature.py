@@ -9,9 +9,8 @@ manifest whose ``observation`` says so and whose ``derived_from`` names the sour
 The stored audio must hold what the front end reads: AudioMAE's filterbank reads up to 8 kHz, so it needs
 audio at 16 kHz or more; the "vital" log-mel reads up to the render's Nyquist frequency, so it needs the
 render's own rate. What the audio lacks is the float render's floor: int16 audio has a noise floor about
-100 dB below full scale, so components that quiet read differently (on ``configs/dataset/core.yaml``
-renders, AudioMAE features from the stored 22.05 kHz audio agree with the rendered ones to one uint8 level
-wherever that level is 80 or more and to two from 60; ``scripts/check_audiomae_features.py --n 40``).
+100 dB below full scale, so components that quiet read differently (docs/experiments.md gives
+how closely features from the stored audio agree with the rendered ones, by level).
 
 Resuming: shards are written atomically and recorded in the output's manifest one by one, so running the
 same command again converts only what is missing.
@@ -21,9 +20,10 @@ from __future__ import annotations
 
 import dataclasses
 import multiprocessing as mp
+from collections.abc import Iterable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 

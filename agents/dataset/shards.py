@@ -83,7 +83,7 @@ class Manifest:
     derived_from: dict[str, Any] | None = None  # refeature's source folder and its observation settings
 
     @classmethod
-    def load(cls, folder: str | Path) -> "Manifest":
+    def load(cls, folder: str | Path) -> Manifest:
         path = Path(folder) / MANIFEST
         if not path.is_file():
             raise FileNotFoundError(f"{path} not found: not a vital-gym dataset folder")

@@ -4,8 +4,7 @@
 benchmark's synthetic set draw them from a dataset config's mixture instead (uniform, archetypes such as
 pad, lead, bass and pluck, perturbed human presets), so an agent trained on random targets learns on other
 sounds than it is measured on. :class:`DatasetTargets` draws from that mixture for the env, played at the
-env's note and velocity (the env plays every action there). ``agents/ppo/train.py --targets
-dataset:configs/dataset/core.yaml``.
+env's note and velocity (the env plays every action there): ``vital-gym ppo --targets dataset:core``.
 """
 
 from __future__ import annotations
@@ -18,6 +17,7 @@ import numpy as np
 
 from agents.dataset.generate import REJECT_REASONS, DatasetConfig, SampleMaker
 from vital_gym.render import RenderConfig
+from vital_gym.resources import find_config
 from vital_gym.targets import Target
 
 TARGETS_SEED = 0x7A9E7  # the presets' seed: no training dataset, nor the benchmark's test set, uses it
@@ -30,7 +30,7 @@ class DatasetTargets:
     """
 
     def __init__(self, config: DatasetConfig | str | Path, render: RenderConfig | dict[str, Any] | None = None, seed: int = TARGETS_SEED):
-        config = config if isinstance(config, DatasetConfig) else DatasetConfig.from_yaml(config)
+        config = config if isinstance(config, DatasetConfig) else DatasetConfig.from_yaml(find_config("dataset", config))
         render = render if isinstance(render, RenderConfig) else RenderConfig.from_dict(render)
         self.config = dataclasses.replace(
             config, seed=seed, render=dataclasses.asdict(render), midi_notes=(render.midi_note,),

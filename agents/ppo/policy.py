@@ -11,7 +11,7 @@ Built through SB3's extension points, nothing patched:
   checks it), and the log-std starts small (``log_std_init``, default -2: std 0.14 in action units).
 
 A note-conditioned network (``DecoderConfig.note_conditioning``) is told ``midi_note``, the note the env
-plays its presets at (``agents/ppo/train.py`` passes the env's); ``play_at`` changes it (the benchmark's
+plays its presets at (``vital-gym ppo`` passes the env's); ``play_at`` changes it (the benchmark's
 ``ppo`` method tells each item's note).
 
 ``ortho_init`` defaults to False: SB3's orthogonal re-initialisation would overwrite the pretrained

@@ -1,14 +1,12 @@
 """PPO (or an sb3-contrib algorithm) on one-shot ``VitalMatch-v0``, warm-started from the supervised model.
 
-    python -m agents.ppo.train --config configs/rl/ppo.yaml --checkpoint runs/sup/best --out runs/ppo
-    python -m agents.ppo.train --config configs/rl/ppo.yaml --checkpoint none --out runs/ppo-scratch   # from scratch
-    python -m agents.ppo.train --config configs/rl/ppo.yaml --checkpoint runs/sup/best \\
-        --targets audio:data/voice --out runs/ppo-voice                                               # out-of-domain
-    python -m agents.ppo.train --config configs/rl/ppo.yaml --targets dataset:configs/dataset/core.yaml \\
-        --out runs/ppo-dataset                        # the dataset's presets (sources, archetypes) as targets
+    vital-gym ppo --config ppo --checkpoint runs/sup/best -o runs/ppo
+    vital-gym ppo --config ppo --checkpoint none -o runs/ppo-scratch                       # from scratch
+    vital-gym ppo --checkpoint runs/sup/best --targets audio:data/voice -o runs/ppo-voice  # out-of-domain
+    vital-gym ppo --targets dataset:core -o runs/ppo-dataset   # a dataset config's presets (sources, archetypes) as targets
     tensorboard --logdir runs
 
-Hyperparameters are rl-baselines3-zoo-style YAML (``configs/rl/*.yaml``: one block per env id). Training
+Hyperparameters are rl-baselines3-zoo-style YAML (``configs/rl/*.yaml``, shipped as ``ppo`` and ``trpo``: one block per env id). Training
 runs ``n_envs`` environments in ``SubprocVecEnv`` workers (forkserver). For a folder of targets, every
 ``held_out_every``-th file is held out: training never sees it, and evaluation uses only those. For drawn
 targets (random presets, or a dataset config's mixture: :mod:`agents.dataset.targets`), evaluation uses
@@ -22,34 +20,32 @@ Policies are saved as ``policy.safetensors`` + ``config.json`` (no pickle): :fun
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import dataclasses
 import json
-import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
+import numpy as np
+import torch
+import yaml
+from stable_baselines3 import PPO
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.logger import Image, configure
+from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-import yaml  # noqa: E402
-from stable_baselines3 import PPO  # noqa: E402
-from stable_baselines3.common.base_class import BaseAlgorithm  # noqa: E402
-from stable_baselines3.common.callbacks import BaseCallback  # noqa: E402
-from stable_baselines3.common.logger import Image, configure  # noqa: E402
-from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv  # noqa: E402
-
-from agents.ppo.policy import SoundMatcherPolicy  # noqa: E402
-from agents.supervised.checkpoint import read_config, without_encoder_file  # noqa: E402
-from agents.supervised.model import ModelConfig  # noqa: E402
-from vital_gym.features import MelConfig  # noqa: E402
-from vital_gym.envs import VitalMatchEnv  # noqa: E402
-from vital_gym.params import ParameterSpace  # noqa: E402
-from vital_gym.render import RenderConfig  # noqa: E402
-from vital_gym.targets import Target, targets_spec  # noqa: E402
+from agents.ppo.policy import SoundMatcherPolicy
+from agents.supervised.checkpoint import read_config, without_encoder_file
+from agents.supervised.model import ModelConfig
+from vital_gym.envs import VitalMatchEnv
+from vital_gym.features import MelConfig
+from vital_gym.params import ParameterSpace
+from vital_gym.render import RenderConfig
+from vital_gym.resources import find_config
+from vital_gym.targets import Target, targets_spec
 
 ENV_ID = "VitalMatch-v0"
 
@@ -76,7 +72,7 @@ class RLConfig:
     out: str = "runs/ppo"
 
     @classmethod
-    def from_yaml(cls, path: str | Path, env_id: str = ENV_ID, **overrides: Any) -> "RLConfig":
+    def from_yaml(cls, path: str | Path, env_id: str = ENV_ID, **overrides: Any) -> RLConfig:
         blocks = yaml.safe_load(Path(path).read_text()) or {}
         if env_id not in blocks:
             raise ValueError(f"{path} has no block for {env_id} (has {sorted(blocks)})")
@@ -100,8 +96,8 @@ def train_and_eval_targets(targets: Any, held_out_every: int, env_kwargs: dict[s
         from agents.dataset.targets import DatasetTargets
 
         if not targets.get("path"):
-            raise ValueError("targets kind 'dataset' needs a dataset config: dataset:configs/dataset/core.yaml")
-        targets = DatasetTargets(targets["path"], env_kwargs.get("render"))
+            raise ValueError("targets kind 'dataset' needs a dataset config: dataset:core, or dataset:PATH.yaml")
+        targets = DatasetTargets(find_config("dataset", targets["path"]), env_kwargs.get("render"))
         env_space = ParameterSpace.from_spec(env_kwargs.get("space", "core"))
         if ParameterSpace.from_spec(targets.config.space).fingerprint != env_space.fingerprint:
             raise ValueError(f"dataset targets: {targets.config.space!r} is not the env's parameter space '{env_space.name}'")
@@ -255,8 +251,29 @@ def check_observation(policy_kwargs: dict[str, Any], env_kwargs: dict[str, Any])
         raise ValueError(f"policy_kwargs' model reads the '{frontend}' frontend; the env's observation is '{env.frontend}'")
 
 
-def train(config: RLConfig, log=print) -> dict[str, Any]:
-    """Train; returns the evaluation history (before training, during, and at the end)."""
+class ProgressCallback(BaseCallback):
+    """A progress bar of the environment steps, with the time left."""
+
+    def __init__(self, total: int):
+        super().__init__()
+        self.total = total
+
+    def _on_training_start(self) -> None:
+        from tqdm import tqdm
+
+        self.bar = tqdm(total=self.total, initial=self.num_timesteps, unit="step")
+
+    def _on_step(self) -> bool:
+        self.bar.update(self.num_timesteps - self.bar.n)
+        return True
+
+    def _on_training_end(self) -> None:
+        self.bar.close()
+
+
+def train(config: RLConfig, log=print, progress: bool = False) -> dict[str, Any]:
+    """Train; returns the evaluation history (before training, during, and at the end). ``progress`` shows
+    a progress bar of the environment steps."""
     out = Path(config.out)
     env_kwargs = dict(config.env_kwargs)
     check_observation(config.policy_kwargs, env_kwargs)
@@ -287,7 +304,8 @@ def train(config: RLConfig, log=print) -> dict[str, Any]:
     attention = sdpa_kernel(SDPBackend.MATH) if config.algo == "trpo" else contextlib.nullcontext()
     try:
         with attention:
-            model.learn(config.n_timesteps, callback=[RewardTermsCallback(), evaluator], progress_bar=False)
+            callbacks = [RewardTermsCallback(), evaluator] + ([ProgressCallback(config.n_timesteps)] if progress else [])
+            model.learn(config.n_timesteps, callback=callbacks, progress_bar=False)
         final = evaluator.run()  # after the last rollout's update
     finally:
         venv.close()
@@ -297,29 +315,3 @@ def train(config: RLConfig, log=print) -> dict[str, Any]:
     (out / "eval_history.json").write_text(json.dumps(history, indent=2))
     return history
 
-
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--config", default="configs/rl/ppo.yaml")
-    ap.add_argument("--checkpoint", help="supervised checkpoint to start from; 'none' for PPO from scratch")
-    ap.add_argument("--targets", help="'random', 'dataset:CONFIG', 'audio:DIR' or 'presets:DIR' (overrides env_kwargs.targets)")
-    ap.add_argument("--n-timesteps", type=int)
-    ap.add_argument("--algo")
-    ap.add_argument("--out")
-    ap.add_argument("--seed", type=int)
-    ap.add_argument("--eval-every", type=int, help="env steps between held-out evaluations")
-    ap.add_argument("--n-eval", type=int, help="held-out targets per evaluation")
-    args = ap.parse_args(argv)
-    config = RLConfig.from_yaml(
-        args.config, n_timesteps=args.n_timesteps, algo=args.algo, out=args.out, seed=args.seed, eval_every=args.eval_every, n_eval=args.n_eval
-    )
-    if args.checkpoint:
-        config.policy_kwargs = {**config.policy_kwargs, "checkpoint": None if args.checkpoint == "none" else args.checkpoint}
-    if args.targets:
-        config.env_kwargs = {**config.env_kwargs, "targets": args.targets}
-    train(config)
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -5,7 +5,7 @@ per hypothesis) and keeps the closest; the renders are its cost. Which draws are
 something the renders themselves can teach: on 167 held-out training-like targets, the closest of 104
 candidates (8 hypotheses and 12 draws of each) was 0.11 closer than the closest of the 24 the matcher
 renders (1.044 against 1.150; ``train_critic`` prints both). The
-critic is trained on such rendered pools (``scripts/critic_data.py``: every candidate's screening distance
+critic is trained on such rendered pools (``vital-gym critic data``: every candidate's screening distance
 to its target) to predict, from the target's encoder embedding and a candidate's parameters, which
 candidates render closest; the matcher then draws the larger pool, and renders only the candidates the
 critic ranks first: the same renders, chosen by what earlier renders taught. It learns from the real synth's
@@ -48,7 +48,7 @@ class CriticConfig:
     dropout: float = 0.2
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "CriticConfig":
+    def from_dict(cls, d: dict[str, Any]) -> CriticConfig:
         unknown = set(d) - set(cls.__dataclass_fields__)
         if unknown:
             raise CriticError(f"critic config: unknown fields {sorted(unknown)}")
@@ -157,20 +157,20 @@ def load_critic(folder: str | Path, model_folder: str | Path) -> tuple[Candidate
     if meta.get("model_sha256") != digest:
         raise CriticError(
             f"{folder}: this critic ranks the candidates of the model whose weights have SHA-256 {meta.get('model_sha256')}, "
-            f"not {model_folder}'s ({digest}); train one for this model (python -m agents.supervised.train_critic) or match without it"
+            f"not {model_folder}'s ({digest}); train one for this model (vital-gym critic train) or match without it"
         )
     critic = CandidateCritic(config)
     critic.load_state_dict(load_file(str(folder / WEIGHTS_FILE)))
     return critic.eval(), meta
 
 
-# Rendered candidate pools (scripts/critic_data.py): a folder of parts and a JSON of how they were made.
+# Rendered candidate pools (vital-gym critic data): a folder of parts and a JSON of how they were made.
 META_FILE = "critic_data.json"
 ARRAYS = ("index", "logmel", "note", "velocity", "source", "params", "x", "distance")
 
 
 def part_path(out: Path, part: int, parts: int) -> Path:
-    """Where process ``part`` of ``parts`` of ``scripts/critic_data.py`` writes its pools."""
+    """Where process ``part`` of ``parts`` of ``vital-gym critic data`` writes its pools."""
     return out / f"part-{part}-of-{parts}.npz"
 
 
@@ -182,7 +182,7 @@ def load_critic_data(folders: list[str | Path]) -> tuple[dict[str, np.ndarray], 
     metas = []
     for folder in map(Path, folders):
         if not (folder / META_FILE).is_file():
-            raise FileNotFoundError(f"{folder}: no {META_FILE} here (make one with scripts/critic_data.py)")
+            raise FileNotFoundError(f"{folder}: no {META_FILE} here (make one with vital-gym critic data)")
         meta = json.loads((folder / META_FILE).read_text())
         if metas and (meta["draws"], meta["model_sha256"]) != (metas[0]["draws"], metas[0]["model_sha256"]):
             raise ValueError(f"{folder}: its pools ({meta['draws']} draws, model {meta['model_sha256'][:12]}) are not "

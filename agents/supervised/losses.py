@@ -116,7 +116,7 @@ class Slot(NamedTuple):
     amount_param: int
 
     @classmethod
-    def of(cls, space: ParameterSpace, slot: int) -> "Slot":
+    def of(cls, space: ParameterSpace, slot: int) -> Slot:
         src, dst, amt = (space.layout[space.index[f"mod_{slot}_{k}"]] for k in ("source", "destination", "amount"))
         return cls(src.slice, dst.slice, amt.start, space.index[src.name], space.index[dst.name], space.index[amt.name])
 

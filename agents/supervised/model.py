@@ -101,7 +101,7 @@ class EncoderConfig:
             raise ValueError(f"encoder frontend={self.frontend!r}: use one of {list(FRONTENDS)}")
 
     @classmethod
-    def audiomae_base(cls, **changes: Any) -> "EncoderConfig":
+    def audiomae_base(cls, **changes: Any) -> EncoderConfig:
         """ViT-B/16 on 1024 x 128 reading AudioMAE's filterbank, the released AudioMAE geometry (weights via
         ``checkpoint``)."""
         return cls(**{"frames": 1024, "embed_dim": 768, "depth": 12, "num_heads": 12, "frontend": "audiomae", **changes})
@@ -134,7 +134,7 @@ class ModelConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "ModelConfig":
+    def from_dict(cls, d: dict[str, Any]) -> ModelConfig:
         return cls(EncoderConfig(**d.get("encoder", {})), DecoderConfig(**d.get("decoder", {})))
 
 

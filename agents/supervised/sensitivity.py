@@ -1,8 +1,8 @@
 """How much each parameter moves the sound, measured through Vita: per-parameter weights for the loss.
 
 An equal-weight parameter loss spends the network's capacity evenly over parameters the ear cannot tell
-apart and the few that decide the sound (the amplitude envelope, levels, cutoff). ``scripts/analyse_errors.py``
-measures this on the shipped model: giving it the true amplitude envelope alone removes a fifth of its
+apart and the few that decide the sound (the amplitude envelope, levels, cutoff). An oracle-substitution analysis
+(docs/experiments.md) measured this on the shipped model: giving it the true amplitude envelope alone removes a fifth of its
 spectral distance, while its discrete parameters are worth nothing. So the loss weighs each parameter by
 its *audio sensitivity*: over presets drawn like the training data, the mean multi-resolution STFT distance
 between a render and the render after moving that one parameter
@@ -15,15 +15,15 @@ between a render and the render after moving that one parameter
 
 Everything is seeded, and every render is deterministic, so a measurement is reproducible.
 
-    vital-gym sensitivity --config configs/dataset/core.yaml --presets 48 --out configs/sensitivity/core.json
+    vital-gym sensitivity --config core --n 48 -o configs/sensitivity/core.json
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -58,7 +58,7 @@ class Sensitivity:
         return path
 
     @classmethod
-    def load(cls, path: str | Path, space: ParameterSpace) -> "Sensitivity":
+    def load(cls, path: str | Path, space: ParameterSpace) -> Sensitivity:
         """Read a measurement, refusing one made on another parameter space."""
         path = Path(path)
         if not path.is_file():

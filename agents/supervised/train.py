@@ -1,8 +1,8 @@
 """Train the supervised sound matcher on a generated dataset.
 
-    python -m agents.supervised.train --config configs/train/supervised_cpu.yaml --dataset data/core --out runs/sup
-    python -m agents.supervised.train ... --resume          # carry on from runs/sup/last
-    python -m agents.supervised.train ... --init-from agents/models/core_cpu   # fine-tune a trained model
+    vital-gym train --config supervised_cpu --dataset data/core -o runs/sup
+    vital-gym train ... --resume          # carry on from runs/sup/last
+    vital-gym train ... --init-from agents/models/core_cpu   # fine-tune a trained model
     tensorboard --logdir runs/sup
 
 One file, top to bottom: config, data, model, optimiser (AdamW, linear warm-up then cosine decay), the
@@ -19,36 +19,33 @@ which a note-conditioned decoder uses (``agents/supervised/model.py``). On a GPU
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import itertools
 import math
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
+import numpy as np
+import torch
+import yaml
+from torch.utils.data import DataLoader
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-import yaml  # noqa: E402
-from torch.utils.data import DataLoader  # noqa: E402
-
-from agents.dataset import InterleavedDatasets, Manifest, ShardDataset  # noqa: E402
-from agents.dataset.augment import LogMelAugment  # noqa: E402
-from agents.dataset.shards import read_shard  # noqa: E402
-from agents.match import candidate_renderers  # noqa: E402
-from agents.supervised.checkpoint import init_weights, load_optimizer_state, read_config, save_checkpoint  # noqa: E402
-from agents.supervised.losses import HypothesisLoss, LossWeights, ParameterLoss  # noqa: E402
-from agents.supervised.model import ModelConfig, SoundMatcher  # noqa: E402
-from agents.supervised.sensitivity import Sensitivity  # noqa: E402
-from vital_gym.features import MelConfig, spectrogram  # noqa: E402
-from vital_gym.params import ParameterSpace  # noqa: E402
-from vital_gym.preset import PresetCodec  # noqa: E402
-from vital_gym.render import RenderConfig, Renderer, side_by_side  # noqa: E402
-from vital_gym.rewards import MultiResolutionSTFTDistance  # noqa: E402
+from agents.dataset import InterleavedDatasets, Manifest, ShardDataset
+from agents.dataset.augment import LogMelAugment
+from agents.dataset.shards import read_shard
+from agents.match import candidate_renderers
+from agents.supervised.checkpoint import init_weights, load_optimizer_state, read_config, save_checkpoint
+from agents.supervised.losses import HypothesisLoss, LossWeights, ParameterLoss
+from agents.supervised.model import ModelConfig, SoundMatcher
+from agents.supervised.sensitivity import Sensitivity
+from vital_gym.features import MelConfig, spectrogram
+from vital_gym.params import ParameterSpace
+from vital_gym.preset import PresetCodec
+from vital_gym.render import RenderConfig, Renderer, side_by_side
+from vital_gym.resources import find_config
+from vital_gym.rewards import MultiResolutionSTFTDistance
 
 
 @dataclass
@@ -59,10 +56,10 @@ class TrainConfig:
     loss: dict[str, float] = field(default_factory=dict)  # LossWeights fields
     augment: dict[str, Any] | None = None  # LogMelAugment fields (noise floor, EQ); None: clean log-mels
     source_weights: dict[str, float] | None = None  # over-sample the dataset's sources (ShardDataset); None: as stored
-    labels: list[int] | None = None  # a select_targets.py dataset: train on these labels only (0 true, 1 selected); None: all
+    labels: list[int] | None = None  # a `vital-gym dataset select` dataset: train on these labels only (0 true, 1 selected); None: all
     gumbel: dict[str, float] | None = None  # {start, end}: Gumbel-softmax categorical loss, tau annealed
     init_from: str | None = None  # a checkpoint whose weights the model starts from (same space)
-    sensitivity: str | None = None  # per-parameter loss weights measured by `vital-gym sensitivity` (JSON)
+    sensitivity: str | None = None  # loss weights measured by `vital-gym sensitivity`: a shipped name (core) or a JSON path
     sensitivity_floor: float = 0.1  # no parameter weighs less than this x its kind's mean
     sensitivity_power: float = 1.0  # weights are sensitivity ** power
     sensitivity_given_audible: bool = False  # each parameter's sensitivity where its module is on (Sensitivity.loss_weights)
@@ -91,7 +88,7 @@ class TrainConfig:
     threads: int = 0  # torch CPU threads (0: torch's default)
 
     @classmethod
-    def from_yaml(cls, path: str | Path | None, **overrides: Any) -> "TrainConfig":
+    def from_yaml(cls, path: str | Path | None, **overrides: Any) -> TrainConfig:
         d = yaml.safe_load(Path(path).read_text()) if path else {}
         d.update({k: v for k, v in overrides.items() if v is not None})
         unknown = set(d) - {f.name for f in dataclasses.fields(cls)}
@@ -202,7 +199,7 @@ class Validator:
 def build_loss(config: TrainConfig, space: ParameterSpace) -> HypothesisLoss:
     """The loss ``config`` describes: parameter terms (sensitivity-weighted, switched-off modules masked, as
     set) inside the hypotheses' winner-takes-all, with the score and spread terms."""
-    weights = Sensitivity.load(config.sensitivity, space).loss_weights(
+    weights = Sensitivity.load(find_config("sensitivity", config.sensitivity), space).loss_weights(
         space, config.sensitivity_floor, config.sensitivity_power, config.sensitivity_given_audible
     ) if config.sensitivity else None
     parameters = ParameterLoss(space, LossWeights(**config.loss), weights, config.ignore_switched_off, config.rotations)
@@ -244,7 +241,13 @@ def train_step(
     return terms, z, scores, x
 
 
-def train(config: TrainConfig, resume: bool = False, log=print) -> Path:
+def train(config: TrainConfig, resume: bool = False, log=print, progress: bool = False) -> Path:
+    """Train as ``config`` says (``resume``: carry on from ``OUT/last``); the best checkpoint's folder.
+    ``progress`` shows a progress bar of the steps, with the time left."""
+    from tqdm import tqdm
+
+    if progress and log is print:
+        log = tqdm.write
     torch.manual_seed(config.seed)
     if config.threads:
         torch.set_num_threads(config.threads)
@@ -360,6 +363,7 @@ def train(config: TrainConfig, resume: bool = False, log=print) -> Path:
     if epoch_start is None:
         epoch_start = epoch * (len(data) // config.batch_size)
     skip = max(0, step - epoch_start)
+    bar = tqdm(total=config.steps, initial=step, unit="step", disable=not progress)
     while step < config.steps:
         data.set_epoch(epoch)
         batches = 0
@@ -372,6 +376,7 @@ def train(config: TrainConfig, resume: bool = False, log=print) -> Path:
             )
             scheduler.step()
             step += 1
+            bar.update(1)
             if step % config.log_every == 0:
                 for k, v in terms.items():
                     writer.add_scalar(f"train/loss/{k}", float(v.detach()), step)
@@ -404,30 +409,7 @@ def train(config: TrainConfig, resume: bool = False, log=print) -> Path:
                 "Lower batch_size or num_workers, or generate more samples"
             )
         epoch, skip, epoch_start = epoch + 1, 0, step
+    bar.close()
     writer.close()
     return out / "best"
 
-
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--config", help="a training YAML (configs/train/supervised_cpu.yaml)")
-    ap.add_argument("--dataset", nargs="+", help="a dataset folder, or several trained on as one")
-    ap.add_argument("--out")
-    ap.add_argument("--steps", type=int)
-    ap.add_argument("--batch-size", type=int)
-    ap.add_argument("--device")
-    ap.add_argument("--resume", action="store_true", help="continue from OUT/last")
-    ap.add_argument("--init-from", help="start from this checkpoint's weights (e.g. agents/models/core_cpu)")
-    args = ap.parse_args(argv)
-    dataset = args.dataset[0] if args.dataset and len(args.dataset) == 1 else args.dataset
-    config = TrainConfig.from_yaml(
-        args.config, dataset=dataset, out=args.out, steps=args.steps, batch_size=args.batch_size, device=args.device,
-        init_from=args.init_from,
-    )
-    best = train(config, resume=args.resume)
-    print(f"best checkpoint: {best}")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

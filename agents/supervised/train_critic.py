@@ -1,11 +1,11 @@
 """Train a candidate critic (``agents/supervised/critic.py``) on rendered candidate pools.
 
-    python scripts/critic_data.py --n 800 --seed 11 --out data/critic_s11          # the pools (render-bound)
-    python -m agents.supervised.train_critic --data data/critic_s11 data/critic_s12 --out runs/critic
-    python -m agents.supervised.train_critic --data ... --out agents/models/core_cpu/critic   # ship it with its model
+    vital-gym critic data --n 800 --seed 11 -o data/critic_s11          # the pools (render-bound)
+    vital-gym critic train --data data/critic_s11 data/critic_s12 -o runs/critic
+    vital-gym critic train --data ... -o agents/models/core_cpu/critic   # ship it with its model
     tensorboard --logdir runs/critic
-    python -m agents.supervised.train_critic --data data/critic_s13 --folds 3          # compare settings
-    python -m agents.supervised.train_critic --data data/critic_s13 --evaluate agents/models/core_cpu/critic
+    vital-gym critic train --data data/critic_s13 --folds 3          # compare settings
+    vital-gym critic train --data data/critic_s13 --evaluate agents/models/core_cpu/critic
 
 Top to bottom: the pools are read and the frozen model embeds each target (its encoder's tokens averaged)
 and scores its hypotheses; a held-out share of the targets (``val_fraction``) is set aside; the critic's
@@ -21,37 +21,42 @@ pools it never saw (another seed's). ``--items F.csv`` (any mode) also writes ea
 a benchmark ``items.csv``, a target named by its seed and index, so two critics, or a critic and
 cross-validated settings, are paired target by target:
 
-    python -m agents.supervised.train_critic --data data/critic_s13 --evaluate agents/models/core_cpu/critic --items shipped.csv
-    python -m agents.supervised.train_critic --data data/critic_s13 --folds 3 --items cv.csv
-    python scripts/compare_methods.py shipped=shipped.csv cv=cv.csv --reference shipped:critic --metric distance
+    vital-gym critic train --data data/critic_s13 --evaluate agents/models/core_cpu/critic --items shipped.csv
+    vital-gym critic train --data data/critic_s13 --folds 3 --items cv.csv
+    vital-gym compare shipped=shipped.csv cv=cv.csv --reference shipped:critic --metric distance
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
+import numpy as np
+import torch
+import yaml
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-import yaml  # noqa: E402
-
-from agents.dataset.generate import DatasetConfig  # noqa: E402
-from agents.match import DEFAULT_DRAWS  # noqa: E402
-from agents.supervised.checkpoint import load_model  # noqa: E402
-from agents.supervised.critic import (  # noqa: E402
-    CandidateCritic, CriticConfig, best_of, listwise_loss, load_critic, load_critic_data, save_critic, select,
+from agents.benchmark.metrics import PairedDifference
+from agents.dataset.generate import DatasetConfig
+from agents.match import DEFAULT_DRAWS
+from agents.supervised.checkpoint import load_model
+from agents.supervised.critic import (
+    CandidateCritic,
+    CriticConfig,
+    best_of,
+    listwise_loss,
+    load_critic,
+    load_critic_data,
+    save_critic,
+    select,
 )
 
 
 @dataclass
 class CriticTrainConfig:
-    data: list[str] = field(default_factory=list)  # folders of scripts/critic_data.py
+    data: list[str] = field(default_factory=list)  # folders made by `vital-gym critic data`
     out: str = "runs/critic"
     checkpoint: str | None = None  # the model; default: the one the pools were made with
     hidden: int = 256
@@ -67,7 +72,7 @@ class CriticTrainConfig:
     seed: int = 0
 
     @classmethod
-    def from_yaml(cls, path: str | Path) -> "CriticTrainConfig":
+    def from_yaml(cls, path: str | Path) -> CriticTrainConfig:
         raw = yaml.safe_load(Path(path).read_text()) or {}
         unknown = set(raw) - set(cls.__dataclass_fields__)
         if unknown:
@@ -89,8 +94,7 @@ def embed_targets(model, logmel: np.ndarray, note: np.ndarray, batch: int = 64) 
 
 
 def paired(a: np.ndarray, b: np.ndarray) -> str:
-    diff = a - b
-    return f"{diff.mean():+.4f} ± {1.96 * diff.std(ddof=1) / np.sqrt(len(diff)):.4f} (closer on {np.mean(diff < 0):.0%})"
+    return str(PairedDifference.of(a, b))
 
 
 @dataclass
@@ -108,9 +112,9 @@ class Pools:
     sources: list[str]  # each target's dataset source
 
     @classmethod
-    def load(cls, data: list[str], checkpoint: str | None, draws: int, log=print) -> "Pools":
+    def load(cls, data: list[str], checkpoint: str | None, draws: int, log=print) -> Pools:
         if not data:
-            raise ValueError("no data: give the folders of scripts/critic_data.py (--data DIR ...)")
+            raise ValueError("no data: give the folders made by vital-gym critic data (--data DIR ...)")
         pools, metas = load_critic_data(data)
         checkpoint = Path(checkpoint or metas[0]["checkpoint"])
         model, space, _ = load_model(checkpoint)
@@ -135,7 +139,7 @@ class Pools:
         """Every candidate's unstandardised features ``(N, C, F)``: small enough to hold."""
         return critic.features(self.embedding, self.scores, self.candidates)
 
-    def new_critic(self, config: "CriticTrainConfig") -> CandidateCritic:
+    def new_critic(self, config: CriticTrainConfig) -> CandidateCritic:
         return CandidateCritic(CriticConfig(
             self.embedding.shape[1], self.candidates.shape[-1], self.scores.shape[1], self.metas[0]["draws"], config.hidden, config.dropout
         ))
@@ -165,7 +169,7 @@ class Pools:
 
     def write_items(self, path: str | Path, targets: torch.Tensor, with_critic: np.ndarray, label: str = "pools") -> Path:
         """Each of ``targets``' figures as rows of a benchmark ``items.csv`` (column ``distance``): methods ``critic``,
-        ``no_critic`` (the first ``keep`` candidates) and ``closest_in_pool``, so ``scripts/compare_methods.py
+        ``no_critic`` (the first ``keep`` candidates) and ``closest_in_pool``, so ``vital-gym compare
         ... --metric distance`` pairs two critics, or a critic and cross-validated settings, target by target."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -185,7 +189,7 @@ def source_names(meta: dict) -> list[str]:
     return list(DatasetConfig.from_yaml(config).sources) if config.is_file() else []
 
 
-def fit(critic: CandidateCritic, features: torch.Tensor, distance: torch.Tensor, train: torch.Tensor, config: "CriticTrainConfig",
+def fit(critic: CandidateCritic, features: torch.Tensor, distance: torch.Tensor, train: torch.Tensor, config: CriticTrainConfig,
         on_step=None) -> None:
     """Fit the standardisation on ``train``'s unstandardised ``features`` and train the critic with the listwise
     loss, each batch standardised as it is drawn (no second copy of the features). ``on_step(step, loss)`` after
@@ -282,36 +286,18 @@ def evaluate_critic(folder: str | Path, config: CriticTrainConfig, log=print, it
     return report
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--config", type=Path, help="YAML of CriticTrainConfig fields; the flags below override it")
-    ap.add_argument("--data", nargs="+")
-    ap.add_argument("--out")
-    ap.add_argument("--checkpoint")
-    ap.add_argument("--steps", type=int)
-    ap.add_argument("--seed", type=int)
-    what = ap.add_mutually_exclusive_group()
-    what.add_argument("--folds", type=int, help="cross-validate these settings over N folds instead of training one critic (nothing saved)")
-    what.add_argument("--evaluate", type=Path, metavar="CRITIC", help="evaluate this trained critic on --data instead of training one")
-    ap.add_argument("--items", type=Path, metavar="CSV", help="also write each held-out target's figures there, as a benchmark "
-                    "items.csv (column distance) for scripts/compare_methods.py --metric distance")
-    args = ap.parse_args(argv)
+def run(args: argparse.Namespace) -> int:
+    """``vital-gym critic train`` (its flags: :func:`agents.cli.build_parser`)."""
     config = CriticTrainConfig.from_yaml(args.config) if args.config else CriticTrainConfig()
-    overrides = {k: v for k, v in vars(args).items() if k not in ("config", "folds", "evaluate", "items") and v is not None}
+    overrides = {k: v for k, v in {"data": args.data, "out": args.out, "checkpoint": args.checkpoint, "steps": args.steps, "seed": args.seed}.items() if v is not None}
     config = CriticTrainConfig(**{**asdict(config), **overrides})
-    if args.folds is not None and args.folds < 2:
-        ap.error(f"--folds {args.folds}: cross-validation needs at least 2")
-    try:
-        if args.folds is not None:
-            cross_validate(config, args.folds, items=args.items)
-        elif args.evaluate is not None:
-            evaluate_critic(args.evaluate, config, items=args.items)
-        else:
-            train_critic(config, items=args.items)
-    except (ValueError, FileNotFoundError) as e:  # no pools or no critic there, pools that do not fit, another model's critic
-        ap.exit(2, f"{e}\n")
+    items = Path(args.items) if args.items else None
+    if args.folds is not None:
+        if args.folds < 2:
+            raise ValueError(f"--folds {args.folds}: cross-validation needs at least 2")
+        cross_validate(config, args.folds, items=items)
+    elif args.evaluate is not None:
+        evaluate_critic(Path(args.evaluate), config, items=items)
+    else:
+        train_critic(config, items=items)
     return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

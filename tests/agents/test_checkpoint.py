@@ -9,7 +9,15 @@ from safetensors.torch import load_file
 
 from agents.cli import main
 from agents.supervised.checkpoint import (
-    BASE_KEY, CONFIG_FILE, MODEL_FILE, CheckpointError, init_weights, load_model, read_config, save_checkpoint, standalone,
+    BASE_KEY,
+    CONFIG_FILE,
+    MODEL_FILE,
+    CheckpointError,
+    init_weights,
+    load_model,
+    read_config,
+    save_checkpoint,
+    standalone,
 )
 from agents.supervised.model import AudioEncoder, EncoderConfig, ModelConfig, SoundMatcher
 from agents.supervised.train import TrainConfig, train

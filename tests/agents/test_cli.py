@@ -1,3 +1,4 @@
+import pytest
 import yaml
 
 from agents.cli import main
@@ -62,3 +63,60 @@ def test_describe_refuses_what_it_cannot_read(tmp_path, capsys):
     assert "no such preset file" in capsys.readouterr().err
     assert main(["describe", str(bad), "--space", "nospace"]) == 2
     assert "parameter space 'nospace' not found" in capsys.readouterr().err
+
+
+def subcommands(parser=None, prefix=()) -> list[tuple[str, ...]]:
+    """Every command path of the ``vital-gym`` parser, e.g. ``("dataset", "generate")``."""
+    import argparse
+
+    from agents.cli import build_parser
+
+    parser = parser or build_parser()
+    paths = []
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                paths.append((*prefix, name))
+                paths += subcommands(sub, (*prefix, name))
+    return paths
+
+
+def test_every_subcommand_has_help(capsys):
+    paths = subcommands()
+    assert {("match",), ("train",), ("critic", "data"), ("critic", "train"), ("ppo",), ("dataset", "select"), ("compare",)} <= set(paths)
+    for path in [(), *paths]:
+        with pytest.raises(SystemExit) as exit_:
+            main([*path, "--help"])
+        assert exit_.value.code == 0
+        assert "usage: vital-gym" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("path", [("dataset", "generate"), ("match",), ("train",), ("critic", "data"), ("ppo",), ("benchmark",), ("curves",)])
+def test_outputs_are_named_by_the_same_flag_everywhere(path):
+    from agents.cli import build_parser
+
+    parser = build_parser()
+    for name in path:
+        parser = next(a for a in parser._actions if isinstance(a, __import__("argparse")._SubParsersAction)).choices[name]
+    flags = {s for a in parser._actions for s in a.option_strings}
+    assert {"-o", "--out", "-q"} <= flags and "--output" not in flags and "--dataset-config" not in flags
+
+
+def test_a_config_is_found_by_name_and_a_users_folder_comes_first(tmp_path, monkeypatch, capsys):
+    from vital_gym.resources import config_names, find_config
+
+    assert find_config("params", "core").name == "core.yaml" and find_config("rl", "ppo").name == "ppo.yaml"
+    assert "supervised_cpu" in config_names("train")
+    with pytest.raises(FileNotFoundError, match=r"parameter space 'nope' not found .*available: \['core', 'full'\]"):
+        find_config("params", "nope")
+    with pytest.raises(FileNotFoundError, match="no such file"):
+        find_config("params", str(tmp_path / "missing.yaml"))
+    mine = tmp_path / "mine"
+    (mine / "dataset").mkdir(parents=True)
+    (mine / "dataset" / "core.yaml").write_text(yaml.safe_dump(tiny_config().to_dict()))
+    (mine / "dataset" / "small.yaml").write_text(yaml.safe_dump(tiny_config().to_dict()))
+    monkeypatch.setenv("VITAL_GYM_CONFIG_DIR", str(mine))
+    assert find_config("dataset", "core") == mine / "dataset" / "core.yaml"  # the user's replaces the shipped one
+    assert config_names("dataset") == ["core", "small"] and find_config("params", "core").parent.parent != mine
+    assert main(["dataset", "generate", "--config", "small", "--n", "2", "-o", str(tmp_path / "data"), "--workers", "1", "-q"]) == 0
+    assert "2 samples" in capsys.readouterr().out

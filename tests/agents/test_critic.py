@@ -1,4 +1,4 @@
-"""The candidate critic: its data (scripts/critic_data.py), training, saving, and the matcher using it."""
+"""The candidate critic: its data (vital-gym critic data), training, saving, and the matcher using it."""
 
 import csv
 import json
@@ -10,21 +10,34 @@ import torch
 import yaml
 
 from agents.benchmark.methods import Supervised
+from agents.benchmark.testsets import TEST_SEED
 from agents.cli import main as cli
 from agents.dataset.shards import quantise
-from agents.benchmark.testsets import TEST_SEED
 from agents.match import Matcher
-from agents.supervised.critic import (
-    CandidateCritic, CriticConfig, CriticError, listwise_loss, load_critic, load_critic_data, save_critic, select,
-)
 from agents.supervised.checkpoint import load_model
-from agents.supervised.train_critic import CriticTrainConfig, embed_targets, evaluate_critic, main as train_critic_cli, train_critic
-from scripts.compare_methods import main as compare_methods
-from scripts.critic_data import main as critic_data
-from tests.agents.conftest import tiny_checkpoint, tiny_dataset  # noqa: F401 - fixtures
+from agents.supervised.critic import (
+    CandidateCritic,
+    CriticConfig,
+    CriticError,
+    listwise_loss,
+    load_critic,
+    load_critic_data,
+    save_critic,
+    select,
+)
+from agents.supervised.train_critic import CriticTrainConfig, embed_targets, evaluate_critic, train_critic
 from tests.agents.test_dataset import tiny_config
 from tests.agents.test_match import hum
 from vital_gym.audio import write_wav
+
+
+def critic_data(argv: list[str]) -> int:
+    return cli(["critic", "data", "-q", *argv])
+
+
+def train_critic_cli(argv: list[str]) -> int:
+    return cli(["critic", "train", *argv])
+
 
 CONFIG = CriticConfig(embed_dim=6, num_params=5, hypotheses=2, pool_draws=3, hidden=8, dropout=0.0)
 
@@ -71,8 +84,8 @@ def pools(tiny_checkpoint, tmp_path_factory):
     config.write_text(yaml.safe_dump(tiny_config().to_dict()))
     out = tmp_path_factory.mktemp("pools")
     for part in ("0/2", "1/2"):
-        critic_data(["--checkpoint", str(tiny_checkpoint), "--dataset-config", str(config), "--seed", "7", "--n", "6",
-                     "--draws", "3", "--out", str(out), "--part", part])
+        assert critic_data(["--checkpoint", str(tiny_checkpoint), "--config", str(config), "--seed", "7", "--n", "6",
+                            "--draws", "3", "--out", str(out), "--part", part]) == 0
     return out, config
 
 
@@ -87,25 +100,24 @@ def test_pools_hold_every_candidate_and_its_distance(pools):
         load_critic_data([pools[0], pools[0]])
 
 
-def test_a_stopped_part_carries_on_and_other_settings_are_refused(pools, tiny_checkpoint, tmp_path):
+def test_a_stopped_part_carries_on_and_other_settings_are_refused(pools, tiny_checkpoint, tmp_path, capsys):
     out, config = pools
-    common = ["--checkpoint", str(tiny_checkpoint), "--dataset-config", str(config), "--seed", "7", "--draws", "3", "--out", str(tmp_path)]
-    critic_data(common + ["--n", "2"])
-    with pytest.raises(SystemExit, match="other settings"):
-        critic_data(common + ["--n", "3"])
+    common = ["--checkpoint", str(tiny_checkpoint), "--config", str(config), "--seed", "7", "--draws", "3", "--out", str(tmp_path)]
+    assert critic_data(common + ["--n", "2"]) == 0
+    assert critic_data(common + ["--n", "3"]) == 2 and "other settings" in capsys.readouterr().err
     before = (tmp_path / "part-0-of-1.npz").read_bytes()
-    critic_data(common + ["--n", "2"])  # nothing left to do
+    assert critic_data(common + ["--n", "2"]) == 0  # nothing left to do
     assert (tmp_path / "part-0-of-1.npz").read_bytes() == before
     moved = shutil.copytree(tiny_checkpoint, tmp_path / "moved_model")  # the same weights elsewhere carry on
-    critic_data([moved.as_posix() if a == str(tiny_checkpoint) else a for a in common] + ["--n", "2"])
+    assert critic_data([moved.as_posix() if a == str(tiny_checkpoint) else a for a in common] + ["--n", "2"]) == 0
     assert (tmp_path / "part-0-of-1.npz").read_bytes() == before
     other = shutil.copytree(tiny_checkpoint, tmp_path / "other_model")
     weights = other / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[:-1] + bytes([weights.read_bytes()[-1] ^ 1]))
-    with pytest.raises(SystemExit, match="model_sha256"):
-        critic_data([other.as_posix() if a == str(tiny_checkpoint) else a for a in common] + ["--n", "2"])
-    with pytest.raises(SystemExit, match="seed"):
-        critic_data(["--seed", str(TEST_SEED), "--n", "1", "--out", str(tmp_path / "x"), "--dataset-config", str(config)])
+    assert critic_data([other.as_posix() if a == str(tiny_checkpoint) else a for a in common] + ["--n", "2"]) == 2
+    assert "model_sha256" in capsys.readouterr().err
+    assert critic_data(["--seed", str(TEST_SEED), "--n", "1", "--out", str(tmp_path / "x"), "--config", str(config)]) == 2
+    assert "seed" in capsys.readouterr().err
 
 
 def test_a_trained_critic_is_saved_with_its_model_and_used_by_the_matcher(pools, tiny_checkpoint, tmp_path):
@@ -158,8 +170,7 @@ def test_settings_are_cross_validated_and_a_trained_critic_evaluated_on_other_po
     out = capsys.readouterr().out
     assert "3-fold cross-validation over 6 targets" in out and out.count("fold ") == 4
     assert not (tmp_path / "critic").exists()  # nothing saved
-    with pytest.raises(SystemExit):
-        train_critic_cli(common + ["--config", str(config), "--folds", "1"])
+    assert train_critic_cli(common + ["--config", str(config), "--folds", "1"]) == 2
     assert "at least 2" in capsys.readouterr().err
     assert train_critic_cli(common + ["--config", str(config)]) == 0
     report = evaluate_critic(tmp_path / "critic", CriticTrainConfig(data=[str(pools[0])], draws=1), log=lambda *_: None)
@@ -182,21 +193,19 @@ def test_settings_are_cross_validated_and_a_trained_critic_evaluated_on_other_po
     assert sorted(by_method["critic"]) == sorted(names) and {r["source"] for r in rows} <= {"uniform", "pluck"}
     np.testing.assert_allclose([by_method["critic"][n] for n in names], np.take_along_axis(data["distance"], chosen, 1).min(1), atol=1e-5)
     np.testing.assert_allclose([by_method["no_critic"][n] for n in names], data["distance"][:, :2].min(1), atol=1e-5)
-    assert compare_methods([f"ev={tmp_path / 'evaluate' / 'items.csv'}", f"cv={tmp_path / 'folds' / 'items.csv'}",
-                            "--reference", "ev:critic", "--metric", "distance"]) == 0
+    assert cli(["compare", f"ev={tmp_path / 'evaluate' / 'items.csv'}", f"cv={tmp_path / 'folds' / 'items.csv'}",
+                "--reference", "ev:critic", "--metric", "distance"]) == 0
     assert "cv:critic" in capsys.readouterr().out
     with pytest.raises(SystemExit):  # one or the other
         train_critic_cli(common + ["--folds", "2", "--evaluate", str(tmp_path / "critic")])
     capsys.readouterr()
-    with pytest.raises(SystemExit) as exit_:  # no critic there: the reason, no traceback
-        train_critic_cli(common + ["--evaluate", str(tmp_path / "nothing")])
-    assert exit_.value.code == 2 and "no critic here" in capsys.readouterr().err
-    with pytest.raises(SystemExit) as exit_:
-        train_critic_cli(["--data", str(tmp_path / "no_pools"), "--folds", "2"])
-    assert exit_.value.code == 2 and "critic_data.json" in capsys.readouterr().err
-    with pytest.raises(SystemExit) as exit_:  # the same targets twice
-        train_critic_cli(["--data", str(pools[0]), str(pools[0]), "--folds", "2"])
-    assert exit_.value.code == 2 and "more than one part or folder" in capsys.readouterr().err
+    # no critic there, no pools, the same targets twice: the reason, no traceback
+    assert train_critic_cli(common + ["--evaluate", str(tmp_path / "nothing")]) == 2
+    assert "no critic here" in capsys.readouterr().err
+    assert train_critic_cli(["--data", str(tmp_path / "no_pools"), "--folds", "2"]) == 2
+    assert "critic_data.json" in capsys.readouterr().err
+    assert train_critic_cli(["--data", str(pools[0]), str(pools[0]), "--folds", "2"]) == 2
+    assert "more than one part or folder" in capsys.readouterr().err
 
 
 def test_a_critic_of_another_model_is_refused(tiny_checkpoint, tmp_path, capsys):

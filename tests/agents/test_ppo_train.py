@@ -11,6 +11,7 @@ from tests.agents.test_dataset import tiny_config
 from tests.conftest import TINY_SPACE
 from vital_gym.audio import write_wav
 from vital_gym.envs import VitalMatchEnv
+from vital_gym.resources import find_config
 
 SR = 44100
 
@@ -73,7 +74,7 @@ def test_ppo_from_scratch_and_trpo_run(tmp_path, tiny_space_file):
 
 @pytest.mark.parametrize("name", ["ppo", "trpo"])
 def test_shipped_rl_configs_parse(name):
-    config = RLConfig.from_yaml(f"configs/rl/{name}.yaml")
+    config = RLConfig.from_yaml(find_config("rl", name))
     assert config.algo == name and config.env_kwargs["space"] == "core"
 
 

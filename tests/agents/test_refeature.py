@@ -94,3 +94,32 @@ def test_the_features_command(tmp_path, with_audio, capsys):
     assert "2 shards" in capsys.readouterr().out and Manifest.load(out).config["observation"] == AUDIOMAE
     assert cli(["dataset", "features", str(with_audio), "--out", str(tmp_path / "x"), "--observation", "frontend"]) == 2
     assert "expected KEY=VALUE" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_the_audiomae_filterbank_matches_kaldis_fbank():
+    """``AudioMAEFilterbank.log_fbank`` against ``torchaudio.compliance.kaldi.fbank`` with AudioMAE's
+    arguments, on noise, a sine, a chirp and a Vita render; torchaudio is not a dependency."""
+    kaldi = pytest.importorskip("torchaudio.compliance.kaldi", reason="torchaudio is not installed (the reference filterbank)")
+    import torch
+    import vita
+
+    from vital_gym.audio import resample
+    from vital_gym.features import AudioMAEFilterbank, MelConfig
+
+    rate = 44100
+    t = np.arange(2 * rate) / rate
+    rng = np.random.default_rng(0)
+    signals = {
+        "noise": rng.standard_normal((2, 2 * rate)).astype(np.float32) * 0.1,
+        "sine": (0.5 * np.sin(2 * np.pi * 440 * t))[None].astype(np.float32),
+        "chirp": (0.8 * np.sin(2 * np.pi * (100 + 2000 * t) * t))[None].astype(np.float32),
+        "vita": np.asarray(vita.Synth().render(60, 0.8, 1.5, 2.0), dtype=np.float32),
+    }
+    ours = AudioMAEFilterbank(MelConfig(frontend="audiomae"), rate)
+    for name, audio in signals.items():
+        wave = torch.from_numpy(resample(audio.mean(axis=0), rate, 16000))[None]
+        ref = kaldi.fbank(wave - wave.mean(), htk_compat=True, sample_frequency=16000, use_energy=False, window_type="hanning",
+                          num_mel_bins=128, dither=0.0, frame_shift=10).numpy()
+        loud = ref > -10
+        assert np.abs(ours.log_fbank(audio) - ref)[loud].max() < 1e-2, name

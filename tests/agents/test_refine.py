@@ -1,8 +1,8 @@
 import numpy as np
 
 from agents.refine import refine
-from vital_gym.rewards import MultiResolutionSTFTDistance
 from vital_gym.render import Renderer
+from vital_gym.rewards import MultiResolutionSTFTDistance
 
 
 def test_cmaes_moves_toward_a_target_within_its_budget(tiny_space, tiny_codec, short_render):

@@ -106,13 +106,13 @@ def test_cli_measures_and_training_uses_the_file(tmp_path, tiny_dataset, capsys)
     config = tmp_path / "tiny.yaml"
     config.write_text(yaml.safe_dump(tiny_config().to_dict()))
     out = tmp_path / "sens.json"
-    assert main(["sensitivity", "--config", str(config), "--presets", "1", "--out", str(out), "--quiet"]) == 0
+    assert main(["sensitivity", "--config", str(config), "--n", "1", "--out", str(out), "--quiet"]) == 0
     assert "most sensitive" in capsys.readouterr().out
     assert set(json.loads(out.read_text())["values"]) >= {"osc_1_level", "env_1_attack"}
     best = train(tiny_train_config(tiny_dataset, tmp_path / "run", steps=2, sensitivity=str(out)), log=lambda *_: None)
     saved = json.loads((best / "config.json").read_text())
     assert saved["train_config"]["sensitivity"] == str(out)
-    assert main(["sensitivity", "--config", str(config), "--presets", "0", "--out", str(tmp_path / "x.json")]) == 2
+    assert main(["sensitivity", "--config", str(config), "--n", "0", "--out", str(tmp_path / "x.json")]) == 2
     assert "presets >= 1" in capsys.readouterr().err
 
 
@@ -146,7 +146,7 @@ def test_cli_adds_audible_shares_to_an_older_file(tmp_path, capsys):
     config = tmp_path / "tiny.yaml"
     config.write_text(yaml.safe_dump(tiny_config().to_dict()))
     out = tmp_path / "sens.json"
-    assert main(["sensitivity", "--config", str(config), "--presets", "1", "--out", str(out), "--quiet"]) == 0
+    assert main(["sensitivity", "--config", str(config), "--n", "1", "--out", str(out), "--quiet"]) == 0
     measured = json.loads(out.read_text())
     out.write_text(json.dumps({k: v for k, v in measured.items() if k != "audible"}))  # as files before the shares
     assert main(["sensitivity", "--config", str(config), "--audible-only", "--out", str(out)]) == 0

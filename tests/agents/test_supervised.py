@@ -6,10 +6,11 @@ import torch
 
 from agents.supervised.checkpoint import CheckpointError, init_weights, load_model, read_config, save_checkpoint
 from agents.supervised.losses import HypothesisLoss, ParameterLoss, module_switches
-from agents.supervised.model import AudioEncoder, EncoderConfig, LoRALinear, ModelConfig, SoundMatcher, load_vit_weights, draw_presets
+from agents.supervised.model import AudioEncoder, EncoderConfig, LoRALinear, ModelConfig, SoundMatcher, draw_presets, load_vit_weights
 from agents.supervised.train import TrainConfig, lr_factor, train
 from tests.agents.conftest import TINY_MODEL, tiny_train_config, with_hypotheses
 from tests.conftest import TINY_SPACE
+from vital_gym.resources import config_names, find_config
 
 
 @pytest.fixture
@@ -394,7 +395,7 @@ def test_ignore_switched_off_drops_the_errors_of_a_silent_module(tiny_space, tin
             assert float(gated[term]) < 1e-3
 
 
-@pytest.mark.parametrize("path", sorted((Path(__file__).resolve().parents[2] / "configs" / "train").glob("*.yaml")), ids=lambda p: p.name)
+@pytest.mark.parametrize("path", [find_config("train", name) for name in config_names("train")], ids=lambda p: p.name)
 def test_shipped_training_configs_parse(path, core_space):
     from agents.supervised.model import ModelConfig
     from agents.supervised.sensitivity import Sensitivity
@@ -407,8 +408,7 @@ def test_shipped_training_configs_parse(path, core_space):
 
         assert rotation_indices(core_space, config.rotations).shape[0] == max(len(g) for g in config.rotations)
     if config.sensitivity:  # a named weights file exists and fits the core space
-        repo = path.parents[2]
-        assert Sensitivity.load(repo / config.sensitivity, core_space).loss_weights(core_space).shape == (len(core_space.parameters),)
+        assert Sensitivity.load(find_config("sensitivity", config.sensitivity), core_space).loss_weights(core_space).shape == (len(core_space.parameters),)
 
 
 def test_a_decoder_with_hypotheses_proposes_k_presets_and_forward_is_the_best_scored(tiny_space):

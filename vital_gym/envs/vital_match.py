@@ -11,9 +11,10 @@ import yaml
 from gymnasium import spaces
 
 from vital_gym.features import MelConfig, spectrogram
-from vital_gym.params import CONFIG_DIR, Kind, ParameterSpace
+from vital_gym.params import Kind, ParameterSpace
 from vital_gym.preset import PresetCodec
-from vital_gym.render import Renderer, RenderConfig
+from vital_gym.render import RenderConfig, Renderer
+from vital_gym.resources import find_config
 from vital_gym.rewards import ClapEmbedder, Reward, RewardConfig
 from vital_gym.targets import Target, TargetSource, make_targets
 
@@ -233,12 +234,9 @@ def spectrogram_image(panels: list[np.ndarray], height: int = 128) -> np.ndarray
 
 
 def load_env_config(name_or_path: str | Path) -> dict[str, Any]:
-    """Keyword arguments for ``gym.make("VitalMatch-v0", **kwargs)`` from ``configs/env/<name>.yaml``."""
-    path = Path(name_or_path)
-    if path.suffix not in (".yaml", ".yml"):
-        path = CONFIG_DIR / "env" / f"{name_or_path}.yaml"
-    if not path.is_file():
-        raise FileNotFoundError(f"env config {path} not found")
+    """Keyword arguments for ``gym.make("VitalMatch-v0", **kwargs)`` from a shipped env config by name
+    (``one_shot``, ``refine``) or a YAML file path."""
+    path = find_config("env", name_or_path)
     with path.open() as f:
         kwargs = yaml.safe_load(f) or {}
     if not isinstance(kwargs, dict):
