@@ -53,7 +53,9 @@ def _generate(args: argparse.Namespace) -> int:
     from vital_gym.resources import find_config
 
     overrides = {
-        "space": args.space, "seed": args.seed, "shard_size": args.shard_size,
+        "space": args.space,
+        "seed": args.seed,
+        "shard_size": args.shard_size,
         "observation": key_values(args.observation, "--observation"),
     }
     config = (
@@ -114,8 +116,14 @@ def _train(args: argparse.Namespace) -> int:
 
     dataset = args.dataset[0] if args.dataset and len(args.dataset) == 1 else args.dataset
     config = TrainConfig.from_yaml(
-        find_config("train", args.config) if args.config else None, dataset=dataset, out=args.out, steps=args.steps,
-        batch_size=args.batch_size, device=args.device, init_from=args.init_from, seed=args.seed,
+        find_config("train", args.config) if args.config else None,
+        dataset=dataset,
+        out=args.out,
+        steps=args.steps,
+        batch_size=args.batch_size,
+        device=args.device,
+        init_from=args.init_from,
+        seed=args.seed,
     )
     best = train(config, resume=args.resume, progress=not args.quiet)
     print(f"best checkpoint: {best}")
@@ -139,8 +147,13 @@ def _ppo(args: argparse.Namespace) -> int:
     from vital_gym.resources import find_config
 
     config = RLConfig.from_yaml(
-        find_config("rl", args.config), n_timesteps=args.steps, algo=args.algo, out=args.out, seed=args.seed,
-        eval_every=args.eval_every, n_eval=args.n_eval,
+        find_config("rl", args.config),
+        n_timesteps=args.steps,
+        algo=args.algo,
+        out=args.out,
+        seed=args.seed,
+        eval_every=args.eval_every,
+        n_eval=args.n_eval,
     )
     if args.checkpoint:
         config.policy_kwargs = {**config.policy_kwargs, "checkpoint": None if args.checkpoint == "none" else args.checkpoint}
@@ -257,7 +270,11 @@ def _match(args: argparse.Namespace) -> int:
         raise ValueError(f"-o {out}: several targets are written into a folder, not a file")
     matcher = Matcher(args.checkpoint, screen=not args.no_screen, base_encoder=args.base_encoder, render_workers=args.workers, critic=args.critic)
     settings = dict(
-        midi_note=args.note, velocity=args.velocity, refine_budget=args.refine, seed=args.seed, select=not args.top_score,
+        midi_note=args.note,
+        velocity=args.velocity,
+        refine_budget=args.refine,
+        seed=args.seed,
+        select=not args.top_score,
         draws=DEFAULT_DRAWS if args.draws is None else args.draws,
     )
     if not batch:
@@ -297,7 +314,9 @@ def _out(parser: argparse.ArgumentParser, help: str, required: bool = True) -> N
 
 def _add_critic_choice(parser: argparse.ArgumentParser, what: str) -> None:
     parser.add_argument(
-        "--critic", metavar="DIR", default=True,
+        "--critic",
+        metavar="DIR",
+        default=True,
         help=f"a candidate critic trained for the model (default: the model folder's own, if it has one): {what}",
     )
     parser.add_argument("--no-critic", dest="critic", action="store_false", help="render the first drawn candidates, not a critic's choice")
@@ -309,7 +328,9 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
 
     parser = argparse.ArgumentParser(
-        prog="vital-gym", description="vital-gym: inverse synthesis on the Vital synthesizer", epilog="See docs/cli.md for every workflow.",
+        prog="vital-gym",
+        description="vital-gym: inverse synthesis on the Vital synthesizer",
+        epilog="See docs/cli.md for every workflow.",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -427,7 +448,9 @@ def build_parser() -> argparse.ArgumentParser:
     sens.add_argument("--step", type=float, default=0.1, help="how far a continuous parameter moves, in normalised units")
     sens.add_argument("--seed", type=int, help="preset seed (default: one reserved for sensitivity)")
     _out(sens, "the JSON to write (training configs name it as `sensitivity`)")
-    sens.add_argument("--audible-only", action="store_true", help="add to OUT, measured with this config, the share of presets where each parameter's module was on")
+    sens.add_argument(
+        "--audible-only", action="store_true", help="add to OUT, measured with this config, the share of presets where each parameter's module was on"
+    )
 
     ckpt = sub.add_parser("checkpoint", help="trained model checkpoints")
     ck = ckpt.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -441,9 +464,13 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--quick", action="store_true", help="a handful of items, no Syntheon")
     bench.add_argument("--config", help="the dataset config giving the space, render settings and synthetic sampling (default core)")
     bench.add_argument("--sets", help="comma-separated: synthetic,human,voice (default: all with a folder)")
-    bench.add_argument("--methods", help="comma-separated: init,random,mean,nearest,nearest+refine,library,supervised,supervised-top,supervised+refine,ppo,syntheon")
+    bench.add_argument(
+        "--methods", help="comma-separated: init,random,mean,nearest,nearest+refine,library,supervised,supervised-top,supervised+refine,ppo,syntheon"
+    )
     bench.add_argument("--n-synthetic", type=int, help="synthetic items (default 200)")
-    bench.add_argument("--synthetic-seed", type=int, help="draw the synthetic items from this seed instead of the test seed: a fresh set for a re-test (use a new --out)")
+    bench.add_argument(
+        "--synthetic-seed", type=int, help="draw the synthetic items from this seed instead of the test seed: a fresh set for a re-test (use a new --out)"
+    )
     bench.add_argument("--limit", type=int, help="at most this many human and voice items")
     bench.add_argument("--presets", help="folder of .vital files: the human set (default ../shared/presets)")
     bench.add_argument("--audio", help="folder of audio files: the voice set")

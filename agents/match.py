@@ -98,9 +98,7 @@ class MatchResult:
             f"spectral distance: {self.predicted_distance:.4f} (prediction, {self.seconds:.2f} s)",
         ]
         if len(self.candidate_distances) > 1:
-            lines.append(
-                f"  closest of {len(self.candidate_distances)} candidates (best-scored hypothesis: {self.candidate_distances[0]:.4f})"
-            )
+            lines.append(f"  closest of {len(self.candidate_distances)} candidates (best-scored hypothesis: {self.candidate_distances[0]:.4f})")
         if self.refined is not None:
             r = self.refined
             lines.append(f"  after refinement: {self.distance:.4f} ({r.renders} renders, {100 * r.gain:.1f}% lower)")
@@ -121,8 +119,14 @@ class Matcher:
     """
 
     def __init__(
-        self, checkpoint: str | Path | None = None, device: str = "cpu", render_workers: int | None = None, screen: bool = True,
-        draw_temperature: float = 1.0, base_encoder: str | Path | None = None, critic: str | Path | bool = True,
+        self,
+        checkpoint: str | Path | None = None,
+        device: str = "cpu",
+        render_workers: int | None = None,
+        screen: bool = True,
+        draw_temperature: float = 1.0,
+        base_encoder: str | Path | None = None,
+        critic: str | Path | bool = True,
     ):
         folder = Path(checkpoint) if checkpoint else DEFAULT_MODEL
         if not folder.exists():
@@ -184,7 +188,13 @@ class Matcher:
         return xs[select(cost, len(order) * (1 + draws))[0].cpu().numpy()]
 
     def _given_switches(
-        self, tokens: torch.Tensor, note: torch.Tensor, order: torch.Tensor, z: torch.Tensor, spread: torch.Tensor | None, draws: int,
+        self,
+        tokens: torch.Tensor,
+        note: torch.Tensor,
+        order: torch.Tensor,
+        z: torch.Tensor,
+        spread: torch.Tensor | None,
+        draws: int,
         generator: torch.Generator,
     ) -> torch.Tensor:
         """A switch-conditioned model's candidates ``(K * (1 + draws), action_dim)``: each hypothesis' own
@@ -199,9 +209,7 @@ class Matcher:
         rounds = len(patterns)
         switches = torch.zeros(rounds, decoder.num_hypotheses, len(decoder.switch_dims))
         switches[:, order] = torch.stack(patterns)  # back into the decoder's hypothesis order
-        given, _, given_spread = decoder.predictive(
-            tokens.expand(rounds, -1, -1), note.expand(rounds), switches.to(tokens.device)
-        )  # (rounds, K, action_dim)
+        given, _, given_spread = decoder.predictive(tokens.expand(rounds, -1, -1), note.expand(rounds), switches.to(tokens.device))  # (rounds, K, action_dim)
         given, dims = given[:, order].cpu(), decoder.switch_dims.cpu()
         out = [given[0]]
         for r in range(1, rounds):
@@ -224,9 +232,7 @@ class Matcher:
         xs = self.candidates(target, midi_note, draws if select else 0, seed)
         return self.render_closest(target, xs if select else xs[:1], midi_note, velocity)
 
-    def render_closest(
-        self, target: np.ndarray, xs: np.ndarray, midi_note: int, velocity: float
-    ) -> tuple[np.ndarray, RenderResult, float, tuple[float, ...]]:
+    def render_closest(self, target: np.ndarray, xs: np.ndarray, midi_note: int, velocity: float) -> tuple[np.ndarray, RenderResult, float, tuple[float, ...]]:
         """Render every parameter vector of ``xs`` ``(N, P)``; the closest to ``target`` (the first on a
         tie), its exact render and distance, and every candidate's distance in the order of ``xs`` (screening
         distances when screening; infinite for a render that is not finite)."""
@@ -244,8 +250,14 @@ class Matcher:
         return xs[best], rendered, d, distances
 
     def match(
-        self, target: np.ndarray, midi_note: int | None = None, velocity: float = 0.7, refine_budget: int = 0, seed: int = 0,
-        select: bool = True, draws: int = DEFAULT_DRAWS,
+        self,
+        target: np.ndarray,
+        midi_note: int | None = None,
+        velocity: float = 0.7,
+        refine_budget: int = 0,
+        seed: int = 0,
+        select: bool = True,
+        draws: int = DEFAULT_DRAWS,
     ) -> MatchResult:
         """The closest candidate (:meth:`closest`; ``seed`` draws them), refined for ``refine_budget`` renders."""
         start = time.perf_counter()
@@ -261,7 +273,17 @@ class Matcher:
                 rendered = refined.render  # exact: refine rendered it on self.renderer or checked it there
         # The preset exactly as rendered (phase setting written in), so the saved file sounds like the render.
         return MatchResult(
-            rendered.preset, x, note, velocity, target, rendered.audio, distance, predicted, seconds, describe_preset(self.space, x), refined,
+            rendered.preset,
+            x,
+            note,
+            velocity,
+            target,
+            rendered.audio,
+            distance,
+            predicted,
+            seconds,
+            describe_preset(self.space, x),
+            refined,
             candidate_distances,
         )
 
@@ -271,8 +293,17 @@ class Matcher:
         """CMA-ES from ``x`` (:func:`agents.refine.refine`; ``distance``: its exact distance, if known) on the
         candidate renderers, the best found checked by an exact render."""
         return refine(
-            target, x, self.codec, self.candidate_renderers, midi_note, velocity, budget, seed=seed, start_distance=distance,
-            exact=self.renderer if self.screen else None, name="vital-gym match",
+            target,
+            x,
+            self.codec,
+            self.candidate_renderers,
+            midi_note,
+            velocity,
+            budget,
+            seed=seed,
+            start_distance=distance,
+            exact=self.renderer if self.screen else None,
+            name="vital-gym match",
         )
 
     def write(self, result: MatchResult, out: str | Path) -> list[Path]:
@@ -330,8 +361,16 @@ def output_stems(paths: Sequence[Path]) -> list[str]:
 
 
 def match_files(
-    matcher: Matcher, paths: Sequence[Path], out: str | Path, midi_note: int | None = None, velocity: float = 0.7,
-    refine_budget: int = 0, seed: int = 0, select: bool = True, draws: int = DEFAULT_DRAWS, progress: bool = True,
+    matcher: Matcher,
+    paths: Sequence[Path],
+    out: str | Path,
+    midi_note: int | None = None,
+    velocity: float = 0.7,
+    refine_budget: int = 0,
+    seed: int = 0,
+    select: bool = True,
+    draws: int = DEFAULT_DRAWS,
+    progress: bool = True,
 ) -> list[MatchRow]:
     """Match every file of ``paths`` with one loaded model into the folder ``out``: ``<name>.vital``,
     ``<name>.wav`` and ``<name>.png`` each, and ``matches.csv`` (one :class:`MatchRow` per file, in order).

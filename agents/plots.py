@@ -28,9 +28,7 @@ def plot_comparison(panels: Sequence[Panel], mel: Spectrogram, path: Path, dpi: 
     return _save(fig, path, dpi)
 
 
-def plot_grid(
-    rows: Sequence[Sequence[Panel]], mel: Spectrogram, path: Path, row_labels: Sequence[str], dpi: int = 100
-) -> Path:
+def plot_grid(rows: Sequence[Sequence[Panel]], mel: Spectrogram, path: Path, row_labels: Sequence[str], dpi: int = 100) -> Path:
     """Small log-mels, one row per example and one column per method; titles on the first row only."""
     plt = _pyplot()
     n_rows, n_cols = len(rows), max(len(r) for r in rows)

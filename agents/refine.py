@@ -88,7 +88,8 @@ def refine(
     if len(free) == 0 or renders >= budget:
         return RefineResult(best_x, best_d, start, renders, history)
     es = cma.CMAEvolutionStrategy(
-        np.clip(x0[free], 0.0, 1.0).astype(float), sigma,
+        np.clip(x0[free], 0.0, 1.0).astype(float),
+        sigma,
         {"bounds": [0.0, 1.0], "seed": seed + 1, "verbose": -9, "popsize": max(4, min(12, 4 + int(3 * np.log(len(free)))))},
     )
     with ThreadPoolExecutor(len(renderers)) as pool:

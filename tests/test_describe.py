@@ -76,8 +76,13 @@ def test_filter_cutoff_is_given_in_hz(core_space, core_codec):
 
 @pytest.mark.parametrize(
     "filter_1_on, filter_2_on, destination, remark",
-    [(0.0, 0.0, "FILTER 1", True), (0.0, 0.0, "FILTER 1+2", True), (1.0, 0.0, "FILTER 1+2", False), (1.0, 0.0, "FILTER 1", False),
-     (0.0, 0.0, "DIRECT OUT", False)],
+    [
+        (0.0, 0.0, "FILTER 1", True),
+        (0.0, 0.0, "FILTER 1+2", True),
+        (1.0, 0.0, "FILTER 1+2", False),
+        (1.0, 0.0, "FILTER 1", False),
+        (0.0, 0.0, "DIRECT OUT", False),
+    ],
 )
 def test_an_oscillator_into_filters_that_are_off_is_said_to_be_unfiltered(core_space, core_codec, filter_1_on, filter_2_on, destination, remark):
     """Vital passes an oscillator routed into a filter that is off through unfiltered (measured through Vita)."""

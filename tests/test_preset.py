@@ -94,10 +94,12 @@ def test_vector_preset_vector_round_trip(request, space_fixture, seed):
 
 def test_modulation_slots_compact_and_deduplicate(tiny_space, tiny_codec):
     x = tiny_space.defaults()
+
     def put(slot, src, dst, amount):
         x[tiny_space.index[f"mod_{slot}_source"]] = tiny_space[f"mod_{slot}_source"].normalize(src)
         x[tiny_space.index[f"mod_{slot}_destination"]] = tiny_space[f"mod_{slot}_destination"].normalize(dst)
         x[tiny_space.index[f"mod_{slot}_amount"]] = tiny_space[f"mod_{slot}_amount"].normalize(amount)
+
     put(1, 0, 0, 0.0)  # empty
     put(2, 1, 1, -0.5)  # lfo_1 -> osc_1_wave_frame
     preset = tiny_codec.to_preset(x)
@@ -146,9 +148,6 @@ def test_human_presets_keep_every_covered_parameter(core_space, core_codec, huma
             if ok:
                 # vectors are float32: relative precision ~1e-7 of the range
                 assert rebuilt.settings[name] == pytest.approx(original.settings[name], rel=1e-6, abs=1e-5), (path.name, name)
-        routes = [
-            r for r in original.modulations
-            if r[0] in core_space.modulation.sources and r[1] in core_space.modulation.destinations
-        ]
+        routes = [r for r in original.modulations if r[0] in core_space.modulation.sources and r[1] in core_space.modulation.destinations]
         assert rebuilt.modulations[: len(routes[:8])] == routes[:8], path.name
         np.testing.assert_allclose(core_codec.from_preset(rebuilt), x, atol=1e-6)

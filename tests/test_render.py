@@ -24,8 +24,17 @@ def test_shapes_follow_the_config(short_render):
 
 
 @pytest.mark.parametrize(
-    "field, value", [("midi_note", 200), ("velocity", 0.0), ("render_seconds", -1.0), ("sample_rate", 100), ("channels", 3), ("reset", "never"), ("settle_seconds", 0.0),
-     ("oversampling", 4)]
+    "field, value",
+    [
+        ("midi_note", 200),
+        ("velocity", 0.0),
+        ("render_seconds", -1.0),
+        ("sample_rate", 100),
+        ("channels", 3),
+        ("reset", "never"),
+        ("settle_seconds", 0.0),
+        ("oversampling", 4),
+    ],
 )
 def test_bad_render_config(field, value):
     with pytest.raises(ValueError, match=field):
@@ -95,8 +104,18 @@ def test_many_renders_on_one_renderer_stay_exact(tiny_space, tiny_codec):
     off from its 18th render on, until the renderer took a new synth in time."""
     from vital_gym.render import FRESH_VOICES
 
-    values = {"osc_1_on": 1.0, "osc_1_level": 0.723, "osc_1_transpose": 0.542, "osc_1_wave_frame": 0.795, "filter_1_on": 1.0,
-              "filter_1_model": 0.571, "filter_1_cutoff": 0.041, "env_1_attack": 0.188, "env_1_release": 0.091, "lfo_1_shape": 0.5}
+    values = {
+        "osc_1_on": 1.0,
+        "osc_1_level": 0.723,
+        "osc_1_transpose": 0.542,
+        "osc_1_wave_frame": 0.795,
+        "filter_1_on": 1.0,
+        "filter_1_model": 0.571,
+        "filter_1_cutoff": 0.041,
+        "env_1_attack": 0.188,
+        "env_1_release": 0.091,
+        "lfo_1_shape": 0.5,
+    }
     x = tiny_codec.canonical(np.array([values.get(p.name, 0.0) for p in tiny_space.parameters], dtype=np.float32))
     preset = tiny_codec.to_preset(x)
     cfg = RenderConfig(note_seconds=0.15, render_seconds=0.25)

@@ -61,9 +61,7 @@ def load_audio(
     if info.frames == 0:
         raise AudioFileError(f"{path}: the file holds no audio frames")
     if info.frames / info.samplerate > max_seconds:
-        raise AudioFileError(
-            f"{path}: {info.frames / info.samplerate:.1f} s is longer than the {max_seconds:.0f} s limit"
-        )
+        raise AudioFileError(f"{path}: {info.frames / info.samplerate:.1f} s is longer than the {max_seconds:.0f} s limit")
     try:
         data, rate = sf.read(str(path), dtype="float32", always_2d=True)
     except Exception as e:

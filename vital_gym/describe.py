@@ -205,8 +205,10 @@ def describe_omissions(codec: PresetCodec, preset: Preset) -> str:
     base = codec.base.settings
     other = sorted(k for k, v in preset.settings.items() if isinstance(v, (int, float)) and k not in held and base.get(k) != v)
     clipped = [
-        p.name for i, p in enumerate(space.parameters)
-        if p.is_control and p.name in preset.settings
+        p.name
+        for i, p in enumerate(space.parameters)
+        if p.is_control
+        and p.name in preset.settings
         and abs(p.denormalize(float(x[i])) - float(preset.settings[p.name])) > 1e-4 * (p.high - p.low)  # not float32 rounding
     ]
     routes = [m for m in preset.settings.get("modulations", []) if m.get("source")]

@@ -77,9 +77,7 @@ class LogMelSpectrogram:
         self._window = torch.hann_window(config.n_fft)
         # Triangular bands with peak 1 (no area normalisation) and power scaled by the window's gain, so a
         # sine reads its own level at any frequency: full scale is about 0 dB, -40 dBFS about -40 dB.
-        mel = librosa.filters.mel(
-            sr=sample_rate, n_fft=config.n_fft, n_mels=config.n_mels, fmin=config.f_min, fmax=config.f_max, norm=None
-        )
+        mel = librosa.filters.mel(sr=sample_rate, n_fft=config.n_fft, n_mels=config.n_mels, fmin=config.f_min, fmax=config.f_max, norm=None)
         self._mel = torch.from_numpy(mel).float() * (2.0 / float(self._window.sum())) ** 2
 
     @property
@@ -102,9 +100,7 @@ class LogMelSpectrogram:
 
     def __call__(self, audio: np.ndarray) -> np.ndarray:
         mono = torch.from_numpy(np.asarray(audio, dtype=np.float32).mean(axis=0))
-        spec = torch.stft(
-            mono, self.config.n_fft, self.config.hop_length, window=self._window, center=True, return_complex=True
-        )
+        spec = torch.stft(mono, self.config.n_fft, self.config.hop_length, window=self._window, center=True, return_complex=True)
         power = spec.real**2 + spec.imag**2
         mel = self._mel @ power
         db = 10.0 * torch.log10(torch.clamp(mel, min=1e-10))
@@ -221,6 +217,6 @@ def spectrogram(config: MelConfig, sample_rate: int) -> Spectrogram:
 
 
 def audiomae_normalised(unit: torch.Tensor) -> torch.Tensor:
-    """"audiomae" features in [0, 1] -> AudioMAE's normalised filterbank ``(fbank - mean) / (2 std)``."""
+    """ "audiomae" features in [0, 1] -> AudioMAE's normalised filterbank ``(fbank - mean) / (2 std)``."""
     f = AudioMAEFilterbank
     return f.Z_FLOOR + (f.Z_TOP - f.Z_FLOOR) * unit

@@ -412,9 +412,7 @@ class ParameterSpace:
         if "include_all_except" in spec:
             patterns = [re.compile(p) for p in spec["include_all_except"]]
             listed = {n for n, _ in entries}
-            entries += [
-                (n, {}) for n in catalog if n not in listed and not any(p.search(n) for p in patterns)
-            ]
+            entries += [(n, {}) for n in catalog if n not in listed and not any(p.search(n) for p in patterns)]
         seen = set()
         for name, overrides in entries:
             if name in seen:
@@ -520,9 +518,7 @@ class ParameterSpace:
     def fingerprint(self) -> str:
         """A hash of everything that defines the space (names, kinds, ranges, options, base preset)."""
         payload = {
-            "parameters": [
-                (p.name, p.kind.value, p.low, p.high, p.options) for p in self.parameters
-            ],
+            "parameters": [(p.name, p.kind.value, p.low, p.high, p.options) for p in self.parameters],
             "base": self.base_preset.read_bytes().hex() if self.base_preset else None,
         }
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]

@@ -69,17 +69,11 @@ class Preset:
     @property
     def modulations(self) -> list[tuple[str, str]]:
         """The connected (source, destination) pairs, in Vital's slot order."""
-        return [
-            (m.get("source", ""), m.get("destination", ""))
-            for m in self.settings.get("modulations", [])
-            if m.get("source")
-        ]
+        return [(m.get("source", ""), m.get("destination", "")) for m in self.settings.get("modulations", []) if m.get("source")]
 
     # ------------------------------------------------------------------ I/O
     @classmethod
-    def from_json(
-        cls, text: str | bytes, name: str = "preset", on_out_of_range: Literal["clamp", "raise"] = "clamp"
-    ) -> Preset:
+    def from_json(cls, text: str | bytes, name: str = "preset", on_out_of_range: Literal["clamp", "raise"] = "clamp") -> Preset:
         try:
             data = json.loads(text)
         except (json.JSONDecodeError, UnicodeDecodeError) as e:
@@ -87,9 +81,7 @@ class Preset:
         return cls.from_dict(data, name=name, on_out_of_range=on_out_of_range)
 
     @classmethod
-    def from_dict(
-        cls, data: Any, name: str = "preset", on_out_of_range: Literal["clamp", "raise"] = "clamp"
-    ) -> Preset:
+    def from_dict(cls, data: Any, name: str = "preset", on_out_of_range: Literal["clamp", "raise"] = "clamp") -> Preset:
         if not isinstance(data, dict) or not isinstance(data.get("settings"), dict):
             raise PresetError(f"{name}: a Vital preset is a JSON object with a 'settings' object")
         # Validation only replaces top-level control values, so a shallow copy keeps the caller's dict
@@ -134,9 +126,7 @@ class Preset:
         return Preset.from_dict(data, name=self.name)
 
 
-def validate_settings(
-    settings: dict[str, Any], name: str = "preset", on_out_of_range: Literal["clamp", "raise"] = "clamp"
-) -> list[Clamp]:
+def validate_settings(settings: dict[str, Any], name: str = "preset", on_out_of_range: Literal["clamp", "raise"] = "clamp") -> list[Clamp]:
     """Check (and clamp in place) every control value and modulation route; see the module docstring."""
     catalog = control_catalog()
     clamped: list[Clamp] = []
@@ -269,9 +259,7 @@ class PresetCodec:
             src, dst, amount = routes[slot - 1] if slot <= len(routes) else (NO_SOURCE, dests[0], 0.0)
             src_index = 0 if src == NO_SOURCE else sources.index(src) + 1
             x[self.space.index[f"mod_{slot}_source"]] = self.space[f"mod_{slot}_source"].normalize(src_index)
-            x[self.space.index[f"mod_{slot}_destination"]] = self.space[f"mod_{slot}_destination"].normalize(
-                dests.index(dst)
-            )
+            x[self.space.index[f"mod_{slot}_destination"]] = self.space[f"mod_{slot}_destination"].normalize(dests.index(dst))
             x[self.space.index[f"mod_{slot}_amount"]] = self.space[f"mod_{slot}_amount"].normalize(amount)
         return x
 
@@ -306,9 +294,7 @@ class PresetCodec:
             for k, m in enumerate(settings.get("modulations", [])):
                 src, dst = m.get("source", ""), m.get("destination", "")
                 if src in sources and dst in dests and len(routes) < self.space.modulation.slots:
-                    amount = self.space[f"mod_{len(routes) + 1}_amount"].clip(
-                        float(settings.get(f"modulation_{k + 1}_amount", 0.0))
-                    )
+                    amount = self.space[f"mod_{len(routes) + 1}_amount"].clip(float(settings.get(f"modulation_{k + 1}_amount", 0.0)))
                     routes.append((src, dst, amount))
             x = self._set_routes(x, routes)
         return x
@@ -320,4 +306,3 @@ class PresetCodec:
             v = float(preset.settings.get(p.name, p.default))
             out[p.name] = p.low <= v <= p.high and (not p.is_discrete or v == round(v))
         return out
-

@@ -348,9 +348,7 @@ class Renderer:
             self._routes = routes
 
 
-def side_by_side(
-    renderers: Sequence[Renderer], items: Sequence[T], work: Callable[[Renderer, T], R], pool: ThreadPoolExecutor | None = None
-) -> list[R]:
+def side_by_side(renderers: Sequence[Renderer], items: Sequence[T], work: Callable[[Renderer, T], R], pool: ThreadPoolExecutor | None = None) -> list[R]:
     """``work(renderer, item)`` for every item, in ``items``' order: item ``i`` on renderer ``i % n``, each of
     the ``n = min(len(renderers), len(items))`` renderers on its own thread of ``pool`` (a new one if None).
 

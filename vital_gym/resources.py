@@ -25,8 +25,12 @@ from pathlib import Path
 CONFIG_DIR_ENV = "VITAL_GYM_CONFIG_DIR"
 CONFIG_SUFFIXES = (".yaml", ".yml", ".json")
 KINDS = {  # the folders of a config directory, and what each holds (for messages)
-    "params": "parameter space", "env": "env config", "dataset": "dataset config", "train": "training config",
-    "rl": "RL config", "sensitivity": "sensitivity file",
+    "params": "parameter space",
+    "env": "env config",
+    "dataset": "dataset config",
+    "train": "training config",
+    "rl": "RL config",
+    "sensitivity": "sensitivity file",
 }
 
 
@@ -63,7 +67,4 @@ def find_config(kind: str, name_or_path: str | Path) -> Path:
             if candidate.is_file():
                 return candidate
     searched = ", ".join(str(d / kind) for d in config_dirs())
-    raise FileNotFoundError(
-        f"{KINDS.get(kind, kind)} {str(name_or_path)!r} not found (searched {searched}); available: {config_names(kind)}"
-    )
-
+    raise FileNotFoundError(f"{KINDS.get(kind, kind)} {str(name_or_path)!r} not found (searched {searched}); available: {config_names(kind)}")

@@ -273,9 +273,7 @@ class Reward:
     def __init__(self, config: RewardConfig, sample_rate: int, clap: ClapEmbedder | None = None):
         self.config = config
         self.sample_rate = sample_rate
-        self.spectral = MultiResolutionSTFTDistance(
-            config.fft_sizes, config.hop_fraction, config.log_mag_weight, config.lin_mag_weight
-        )
+        self.spectral = MultiResolutionSTFTDistance(config.fft_sizes, config.hop_fraction, config.log_mag_weight, config.lin_mag_weight)
         self.clap = clap
         if config.clap_weight > 0 and clap is None:
             self.clap = ClapEmbedder.from_config(config)

@@ -55,10 +55,7 @@ class RandomPresetTargets:
             result = self.renderer.render(preset)
             if result.status.ok:
                 return Target(result.audio, "random-target", result.preset, x)
-        raise TargetError(
-            f"{self.max_tries} random presets of space '{self.space.name}' in a row rendered silent or "
-            f"non-finite; widen the space's priors"
-        )
+        raise TargetError(f"{self.max_tries} random presets of space '{self.space.name}' in a row rendered silent or non-finite; widen the space's priors")
 
 
 class FolderTargets(abc.ABC):
@@ -148,9 +145,7 @@ def targets_spec(spec: Any) -> Any:
     return spec
 
 
-def make_targets(
-    spec: Any, space: ParameterSpace, codec: PresetCodec, renderer: Renderer
-) -> TargetSource:
+def make_targets(spec: Any, space: ParameterSpace, codec: PresetCodec, renderer: Renderer) -> TargetSource:
     """``"random"``, ``{"kind": "presets"|"audio", "path": DIR}``, ``"presets:DIR"``, ``"audio:DIR"``,
     or any object with ``sample(rng) -> Target``.
 

@@ -198,8 +198,15 @@ class NearestNeighbour:
     """
 
     def __init__(
-        self, dataset: str | Path, codec: PresetCodec, render: RenderConfig, pool: tuple[int, int] = NEIGHBOUR_POOL, refine_budget: int = 0, seed: int = 0,
-        max_samples: int | None = None, test_seed: int = TEST_SEED,
+        self,
+        dataset: str | Path,
+        codec: PresetCodec,
+        render: RenderConfig,
+        pool: tuple[int, int] = NEIGHBOUR_POOL,
+        refine_budget: int = 0,
+        seed: int = 0,
+        max_samples: int | None = None,
+        test_seed: int = TEST_SEED,
     ):
         self.name = "nearest+refine" if refine_budget else "nearest"
         self.refine_budget, self.seed = refine_budget, seed
@@ -245,9 +252,7 @@ class NearestNeighbour:
         if self.refine_budget:
             from agents.refine import refine
 
-            x = refine(
-                item.audio, x, self.codec, self.screening, item.midi_note, item.velocity, self.refine_budget, seed=self.seed, exact=self.exact
-            ).x
+            x = refine(item.audio, x, self.codec, self.screening, item.midi_note, item.velocity, self.refine_budget, seed=self.seed, exact=self.exact).x
         return Prediction(self.codec.to_preset(x, name=f"{self.name}-{k}"))
 
 
@@ -263,7 +268,13 @@ class Supervised:
     """
 
     def __init__(
-        self, checkpoint: str | Path, codec: PresetCodec, refine_budget: int = 0, seed: int = 0, select: bool = True, draws: int = 0,
+        self,
+        checkpoint: str | Path,
+        codec: PresetCodec,
+        refine_budget: int = 0,
+        seed: int = 0,
+        select: bool = True,
+        draws: int = 0,
         critic: str | Path | bool = True,
     ):
         from agents.match import Matcher
@@ -364,7 +375,11 @@ class Syntheon:
             try:
                 proc = subprocess.run(
                     [str(self.python), str(runner), str(Path(tmp) / "jobs.json"), str(Path(tmp) / "results.json")],
-                    cwd=tmp, env=env, capture_output=True, text=True, timeout=60 + self.timeout_per_item * len(items),
+                    cwd=tmp,
+                    env=env,
+                    capture_output=True,
+                    text=True,
+                    timeout=60 + self.timeout_per_item * len(items),
                 )
                 failure = None if proc.returncode == 0 else f"runner exited {proc.returncode}: {proc.stderr[-300:]}"
             except subprocess.TimeoutExpired:

@@ -139,7 +139,9 @@ def build_sets(
     for kind in config.sets:
         if kind == "synthetic":
             if config.synthetic_seed == dataset_config.seed:
-                raise ValueError(f"synthetic seed {config.synthetic_seed} is the training data's ({config.dataset_config}): its items would be training samples")
+                raise ValueError(
+                    f"synthetic seed {config.synthetic_seed} is the training data's ({config.dataset_config}): its items would be training samples"
+                )
             sets[kind] = synthetic_set(space, dataset_config, config.n_synthetic, seed=config.synthetic_seed)
         elif kind == "human" and config.presets and Path(config.presets).is_dir():
             sets[kind] = preset_set(config.presets, space, render, config.limit)
@@ -152,7 +154,11 @@ def build_sets(
 
 
 def evaluate(
-    items: Sequence[TestItem], methods: Sequence[Method], renderer: Renderer, audio_metrics: AudioMetrics, param_metrics: ParameterMetrics,
+    items: Sequence[TestItem],
+    methods: Sequence[Method],
+    renderer: Renderer,
+    audio_metrics: AudioMetrics,
+    param_metrics: ParameterMetrics,
     progress: bool = False,
 ) -> tuple[list[Result], dict[tuple[str, str], np.ndarray]]:
     """Score every method on every item; also returns each method's render per item (for the plots).
@@ -216,8 +222,7 @@ def summarise_by_source(results: Sequence[Result], metric: str = "mrstft") -> di
             continue
         out[set_name] = {
             method: {
-                f"{src} ({n})": mean_ci95(np.array([r.metrics[metric] for r in rows if r.method == method and r.source == src]))
-                for src, n in items.items()
+                f"{src} ({n})": mean_ci95(np.array([r.metrics[metric] for r in rows if r.method == method and r.source == src])) for src, n in items.items()
             }
             for method in dict.fromkeys(r.method for r in rows)
         }
@@ -231,10 +236,18 @@ def write_csv(results: Sequence[Result], path: Path) -> Path:
         w = csv.writer(f)
         w.writerow(["set", "item", "source", "method", "ok", "error", "seconds", *names])
         for r in results:
-            w.writerow([
-                r.set, r.item, r.source, r.method, int(r.ok), r.error, f"{r.seconds:.4f}",
-                *(f"{r.metrics[m]:.6g}" if m in r.metrics else "" for m in names),
-            ])
+            w.writerow(
+                [
+                    r.set,
+                    r.item,
+                    r.source,
+                    r.method,
+                    int(r.ok),
+                    r.error,
+                    f"{r.seconds:.4f}",
+                    *(f"{r.metrics[m]:.6g}" if m in r.metrics else "" for m in names),
+                ]
+            )
     return path
 
 
@@ -246,8 +259,14 @@ def read_csv(path: Path) -> list[Result]:
     fixed = {"set", "item", "source", "method", "ok", "error", "seconds"}
     return [
         Result(
-            r["set"], r["item"], r["method"], r["ok"] == "1", r["error"], float(r["seconds"]),
-            {k: float(v) for k, v in r.items() if k not in fixed and v not in ("", None)}, r.get("source") or "",
+            r["set"],
+            r["item"],
+            r["method"],
+            r["ok"] == "1",
+            r["error"],
+            float(r["seconds"]),
+            {k: float(v) for k, v in r.items() if k not in fixed and v not in ("", None)},
+            r.get("source") or "",
         )
         for r in rows
     ]
@@ -376,9 +395,7 @@ def plot_bars(summary: dict[tuple[str, str], dict[str, Any]], set_name: str, pat
     return path
 
 
-def plot_examples(
-    items: Sequence[TestItem], methods: Sequence[str], renders: dict[tuple[str, str], np.ndarray], sample_rate: int, path: Path
-) -> Path:
+def plot_examples(items: Sequence[TestItem], methods: Sequence[str], renders: dict[tuple[str, str], np.ndarray], sample_rate: int, path: Path) -> Path:
     """Log-mel spectrograms: one row per example, the target then each method's render."""
     from agents.plots import plot_grid
     from vital_gym.features import LogMelSpectrogram, MelConfig

@@ -50,9 +50,7 @@ class TestItem:
     source: str = ""  # a synthetic item's dataset source (e.g. "uniform", "pad"); "" for the other sets
 
 
-def synthetic_set(
-    space: ParameterSpace, dataset_config: DatasetConfig, n: int, seed: int = TEST_SEED
-) -> list[TestItem]:
+def synthetic_set(space: ParameterSpace, dataset_config: DatasetConfig, n: int, seed: int = TEST_SEED) -> list[TestItem]:
     """``n`` audible, unclipped renders of presets drawn like ``dataset_config``'s, from ``seed``."""
     config = replace(dataset_config, seed=seed, audio_sample_rate=None)
     maker = SampleMaker(config)
@@ -84,19 +82,14 @@ def _folder(set_name: str, kind: type[FolderTargets], folder: str | Path, *args:
         raise FileNotFoundError(f"{set_name} test set: no {suffixes} files in {folder} ({e})") from None
 
 
-def preset_set(
-    folder: str | Path, space: ParameterSpace, render: RenderConfig, limit: int | None = None
-) -> list[TestItem]:
+def preset_set(folder: str | Path, space: ParameterSpace, render: RenderConfig, limit: int | None = None) -> list[TestItem]:
     """Every usable ``.vital`` file under ``folder`` rendered at ``render``'s note and velocity.
 
     Files that do not load or render silent are skipped with a warning that names them.
     """
     source = _folder("human", PresetFolderTargets, folder, Renderer(render), PresetCodec(space))
     source.files = source.files[:limit]
-    return [
-        TestItem("human", t.name, t.audio, render.midi_note, render.velocity, t.params, t.preset, path)
-        for path, t in _usable("human", source)
-    ]
+    return [TestItem("human", t.name, t.audio, render.midi_note, render.velocity, t.params, t.preset, path) for path, t in _usable("human", source)]
 
 
 def audio_set(folder: str | Path, render: RenderConfig, limit: int | None = None) -> list[TestItem]:

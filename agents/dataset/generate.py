@@ -210,9 +210,7 @@ class SampleMaker:
             if reason is None:
                 return AudibleSample(x, source, note, velocity, base, attempt + 1, result)
             rejected[reason] += 1
-        raise RuntimeError(
-            f"sample {index}: {self.config.max_attempts} draws in a row were rejected ({rejected}); widen the priors"
-        )
+        raise RuntimeError(f"sample {index}: {self.config.max_attempts} draws in a row were rejected ({rejected}); widen the priors")
 
     def quantised_logmel(self, audio: np.ndarray) -> np.ndarray:
         """``audio``'s log-mel as a shard stores it: uint8 ``(n_mels, frames)``, 256 levels over [0, 1]."""
@@ -236,9 +234,7 @@ class SampleMaker:
             sample["audio"] = np.clip(np.round(audio * 32767.0), -32768, 32767).astype(np.int16)
         return sample
 
-    def make_shard(
-        self, indices: range, on_sample: Callable[[], None] | None = None
-    ) -> tuple[dict[str, np.ndarray], dict[str, int]]:
+    def make_shard(self, indices: range, on_sample: Callable[[], None] | None = None) -> tuple[dict[str, np.ndarray], dict[str, int]]:
         rejected = dict.fromkeys(REJECT_REASONS, 0)
         samples = []
         for i in indices:
@@ -336,9 +332,7 @@ def _recover(folder: Path, manifest: Manifest) -> list[int]:
     return todo
 
 
-def generate(
-    config: DatasetConfig, out: str | Path, num_samples: int, workers: int = 1, progress: bool = True
-) -> Manifest:
+def generate(config: DatasetConfig, out: str | Path, num_samples: int, workers: int = 1, progress: bool = True) -> Manifest:
     """Generate (or finish generating) ``num_samples`` samples into ``out``; returns the manifest."""
     if num_samples < 1:
         raise ValueError(f"num_samples={num_samples} must be >= 1")
@@ -351,10 +345,7 @@ def generate(
         existing = Manifest.load(folder)
         for key in ("config", "space_fingerprint", "num_samples", "shard_size"):
             if getattr(existing, key) != getattr(manifest, key):
-                raise ValueError(
-                    f"{folder} holds a dataset made with another {key.replace('_', ' ')}; "
-                    f"resume with the same settings, or choose another --out"
-                )
+                raise ValueError(f"{folder} holds a dataset made with another {key.replace('_', ' ')}; resume with the same settings, or choose another --out")
         manifest = existing
     todo = _recover(folder, manifest)
     manifest.save(folder)
@@ -368,9 +359,7 @@ def generate(
     ctx = mp.get_context("forkserver")
     ticks = ctx.Queue() if bar is not None else None  # per-sample progress ticks from the workers
     try:
-        with ProcessPoolExecutor(
-            max_workers=workers, mp_context=ctx, initializer=_init_worker, initargs=(config, str(folder), ticks)
-        ) as pool:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker, initargs=(config, str(folder), ticks)) as pool:
             pending = {pool.submit(_run_shard, s, manifest.shard_range(s)) for s in todo}
             while pending:
                 finished, pending = wait(pending, timeout=1.0, return_when=FIRST_COMPLETED)
@@ -419,4 +408,3 @@ def parse_part(spec: str) -> tuple[int, int]:
 
 def default_workers() -> int:
     return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
-

@@ -124,8 +124,10 @@ def run(args: argparse.Namespace) -> int:
             manifest.shards[name] = digest
             manifest.save(out)
         selected = arrays["distance"][arrays["label"] == 1]
-        tqdm.write(f"{name}: targets {targets.start}-{targets.stop - 1}, selected distance {selected.mean():.3f}, "
-              f"{(time.perf_counter() - start) / len(targets):.2f} s per target")
+        tqdm.write(
+            f"{name}: targets {targets.start}-{targets.stop - 1}, selected distance {selected.mean():.3f}, "
+            f"{(time.perf_counter() - start) / len(targets):.2f} s per target"
+        )
     if args.part is None:
         manifest.save(out)
         print(f"{out}: {manifest.num_samples} rows ({args.n} targets)")

@@ -33,8 +33,12 @@ class DatasetTargets:
         config = config if isinstance(config, DatasetConfig) else DatasetConfig.from_yaml(find_config("dataset", config))
         render = render if isinstance(render, RenderConfig) else RenderConfig.from_dict(render)
         self.config = dataclasses.replace(
-            config, seed=seed, render=dataclasses.asdict(render), midi_notes=(render.midi_note,),
-            velocity=(render.velocity, render.velocity), audio_sample_rate=None,
+            config,
+            seed=seed,
+            render=dataclasses.asdict(render),
+            midi_notes=(render.midi_note,),
+            velocity=(render.velocity, render.velocity),
+            audio_sample_rate=None,
         )
         self._maker: SampleMaker | None = None
 

@@ -59,4 +59,3 @@ def plot(runs: dict[str, dict], path: str | Path, title: str) -> Path:
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
-

@@ -61,9 +61,7 @@ class SoundMatcherEncoder(BaseFeaturesExtractor):
 class DecoderAndValue(nn.Module):
     """SB3's ``mlp_extractor``: actor latent = supervised action mean; critic latent = pooled tokens' MLP."""
 
-    def __init__(
-        self, decoder: nn.Module, num_tokens: int, token_dim: int, action_dim: int, value_hidden: int = 256, midi_note: int = 60
-    ):
+    def __init__(self, decoder: nn.Module, num_tokens: int, token_dim: int, action_dim: int, value_hidden: int = 256, midi_note: int = 60):
         super().__init__()
         self.decoder, self.num_tokens, self.token_dim, self.midi_note = decoder, num_tokens, token_dim, float(midi_note)
         self.value = nn.Sequential(nn.LayerNorm(token_dim), nn.Linear(token_dim, value_hidden), nn.Tanh(), nn.Linear(value_hidden, value_hidden), nn.Tanh())
@@ -125,9 +123,7 @@ class SoundMatcherPolicy(ActorCriticPolicy):
                 "(a checkpoint of another parameter space?)"
             )
         fx = self.features_extractor
-        self.mlp_extractor = DecoderAndValue(
-            matcher.decoder, fx.num_tokens, fx.token_dim, self.action_space.shape[0], self.value_hidden, self.midi_note
-        )
+        self.mlp_extractor = DecoderAndValue(matcher.decoder, fx.num_tokens, fx.token_dim, self.action_space.shape[0], self.value_hidden, self.midi_note)
 
     def play_at(self, midi_note: int) -> None:
         """Act for presets played at ``midi_note`` from now on (a note-conditioned network's input; the env

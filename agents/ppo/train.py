@@ -206,8 +206,13 @@ def save_policy(folder: Path, model: BaseAlgorithm, config: RLConfig, source: di
     save_model(model.policy, str(folder / "policy.safetensors"))  # handles SB3's shared feature-extractor aliases
     policy_kwargs = {**{k: v for k, v in config.policy_kwargs.items() if k != "checkpoint"}, **source}
     meta = {
-        "algo": config.algo, "policy_kwargs": policy_kwargs, "env_kwargs": config.env_kwargs, "timesteps": model.num_timesteps, "metrics": metrics,
-        "warm_start": config.policy_kwargs.get("checkpoint"), "seed": config.seed,  # provenance: the supervised model it started from
+        "algo": config.algo,
+        "policy_kwargs": policy_kwargs,
+        "env_kwargs": config.env_kwargs,
+        "timesteps": model.num_timesteps,
+        "metrics": metrics,
+        "warm_start": config.policy_kwargs.get("checkpoint"),
+        "seed": config.seed,  # provenance: the supervised model it started from
     }
     (folder / "config.json").write_text(json.dumps(meta, indent=2, default=str))
     return folder
@@ -288,7 +293,11 @@ def train(config: RLConfig, log=print, progress: bool = False) -> dict[str, Any]
     source = {**policy_source(policy_kwargs, config.env_kwargs), "midi_note": policy_kwargs["midi_note"]}
     algo = algorithms()[config.algo]
     model = algo(
-        SoundMatcherPolicy, venv, policy_kwargs=policy_kwargs, seed=config.seed, device="auto",
+        SoundMatcherPolicy,
+        venv,
+        policy_kwargs=policy_kwargs,
+        seed=config.seed,
+        device="auto",
         **config.hyperparams,
     )
     save = lambda name, metrics: save_policy(out / name, model, config, source, metrics)  # noqa: E731
@@ -314,4 +323,3 @@ def train(config: RLConfig, log=print, progress: bool = False) -> dict[str, Any]
     history = {"before": metrics0, "after": final, "best_mean_reward": evaluator.best, "curve": evaluator.history}
     (out / "eval_history.json").write_text(json.dumps(history, indent=2))
     return history
-

@@ -34,7 +34,11 @@ BASE_KEY = "base_encoder"  # config.json's record of an adapter checkpoint's bas
 BASE_HOW = "pass base_encoder= (vital-gym match --base-encoder FILE), or use a standalone copy (vital-gym checkpoint standalone)"
 # Weights a fine-tuned model may add to the checkpoint it starts from (see init_weights).
 FINE_TUNE_ADDITIONS = (
-    "decoder.note_proj.weight", "decoder.hypothesis_queries", "decoder.score_head.weight", "decoder.score_head.bias", "decoder.spread_heads.",
+    "decoder.note_proj.weight",
+    "decoder.hypothesis_queries",
+    "decoder.score_head.weight",
+    "decoder.score_head.bias",
+    "decoder.spread_heads.",
     "decoder.switch_proj.weight",
 )
 
@@ -44,8 +48,12 @@ class CheckpointError(ValueError):
 
 
 def save_checkpoint(
-    folder: str | Path, model: SoundMatcher, space_spec: str | dict[str, Any], extra: dict[str, Any] | None = None,
-    optimizer_state: dict[str, Any] | None = None, base_weights: bool = False,
+    folder: str | Path,
+    model: SoundMatcher,
+    space_spec: str | dict[str, Any],
+    extra: dict[str, Any] | None = None,
+    optimizer_state: dict[str, Any] | None = None,
+    base_weights: bool = False,
 ) -> Path:
     """Write the checkpoint atomically (a temporary folder renamed over the old one).
 
@@ -115,9 +123,7 @@ def load_model(
     if own.fingerprint != meta.get("space_fingerprint"):
         raise CheckpointError(f"{folder}: its space '{own.name}' has changed since training (fingerprint differs)")
     if space is not None and space.fingerprint != own.fingerprint:
-        raise CheckpointError(
-            f"{folder} was trained on parameter space '{own.name}' ({own.fingerprint}), not '{space.name}' ({space.fingerprint})"
-        )
+        raise CheckpointError(f"{folder} was trained on parameter space '{own.name}' ({own.fingerprint}), not '{space.name}' ({space.fingerprint})")
     if BASE_KEY in meta:
         encoder = {**meta["model"].get("encoder", {}), "checkpoint": _base_file(folder, meta[BASE_KEY], base_encoder)}
         model = SoundMatcher(own, ModelConfig.from_dict({**meta["model"], "encoder": encoder}))
@@ -138,8 +144,7 @@ def _base_file(folder: str | Path, record: dict[str, Any], base_encoder: str | P
         raise CheckpointError(f"{folder} holds its trained weights only, over the base encoder {spec}: {e}; {BASE_HOW}") from None
     if not path.is_file():
         raise CheckpointError(
-            f"{folder} holds its trained weights only, over the base encoder {spec} (sha256 {record['sha256'][:16]}...), "
-            f"which does not exist; {BASE_HOW}"
+            f"{folder} holds its trained weights only, over the base encoder {spec} (sha256 {record['sha256'][:16]}...), which does not exist; {BASE_HOW}"
         )
     return spec
 
@@ -150,8 +155,7 @@ def _check_base(folder: str | Path, record: dict[str, Any], model: SoundMatcher,
     encoder = model.encoder
     if encoder.base_file is None:
         raise CheckpointError(
-            f"{folder} holds its trained weights only, over the base encoder {record['checkpoint']} "
-            f"(sha256 {record['sha256'][:16]}...); {fix}"
+            f"{folder} holds its trained weights only, over the base encoder {record['checkpoint']} (sha256 {record['sha256'][:16]}...); {fix}"
         )
     if encoder.base_sha256 != record["sha256"]:
         raise CheckpointError(
@@ -205,8 +209,11 @@ def _more_hypotheses(model: SoundMatcher, state: dict[str, torch.Tensor]) -> dic
 
 
 def _load_weights(
-    model: SoundMatcher, folder: str | Path, may_lack: tuple[str, ...] = (),
-    adapt: Callable[[SoundMatcher, dict[str, torch.Tensor]], dict[str, torch.Tensor]] | None = None, base: Collection[str] = (),
+    model: SoundMatcher,
+    folder: str | Path,
+    may_lack: tuple[str, ...] = (),
+    adapt: Callable[[SoundMatcher, dict[str, torch.Tensor]], dict[str, torch.Tensor]] | None = None,
+    base: Collection[str] = (),
 ) -> None:
     """``folder``'s weights into ``model``; a weight missing (other than ``may_lack``, or ``base``: the base
     file's weights an adapter checkpoint leaves out), extra or of another shape is refused.
@@ -226,9 +233,7 @@ def _load_weights(
     base = set(base)
     missing = [k for k in missing if k not in base and not k.startswith(may_lack)]  # names, or prefixes ending in '.'
     if missing or unexpected:
-        raise CheckpointError(
-            f"{folder}: weights do not fit the model config: another architecture (missing {missing[:5]}, unexpected {unexpected[:5]})"
-        )
+        raise CheckpointError(f"{folder}: weights do not fit the model config: another architecture (missing {missing[:5]}, unexpected {unexpected[:5]})")
 
 
 def without_encoder_file(model_config: dict[str, Any]) -> dict[str, Any]:

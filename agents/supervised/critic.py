@@ -74,8 +74,12 @@ class CandidateCritic(nn.Module):
         self.register_buffer("mean", torch.zeros(width))
         self.register_buffer("std", torch.ones(width))
         self.net = nn.Sequential(
-            nn.Linear(width, config.hidden), nn.GELU(), nn.Dropout(config.dropout),
-            nn.Linear(config.hidden, config.hidden), nn.GELU(), nn.Dropout(config.dropout),
+            nn.Linear(width, config.hidden),
+            nn.GELU(),
+            nn.Dropout(config.dropout),
+            nn.Linear(config.hidden, config.hidden),
+            nn.GELU(),
+            nn.Dropout(config.dropout),
             nn.Linear(config.hidden, 1),
         )
 
@@ -89,14 +93,17 @@ class CandidateCritic(nn.Module):
                 f"({batch}, {self.config.embed_dim}), ({batch}, {k}) and ({batch}, C >= {k}, {self.config.num_params})"
             )
         hypothesis = torch.arange(count, device=candidates.device) % k
-        return torch.cat([
-            embedding[:, None].expand(-1, count, -1),
-            candidates,
-            candidates - candidates[:, hypothesis],
-            nn.functional.one_hot(hypothesis, k).to(candidates.dtype)[None].expand(batch, -1, -1),
-            scores[:, hypothesis, None],
-            (torch.arange(count, device=candidates.device) < k).to(candidates.dtype)[None, :, None].expand(batch, -1, -1),
-        ], -1)
+        return torch.cat(
+            [
+                embedding[:, None].expand(-1, count, -1),
+                candidates,
+                candidates - candidates[:, hypothesis],
+                nn.functional.one_hot(hypothesis, k).to(candidates.dtype)[None].expand(batch, -1, -1),
+                scores[:, hypothesis, None],
+                (torch.arange(count, device=candidates.device) < k).to(candidates.dtype)[None, :, None].expand(batch, -1, -1),
+            ],
+            -1,
+        )
 
     def fit_standardisation(self, features: torch.Tensor) -> None:
         flat = features.reshape(-1, features.shape[-1])
@@ -185,8 +192,10 @@ def load_critic_data(folders: list[str | Path]) -> tuple[dict[str, np.ndarray], 
             raise FileNotFoundError(f"{folder}: no {META_FILE} here (make one with vital-gym critic data)")
         meta = json.loads((folder / META_FILE).read_text())
         if metas and (meta["draws"], meta["model_sha256"]) != (metas[0]["draws"], metas[0]["model_sha256"]):
-            raise ValueError(f"{folder}: its pools ({meta['draws']} draws, model {meta['model_sha256'][:12]}) are not "
-                             f"{folders[0]}'s ({metas[0]['draws']} draws, model {metas[0]['model_sha256'][:12]})")
+            raise ValueError(
+                f"{folder}: its pools ({meta['draws']} draws, model {meta['model_sha256'][:12]}) are not "
+                f"{folders[0]}'s ({metas[0]['draws']} draws, model {metas[0]['model_sha256'][:12]})"
+            )
         parts = sorted(folder.glob("part-*-of-*.npz"))
         if not parts:
             raise FileNotFoundError(f"{folder}: no part-*-of-*.npz files")
@@ -201,8 +210,10 @@ def load_critic_data(folders: list[str | Path]) -> tuple[dict[str, np.ndarray], 
     data = {k: np.concatenate(v) for k, v in rows.items()}
     targets = data["seed"] * (int(data["index"].max()) + 1) + data["index"]
     if len(np.unique(targets)) < len(targets):
-        raise ValueError(f"{[str(f) for f in folders]}: some targets (seed and index) are in more than one part or folder; "
-                         "give each folder once, and folders of different seeds")
+        raise ValueError(
+            f"{[str(f) for f in folders]}: some targets (seed and index) are in more than one part or folder; "
+            "give each folder once, and folders of different seeds"
+        )
     return data, metas
 
 

@@ -61,9 +61,16 @@ def run(args: argparse.Namespace) -> int:
     maker = SampleMaker(dataclasses.replace(config, seed=args.seed, audio_sample_rate=None))
     if maker.space.fingerprint != matcher.space.fingerprint:
         raise ValueError(f"--config {args.config}: its space '{maker.space.name}' is not the model's '{matcher.space.name}'")
-    meta = {"checkpoint": recorded_path(checkpoint), "model_sha256": model_digest(checkpoint), "seed": args.seed, "draws": args.draws,
-            "hypotheses": matcher.model.num_hypotheses, "dataset_config": str(dataset_config), "n": args.n,
-            "render": dataclasses.asdict(matcher.candidate_renderers[0].config)}
+    meta = {
+        "checkpoint": recorded_path(checkpoint),
+        "model_sha256": model_digest(checkpoint),
+        "seed": args.seed,
+        "draws": args.draws,
+        "hypotheses": matcher.model.num_hypotheses,
+        "dataset_config": str(dataset_config),
+        "n": args.n,
+        "render": dataclasses.asdict(matcher.candidate_renderers[0].config),
+    }
     out.mkdir(parents=True, exist_ok=True)
     meta_path = out / META_FILE
     if meta_path.is_file():
@@ -85,8 +92,10 @@ def run(args: argparse.Namespace) -> int:
         audio = s.result.audio
         xs = matcher.candidates(audio, s.note, args.draws, seed=k)
         *_, distances = matcher.render_closest(audio, xs, s.note, s.velocity)
-        for key, value in zip(ARRAYS, (k, quantise(matcher.mel(audio)), s.note, s.velocity, s.source, s.x.astype(np.float32),
-                                      xs.astype(np.float16), np.array(distances, np.float32))):
+        for key, value in zip(
+            ARRAYS,
+            (k, quantise(matcher.mel(audio)), s.note, s.velocity, s.source, s.x.astype(np.float32), xs.astype(np.float16), np.array(distances, np.float32)),
+        ):
             rows[key].append(value)
         if count % args.save_every == 0 or count == len(todo):
             tmp = path.with_name(f".tmp-{path.name}")  # not a part-* name, so a half-written file is never read

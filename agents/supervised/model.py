@@ -295,9 +295,7 @@ class ParameterDecoder(nn.Module):
         self.action_dim = space.action_dim
         self.queries = nn.Parameter(torch.randn(len(self.group_names), config.dim) * 0.02)
         self.memory_proj = nn.Linear(encoder_dim, config.dim) if encoder_dim != config.dim else nn.Identity()
-        layer = nn.TransformerDecoderLayer(
-            config.dim, config.num_heads, int(config.dim * config.mlp_ratio), config.dropout, batch_first=True, norm_first=True
-        )
+        layer = nn.TransformerDecoderLayer(config.dim, config.num_heads, int(config.dim * config.mlp_ratio), config.dropout, batch_first=True, norm_first=True)
         self.decoder = nn.TransformerDecoder(layer, config.depth, norm=nn.LayerNorm(config.dim))
         by_group: dict[str, list[int]] = {g: [] for g in self.group_names}
         for s in space.layout:
@@ -461,7 +459,11 @@ class SoundMatcher(nn.Module):
 
 
 def draw_presets(
-    z: torch.Tensor, space: ParameterSpace, n: int, generator: torch.Generator | None = None, log_spread: torch.Tensor | None = None,
+    z: torch.Tensor,
+    space: ParameterSpace,
+    n: int,
+    generator: torch.Generator | None = None,
+    log_spread: torch.Tensor | None = None,
     temperature: float = 1.0,
 ) -> torch.Tensor:
     """``n`` draws ``(n, *z.shape)`` of raw outputs ``z`` ``(..., action_dim)``: every categorical and on/off

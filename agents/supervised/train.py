@@ -199,9 +199,13 @@ class Validator:
 def build_loss(config: TrainConfig, space: ParameterSpace) -> HypothesisLoss:
     """The loss ``config`` describes: parameter terms (sensitivity-weighted, switched-off modules masked, as
     set) inside the hypotheses' winner-takes-all, with the score and spread terms."""
-    weights = Sensitivity.load(find_config("sensitivity", config.sensitivity), space).loss_weights(
-        space, config.sensitivity_floor, config.sensitivity_power, config.sensitivity_given_audible
-    ) if config.sensitivity else None
+    weights = (
+        Sensitivity.load(find_config("sensitivity", config.sensitivity), space).loss_weights(
+            space, config.sensitivity_floor, config.sensitivity_power, config.sensitivity_given_audible
+        )
+        if config.sensitivity
+        else None
+    )
     parameters = ParameterLoss(space, LossWeights(**config.loss), weights, config.ignore_switched_off, config.rotations)
     return HypothesisLoss(parameters, config.hypothesis_epsilon, config.score_weight, config.spread_weight)
 
@@ -218,8 +222,16 @@ def told_switches(model: SoundMatcher, x: torch.Tensor, share: float, generator:
 
 
 def train_step(
-    model: SoundMatcher, predictive: Any, loss: HypothesisLoss, optimizer: torch.optim.Optimizer, params: list[torch.Tensor],
-    batch: dict[str, torch.Tensor], device: torch.device, autocast: Any, grad_clip: float, switch_teacher: float = 0.0,
+    model: SoundMatcher,
+    predictive: Any,
+    loss: HypothesisLoss,
+    optimizer: torch.optim.Optimizer,
+    params: list[torch.Tensor],
+    batch: dict[str, torch.Tensor],
+    device: torch.device,
+    autocast: Any,
+    grad_clip: float,
+    switch_teacher: float = 0.0,
 ) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor, torch.Tensor]:
     """One optimiser step of ``model`` (``predictive``: its ``predictive``, compiled or not) on ``batch``
     (``logmel`` (B, 1, n_mels, frames), ``midi_note`` (B,), ``params`` (B, P)); the loss terms, the hypotheses
@@ -230,9 +242,7 @@ def train_step(
     x = batch["params"].to(device, non_blocking=True)
     switches = told_switches(model, x, switch_teacher) if model.switch_conditioned else None
     with autocast:
-        z, scores, log_spread = predictive(
-            batch["logmel"].to(device, non_blocking=True), batch["midi_note"].to(device, non_blocking=True), switches
-        )
+        z, scores, log_spread = predictive(batch["logmel"].to(device, non_blocking=True), batch["midi_note"].to(device, non_blocking=True), switches)
     terms = loss(z.float(), scores.float(), x, None if log_spread is None else log_spread.float())
     optimizer.zero_grad(set_to_none=True)
     terms["total"].backward()
@@ -331,8 +341,14 @@ def train(config: TrainConfig, resume: bool = False, log=print, progress: bool =
 
     parts = [
         ShardDataset(
-            folder, ("logmel", "params", "midi_note"), shuffle=True, seed=config.seed, shards=shards, augment=augment,
-            source_weights=source_weights(m), labels=config.labels,
+            folder,
+            ("logmel", "params", "midi_note"),
+            shuffle=True,
+            seed=config.seed,
+            shards=shards,
+            augment=augment,
+            source_weights=source_weights(m),
+            labels=config.labels,
         )
         for folder, m, shards in zip(folders, manifests, train_shards)
     ]
@@ -344,13 +360,21 @@ def train(config: TrainConfig, resume: bool = False, log=print, progress: bool =
 
     def checkpoint(name: str, metrics: dict[str, float]) -> None:
         save_checkpoint(
-            out / name, model, manifest.config["space"],
+            out / name,
+            model,
+            manifest.config["space"],
             extra={
-                "step": step, "epoch": epoch, "epoch_start_step": epoch_start, "metrics": metrics, "train_config": dataclasses.asdict(config),
+                "step": step,
+                "epoch": epoch,
+                "epoch_start_step": epoch_start,
+                "metrics": metrics,
+                "train_config": dataclasses.asdict(config),
                 "dataset": str(dataset) if len(folders) == 1 else [str(f) for f in folders],
-                "render": manifest.config.get("render"), "observation": manifest.config.get("observation"),
+                "render": manifest.config.get("render"),
+                "observation": manifest.config.get("observation"),
             },
-            optimizer_state={"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}, base_weights=config.save_base_weights,
+            optimizer_state={"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()},
+            base_weights=config.save_base_weights,
         )
 
     model.train()
@@ -412,4 +436,3 @@ def train(config: TrainConfig, resume: bool = False, log=print, progress: bool =
     bar.close()
     writer.close()
     return out / "best"
-

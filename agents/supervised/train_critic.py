@@ -123,8 +123,10 @@ class Pools:
         n, count, params = pools["x"].shape
         keep = k * (1 + draws)
         if metas[0]["hypotheses"] != k or count != k * (1 + metas[0]["draws"]) or params != len(space):
-            raise ValueError(f"{data}: pools of {count} candidates of {params} parameters are not this model's "
-                             f"({k} hypotheses, {len(space)} parameters, {metas[0]['draws']} draws)")
+            raise ValueError(
+                f"{data}: pools of {count} candidates of {params} parameters are not this model's "
+                f"({k} hypotheses, {len(space)} parameters, {metas[0]['draws']} draws)"
+            )
         if keep >= count:
             raise ValueError(f"draws={draws}: the matcher would render {keep} of the {count} candidates in a pool; nothing to choose")
         log(f"{n} targets, {count} candidates each; the matcher renders {keep}")
@@ -140,9 +142,9 @@ class Pools:
         return critic.features(self.embedding, self.scores, self.candidates)
 
     def new_critic(self, config: CriticTrainConfig) -> CandidateCritic:
-        return CandidateCritic(CriticConfig(
-            self.embedding.shape[1], self.candidates.shape[-1], self.scores.shape[1], self.metas[0]["draws"], config.hidden, config.dropout
-        ))
+        return CandidateCritic(
+            CriticConfig(self.embedding.shape[1], self.candidates.shape[-1], self.scores.shape[1], self.metas[0]["draws"], config.hidden, config.dropout)
+        )
 
     def best_chosen(self, critic: CandidateCritic, features: torch.Tensor, targets: torch.Tensor) -> np.ndarray:
         """For each of ``targets``, the closest of the ``keep`` candidates the critic ranks first ``(len(targets),)``;
@@ -162,7 +164,9 @@ class Pools:
         baselines = self.baselines(held_out)
         without, oracle = baselines["no_critic"], baselines["closest_in_pool"]
         return {
-            **extra, "renders": self.keep, "pool": self.distance.shape[1],
+            **extra,
+            "renders": self.keep,
+            "pool": self.distance.shape[1],
             "held_out_distance": {"without_critic": float(without.mean()), "with_critic": float(with_critic.mean()), "closest_in_pool": float(oracle.mean())},
             "with_minus_without": paired(with_critic, without),
         }
@@ -189,8 +193,7 @@ def source_names(meta: dict) -> list[str]:
     return list(DatasetConfig.from_yaml(config).sources) if config.is_file() else []
 
 
-def fit(critic: CandidateCritic, features: torch.Tensor, distance: torch.Tensor, train: torch.Tensor, config: CriticTrainConfig,
-        on_step=None) -> None:
+def fit(critic: CandidateCritic, features: torch.Tensor, distance: torch.Tensor, train: torch.Tensor, config: CriticTrainConfig, on_step=None) -> None:
     """Fit the standardisation on ``train``'s unstandardised ``features`` and train the critic with the listwise
     loss, each batch standardised as it is drawn (no second copy of the features). ``on_step(step, loss)`` after
     every step."""
@@ -239,8 +242,10 @@ def train_critic(config: CriticTrainConfig, log=print, items: str | Path | None 
     report = pools.report(val, held_out, targets={"train": len(train), "held_out": len(val)})
     if items is not None:
         pools.write_items(items, val, held_out)
-    log(f"held-out targets ({len(val)}): with the critic minus without {report['with_minus_without']}; "
-        f"the closest in the pool {report['held_out_distance']['closest_in_pool']:.4f}")
+    log(
+        f"held-out targets ({len(val)}): with the critic minus without {report['with_minus_without']}; "
+        f"the closest in the pool {report['held_out_distance']['closest_in_pool']:.4f}"
+    )
     save_critic(out, critic, pools.checkpoint, {"training": asdict(config), "data": pools.metas, "validation": report})
     return out
 
@@ -281,15 +286,19 @@ def evaluate_critic(folder: str | Path, config: CriticTrainConfig, log=print, it
     report = pools.report(targets, with_critic, critic=str(folder), targets=len(targets))
     if items is not None:
         pools.write_items(items, targets, with_critic)
-    log(f"{folder} on {len(targets)} targets: with the critic minus without {report['with_minus_without']}; "
-        f"the closest in the pool {report['held_out_distance']['closest_in_pool']:.4f}")
+    log(
+        f"{folder} on {len(targets)} targets: with the critic minus without {report['with_minus_without']}; "
+        f"the closest in the pool {report['held_out_distance']['closest_in_pool']:.4f}"
+    )
     return report
 
 
 def run(args: argparse.Namespace) -> int:
     """``vital-gym critic train`` (its flags: :func:`agents.cli.build_parser`)."""
     config = CriticTrainConfig.from_yaml(args.config) if args.config else CriticTrainConfig()
-    overrides = {k: v for k, v in {"data": args.data, "out": args.out, "checkpoint": args.checkpoint, "steps": args.steps, "seed": args.seed}.items() if v is not None}
+    overrides = {
+        k: v for k, v in {"data": args.data, "out": args.out, "checkpoint": args.checkpoint, "steps": args.steps, "seed": args.seed}.items() if v is not None
+    }
     config = CriticTrainConfig(**{**asdict(config), **overrides})
     items = Path(args.items) if args.items else None
     if args.folds is not None:

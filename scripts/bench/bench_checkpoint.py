@@ -33,8 +33,15 @@ def write_stand_in(path: Path, config: ModelConfig) -> Path:
 
     e = config.encoder
     vit = VisionTransformer(
-        img_size=(1024, e.n_mels), patch_size=e.patch_size, in_chans=1, num_classes=0, global_pool="", embed_dim=e.embed_dim,
-        depth=e.depth, num_heads=e.num_heads, mlp_ratio=e.mlp_ratio,
+        img_size=(1024, e.n_mels),
+        patch_size=e.patch_size,
+        in_chans=1,
+        num_classes=0,
+        global_pool="",
+        embed_dim=e.embed_dim,
+        depth=e.depth,
+        num_heads=e.num_heads,
+        mlp_ratio=e.mlp_ratio,
     )
     state = {**vit.state_dict(), "decoder_embed.weight": torch.zeros(512, e.embed_dim), "mask_token": torch.zeros(1, 1, 512)}
     torch.save({"model": state}, path)
@@ -66,8 +73,10 @@ def main(argv: list[str] | None = None) -> None:
         model = SoundMatcher(space, ModelConfig.from_dict(model_dict)).eval()
         trained = sum(p.numel() for p in model.parameters() if p.requires_grad)
         frozen = len(model.frozen_base_weights())
-        print(f"{args.config}: {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M weights, {trained / 1e6:.2f}M trained, "
-              f"{frozen} tensors frozen from the base file ({base.stat().st_size / 1e6:.0f} MB)")
+        print(
+            f"{args.config}: {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M weights, {trained / 1e6:.2f}M trained, "
+            f"{frozen} tensors frozen from the base file ({base.stat().st_size / 1e6:.0f} MB)"
+        )
         rows = []
         for name, whole in (("adapter (default)", False), ("standalone", True)):
             folder = tmp / name.split()[0]

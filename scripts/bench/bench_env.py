@@ -138,8 +138,11 @@ def main() -> None:
         results[reset] = bench_steps(env, vectors)
     exact = {reset: exactness(env, vectors, reset) for reset in ("auto", "settle", "none")}
     cfg = env.render_config
-    print(f"config: core space, one-shot, note {cfg.midi_note}, {cfg.note_seconds} s held, {cfg.render_seconds} s rendered at {cfg.sample_rate} Hz, spectral reward only, {args.n} presets")
+    print(
+        f"config: core space, one-shot, note {cfg.midi_note}, {cfg.note_seconds} s held, {cfg.render_seconds} s rendered at {cfg.sample_rate} Hz, spectral reward only, {args.n} presets"
+    )
     print()
+
     def row(label: str, key: str, fmt: str = ".1f") -> None:
         print(f"{label:<22}" + "".join(f"{results[r][key]:>14{fmt}}" for r in policies))
 
@@ -152,7 +155,9 @@ def main() -> None:
     print("breakdown of a step:")
     for key in ("encode", "synth reset", "apply preset", "render", "features", "reward"):
         row(f"  {key}", key)
-    print(f"  (synth reset: auto = init values + a {cfg.settle_seconds} s settle render, or a new synth when the preset needs one; settle = init controls + the settle render, always; fresh = a new vita.Synth; none = nothing)")
+    print(
+        f"  (synth reset: auto = init values + a {cfg.settle_seconds} s settle render, or a new synth when the preset needs one; settle = init controls + the settle render, always; fresh = a new vita.Synth; none = nothing)"
+    )
     for reset, (same, checked, new_synth) in exact.items():
         extra = f"; {new_synth} took the new-synth route" if reset == "auto" else ""
         print(f"reset={reset}: {same}/{checked} renders in sequence bit-identical to a new synth's (max abs diff < 1e-5{extra})")

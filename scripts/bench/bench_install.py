@@ -30,8 +30,20 @@ def resolve(extra: str) -> list[str]:
     with tempfile.TemporaryDirectory() as tmp:
         report = Path(tmp) / "report.json"
         subprocess.run(
-            [sys.executable, "-m", "pip", "install", "--quiet", "--dry-run", "--ignore-installed", "--report", str(report),
-             "-c", str(ROOT / ".ci" / "constraints.txt"), spec],
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--dry-run",
+                "--ignore-installed",
+                "--report",
+                str(report),
+                "-c",
+                str(ROOT / ".ci" / "constraints.txt"),
+                spec,
+            ],
             check=True,
         )
         return [item["metadata"]["name"] for item in json.loads(report.read_text())["install"]]

@@ -62,7 +62,9 @@ def main() -> None:
     ap.add_argument("--draws", type=int, default=DEFAULT_DRAWS, help="presets drawn per hypothesis (as vital-gym match --draws)")
     ap.add_argument("--workers", type=int, default=None, help="render threads (default: one per core, at most 4)")
     ap.add_argument("--no-screen", action="store_true", help="rank candidates on exact renders (Matcher(screen=False))")
-    ap.add_argument("--critic", default=True, help="a candidate critic for the checkpoint (default: the model folder's own, if any): its pool and ranking are timed too")
+    ap.add_argument(
+        "--critic", default=True, help="a candidate critic for the checkpoint (default: the model folder's own, if any): its pool and ranking are timed too"
+    )
     ap.add_argument("--no-critic", dest="critic", action="store_false", help="time the matcher without a critic")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -73,9 +75,7 @@ def main() -> None:
             dataset = yaml.safe_load(find_config("dataset", "core").read_text())
             space = ParameterSpace.load("core")
             model = SoundMatcher(space, ModelConfig.from_dict(cfg["model"]))
-            checkpoint = save_checkpoint(
-                f"{tmp}/ckpt", model, "core", extra={"render": dataset["render"], "observation": dataset["observation"]}
-            )
+            checkpoint = save_checkpoint(f"{tmp}/ckpt", model, "core", extra={"render": dataset["render"], "observation": dataset["observation"]})
         t = time.perf_counter()
         matcher = Matcher(checkpoint, render_workers=args.render_workers, screen=not args.no_screen, critic=args.critic)
         load_s = time.perf_counter() - t
@@ -109,7 +109,9 @@ def main() -> None:
     params = sum(p.numel() for p in matcher.model.parameters())
     print(f"machine: {platform.machine()} {os.cpu_count()} cores, torch {torch.__version__}, {args.threads} threads")
     print(f"machine speed: a {matcher.render_config.render_seconds:g} s render of Vital's init preset takes {reference_ms:.1f} ms (median)")
-    print(f"model: {params / 1e6:.2f}M parameters, {k} hypotheses x (1 + {args.draws} draws), {len(matcher.candidate_renderers)} render threads, {'screening' if matcher.screen else 'exact'} ranking ({'random weights' if args.checkpoint is None else args.checkpoint}); load {load_s:.2f} s")
+    print(
+        f"model: {params / 1e6:.2f}M parameters, {k} hypotheses x (1 + {args.draws} draws), {len(matcher.candidate_renderers)} render threads, {'screening' if matcher.screen else 'exact'} ranking ({'random weights' if args.checkpoint is None else args.checkpoint}); load {load_s:.2f} s"
+    )
     print(f"match of a 2 s target, {args.n} targets: median {statistics.median(total):.3f} s, worst {max(total):.3f} s (target < 2 s)")
     for name, v in stages.items():
         print(f"  {name:28s} {1000 * statistics.median(v):7.1f} ms")

@@ -72,8 +72,7 @@ def main(argv: list[str] | None = None) -> None:
     sync()
     seconds = time.perf_counter() - start
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
-    print(f"{name}; torch {torch.__version__}; {sum(p.numel() for p in params) / 1e6:.2f}M trained weights, "
-          f"{model.num_hypotheses} hypotheses, batch {b}")
+    print(f"{name}; torch {torch.__version__}; {sum(p.numel() for p in params) / 1e6:.2f}M trained weights, {model.num_hypotheses} hypotheses, batch {b}")
     print(f"{args.steps} steps in {seconds:.2f} s: {seconds / args.steps * 1000:.0f} ms per step, {args.steps * b / seconds:.0f} samples/s")
     if device.type == "cuda":
         print(f"peak GPU memory {torch.cuda.max_memory_allocated(device) / 2**30:.2f} GiB")

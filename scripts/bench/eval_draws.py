@@ -61,10 +61,14 @@ def main(argv: list[str] | None = None) -> None:
     items = synthetic_set(matcher.space, config, args.n, seed=args.seed)
     nearest = NearestNeighbour(args.dataset, matcher.codec, matcher.render_config, max_samples=args.neighbour_samples)
     distance = MultiResolutionSTFTDistance()
-    reference = np.array([
-        distance.distance(matcher.renderer.render(matcher.codec.to_preset(nearest.params[nearest.nearest(it.audio)]), it.midi_note, it.velocity).audio, it.audio)
-        for it in items
-    ])
+    reference = np.array(
+        [
+            distance.distance(
+                matcher.renderer.render(matcher.codec.to_preset(nearest.params[nearest.nearest(it.audio)]), it.midi_note, it.velocity).audio, it.audio
+            )
+            for it in items
+        ]
+    )
     print(f"{len(items)} targets from seed {args.seed}; nearest neighbour in {nearest.description}: {reference.mean():.3f}")
     k = matcher.model.num_hypotheses
     # Where the gap to the neighbour is: the targets of each source, and those with each module on and off.
@@ -82,7 +86,9 @@ def main(argv: list[str] | None = None) -> None:
             parts = [f"{'on' if flag else 'off'} {int(m.sum())}: {diff[m].mean():+.3f}" for flag, m in ((True, on), (False, ~on)) if m.any()]
             print(f"  {name:12s} " + ", ".join(parts))
     if args.out:
-        results = [Result("dev", it.name, method, True, metrics={"mrstft": float(v)}, source=it.source) for method, d in rows.items() for it, v in zip(items, d)]
+        results = [
+            Result("dev", it.name, method, True, metrics={"mrstft": float(v)}, source=it.source) for method, d in rows.items() for it, v in zip(items, d)
+        ]
         print(f"per target: {write_csv(results, args.out)}")
 
 

@@ -29,8 +29,18 @@ def tiny_dataset(tmp_path_factory):
 def tiny_train_config(dataset, out, **changes) -> TrainConfig:
     return TrainConfig(
         **{
-            "dataset": str(dataset), "out": str(out), "model": TINY_MODEL, "steps": 4, "batch_size": 3, "warmup_steps": 2,
-            "val_shards": 1, "val_batches": 1, "val_render_items": 2, "val_every": 2, "log_every": 1, "num_workers": 0,
+            "dataset": str(dataset),
+            "out": str(out),
+            "model": TINY_MODEL,
+            "steps": 4,
+            "batch_size": 3,
+            "warmup_steps": 2,
+            "val_shards": 1,
+            "val_batches": 1,
+            "val_render_items": 2,
+            "val_every": 2,
+            "log_every": 1,
+            "num_workers": 0,
             **changes,
         }
     )

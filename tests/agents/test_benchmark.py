@@ -173,8 +173,11 @@ def test_dataset_baselines_refuse_a_dataset_made_with_the_synthetic_sets_seed(tm
         else:
             MeanPreset(tmp_path / "ds", tiny_codec, test_seed=test_seed)
     other_seed = 32 if test_seed == TEST_SEED else TEST_SEED  # the same dataset is fine for another set
-    assert (NearestNeighbour(tmp_path / "ds", tiny_codec, render, test_seed=other_seed) if method == "nearest"
-            else MeanPreset(tmp_path / "ds", tiny_codec, test_seed=other_seed))
+    assert (
+        NearestNeighbour(tmp_path / "ds", tiny_codec, render, test_seed=other_seed)
+        if method == "nearest"
+        else MeanPreset(tmp_path / "ds", tiny_codec, test_seed=other_seed)
+    )
 
 
 def test_mean_preset_is_the_mean_of_continuous_and_the_mode_of_discrete_parameters(tmp_path, tiny_space, tiny_codec):
@@ -228,8 +231,14 @@ def test_quick_benchmark_writes_csv_report_and_plots(tmp_path, preset_folder, ti
     for k, f in enumerate((196.0, 262.0)):
         write_wav(voices / f"v{k}.wav", tone(f, seconds=0.5), SR)
     config = BenchmarkConfig.quick(
-        dataset_config=str(dataset_yaml), n_synthetic=2, presets=str(preset_folder), audio=str(voices),
-        dataset=str(tmp_path / "ds"), checkpoint=str(tiny_checkpoint), out=str(tmp_path / "docs"), command="vital-gym benchmark --quick",
+        dataset_config=str(dataset_yaml),
+        n_synthetic=2,
+        presets=str(preset_folder),
+        audio=str(voices),
+        dataset=str(tmp_path / "ds"),
+        checkpoint=str(tiny_checkpoint),
+        out=str(tmp_path / "docs"),
+        command="vital-gym benchmark --quick",
     )
     results, report = run_benchmark(config, log=lambda *_: None)
     rows = list(csv.DictReader((tmp_path / "docs" / "benchmarks" / "items.csv").open()))
@@ -285,9 +294,7 @@ def test_keep_previous_replaces_the_rerun_methods_and_keeps_the_others(tmp_path)
     assert cli(["benchmark", "--report-only", "--out", str(tmp_path / "docs")]) == 0
     assert report.read_text() == text
     # Once init is re-run too, the first image shows nothing current: it leaves the report and the disk.
-    _, report = run_benchmark(
-        BenchmarkConfig.quick(**base, n_synthetic=3, methods=("init",), keep_previous=True, command="third"), log=lambda *_: None
-    )
+    _, report = run_benchmark(BenchmarkConfig.quick(**base, n_synthetic=3, methods=("init",), keep_previous=True, command="third"), log=lambda *_: None)
     text = report.read_text()
     assert not (tmp_path / "docs" / both[0]).exists() and f"]({both[0]})" not in text
     assert "Examples from `second`." in text and "Examples from `third`." in text

@@ -85,7 +85,9 @@ def test_an_adapter_checkpoint_finds_its_base_moved_and_refuses_other_weights(tm
     model = trained_over_base(tiny_space, base_file, "lora")
     folder = save_checkpoint(tmp_path / "adapter", model, TINY_SPACE)
     moved = base_file.rename(tmp_path / "moved.pth")
-    with pytest.raises(CheckpointError, match=f"{folder} holds its trained weights only, over the base encoder {base_file.resolve()} .*does not exist; pass base_encoder="):
+    with pytest.raises(
+        CheckpointError, match=f"{folder} holds its trained weights only, over the base encoder {base_file.resolve()} .*does not exist; pass base_encoder="
+    ):
         load_model(folder)
     loaded, _, _ = load_model(folder, base_encoder=moved)
     assert torch.equal(outputs(loaded), outputs(model))

@@ -24,9 +24,9 @@ def test_generate_with_other_observation_settings(tmp_path, capsys):
     config = tmp_path / "tiny.yaml"
     config.write_text(yaml.safe_dump(tiny_config().to_dict()))
     out = tmp_path / "data"
+
     def generate(out, *observation):
-        return main(["dataset", "generate", "--config", str(config), "--n", "2", "--out", str(out), "--workers", "1", "--quiet",
-                     "--observation", *observation])
+        return main(["dataset", "generate", "--config", str(config), "--n", "2", "--out", str(out), "--workers", "1", "--quiet", "--observation", *observation])
 
     assert generate(out, "frontend=audiomae", "n_mels=32") == 0
     assert Manifest.load(out).config["observation"] == {"frontend": "audiomae", "n_mels": 32}

@@ -61,7 +61,8 @@ def test_the_critic_costs_every_candidate_and_describes_it_against_its_hypothesi
 
 
 @pytest.mark.parametrize(
-    "shapes", [((3, 5), (3, 2), (3, 8, 5)), ((3, 6), (3, 3), (3, 8, 5)), ((3, 6), (3, 2), (3, 8, 4)), ((3, 6), (3, 2), (3, 1, 5))],
+    "shapes",
+    [((3, 5), (3, 2), (3, 8, 5)), ((3, 6), (3, 3), (3, 8, 5)), ((3, 6), (3, 2), (3, 8, 4)), ((3, 6), (3, 2), (3, 1, 5))],
     ids=["embedding", "scores", "params", "fewer-than-K"],
 )
 def test_inputs_of_other_shapes_are_refused_with_the_shapes(shapes):
@@ -84,8 +85,12 @@ def pools(tiny_checkpoint, tmp_path_factory):
     config.write_text(yaml.safe_dump(tiny_config().to_dict()))
     out = tmp_path_factory.mktemp("pools")
     for part in ("0/2", "1/2"):
-        assert critic_data(["--checkpoint", str(tiny_checkpoint), "--config", str(config), "--seed", "7", "--n", "6",
-                            "--draws", "3", "--out", str(out), "--part", part]) == 0
+        assert (
+            critic_data(
+                ["--checkpoint", str(tiny_checkpoint), "--config", str(config), "--seed", "7", "--n", "6", "--draws", "3", "--out", str(out), "--part", part]
+            )
+            == 0
+        )
     return out, config
 
 
@@ -193,8 +198,20 @@ def test_settings_are_cross_validated_and_a_trained_critic_evaluated_on_other_po
     assert sorted(by_method["critic"]) == sorted(names) and {r["source"] for r in rows} <= {"uniform", "pluck"}
     np.testing.assert_allclose([by_method["critic"][n] for n in names], np.take_along_axis(data["distance"], chosen, 1).min(1), atol=1e-5)
     np.testing.assert_allclose([by_method["no_critic"][n] for n in names], data["distance"][:, :2].min(1), atol=1e-5)
-    assert cli(["compare", f"ev={tmp_path / 'evaluate' / 'items.csv'}", f"cv={tmp_path / 'folds' / 'items.csv'}",
-                "--reference", "ev:critic", "--metric", "distance"]) == 0
+    assert (
+        cli(
+            [
+                "compare",
+                f"ev={tmp_path / 'evaluate' / 'items.csv'}",
+                f"cv={tmp_path / 'folds' / 'items.csv'}",
+                "--reference",
+                "ev:critic",
+                "--metric",
+                "distance",
+            ]
+        )
+        == 0
+    )
     assert "cv:critic" in capsys.readouterr().out
     with pytest.raises(SystemExit):  # one or the other
         train_critic_cli(common + ["--folds", "2", "--evaluate", str(tmp_path / "critic")])

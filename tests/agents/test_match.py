@@ -103,7 +103,15 @@ def test_a_folder_is_matched_file_by_file_and_a_bad_file_does_not_stop_the_rest(
     with open(out / "matches.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     assert [Path(r["file"]).relative_to(clips).as_posix() for r in rows] == [  # sorted by path, subfolders included
-        "empty.wav", "hum0.wav", "hum2.wav", "hum4.wav", "hum6.wav", "more/hum1.wav", "more/hum3.wav", "more/hum5.wav", "more/hum7.wav",
+        "empty.wav",
+        "hum0.wav",
+        "hum2.wav",
+        "hum4.wav",
+        "hum6.wav",
+        "more/hum1.wav",
+        "more/hum3.wav",
+        "more/hum5.wav",
+        "more/hum7.wav",
         "silent.wav",
     ]
     matched = [r for r in rows if not r["error"]]

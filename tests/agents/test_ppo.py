@@ -42,8 +42,15 @@ def test_policy_mean_is_the_supervised_action_at_the_env_note(tiny_env, tiny_che
 
 def test_a_few_ppo_updates_run_on_cpu_and_change_the_actor(tiny_env, tiny_checkpoint):
     model = PPO(
-        SoundMatcherPolicy, tiny_env, policy_kwargs={"checkpoint": str(tiny_checkpoint)},
-        n_steps=8, batch_size=4, n_epochs=2, learning_rate=1e-3, seed=0, device="cpu",
+        SoundMatcherPolicy,
+        tiny_env,
+        policy_kwargs={"checkpoint": str(tiny_checkpoint)},
+        n_steps=8,
+        batch_size=4,
+        n_epochs=2,
+        learning_rate=1e-3,
+        seed=0,
+        device="cpu",
     )
     before = {k: v.clone() for k, v in model.policy.mlp_extractor.decoder.state_dict().items()}
     model.learn(total_timesteps=16)

@@ -36,7 +36,14 @@ def four_wavs(tmp_path):
 def rl_config(tmp_path, space_file, checkpoint, targets, vec="dummy") -> RLConfig:
     config = tiny_config()
     return RLConfig(
-        algo="ppo", n_envs=2, n_timesteps=8, vec=vec, out=str(tmp_path / "run"), n_eval=2, eval_every=4, held_out_every=4,
+        algo="ppo",
+        n_envs=2,
+        n_timesteps=8,
+        vec=vec,
+        out=str(tmp_path / "run"),
+        n_eval=2,
+        eval_every=4,
+        held_out_every=4,
         policy_kwargs={"checkpoint": checkpoint, "model": TINY_MODEL},
         env_kwargs={"space": space_file, "targets": targets, "render": config.render, "observation": config.observation},
         hyperparams={"n_steps": 4, "batch_size": 4, "n_epochs": 1, "learning_rate": 1e-3},

@@ -119,7 +119,8 @@ def test_the_audiomae_filterbank_matches_kaldis_fbank():
     ours = AudioMAEFilterbank(MelConfig(frontend="audiomae"), rate)
     for name, audio in signals.items():
         wave = torch.from_numpy(resample(audio.mean(axis=0), rate, 16000))[None]
-        ref = kaldi.fbank(wave - wave.mean(), htk_compat=True, sample_frequency=16000, use_energy=False, window_type="hanning",
-                          num_mel_bins=128, dither=0.0, frame_shift=10).numpy()
+        ref = kaldi.fbank(
+            wave - wave.mean(), htk_compat=True, sample_frequency=16000, use_energy=False, window_type="hanning", num_mel_bins=128, dither=0.0, frame_shift=10
+        ).numpy()
         loud = ref > -10
         assert np.abs(ours.log_fbank(audio) - ref)[loud].max() < 1e-2, name

@@ -247,8 +247,9 @@ def test_training_over_samples_sources_and_resumes_inside_a_thinned_epoch(tmp_pa
     train_shards = sorted(Manifest.load(tiny_dataset).shards)[:-1]
     uniform = sum(int((read_shard(tiny_dataset / n, ("source",))["source"] == 0).sum()) for n in train_shards)
     assert 0 < uniform < 9
-    config = tiny_train_config(tiny_dataset, tmp_path / "run", batch_size=1, steps=uniform + 1, val_every=uniform + 1,
-                               source_weights={"uniform": 1.0, "pluck": 0.0})
+    config = tiny_train_config(
+        tiny_dataset, tmp_path / "run", batch_size=1, steps=uniform + 1, val_every=uniform + 1, source_weights={"uniform": 1.0, "pluck": 0.0}
+    )
     train(config, log=lambda *_: None)
     meta = read_config(tmp_path / "run" / "last")
     assert (meta["epoch"], meta["epoch_start_step"]) == (1, uniform)  # an epoch is the uniform samples alone
@@ -282,8 +283,13 @@ def test_training_on_several_folders_interleaves_them_and_holds_out_each_ones_la
     assert meta["dataset"] == [str(tiny_dataset), str(other_tiny_dataset)]
 
 
-@pytest.mark.parametrize("changes, problem", [({"observation": {"n_fft": 512, "hop_length": 256, "n_mels": 16}}, "observation settings"),
-                                              ({"render": {"note_seconds": 0.1, "render_seconds": 0.25}}, "render settings")])
+@pytest.mark.parametrize(
+    "changes, problem",
+    [
+        ({"observation": {"n_fft": 512, "hop_length": 256, "n_mels": 16}}, "observation settings"),
+        ({"render": {"note_seconds": 0.1, "render_seconds": 0.25}}, "render settings"),
+    ],
+)
 def test_folders_whose_log_mels_differ_are_not_trained_on_together(tmp_path, tiny_dataset, changes, problem):
     from agents.dataset import generate
     from tests.agents.test_dataset import tiny_config
@@ -618,7 +624,10 @@ def test_a_dataset_too_small_for_one_batch_is_refused_not_looped_on(tmp_path, ti
 
 def test_a_spread_fine_tune_trains_only_the_spread_heads(tmp_path, tiny_space, tiny_dataset, tiny_checkpoint):
     config = tiny_train_config(
-        tiny_dataset, tmp_path / "run", init_from=str(tiny_checkpoint), train_only=["decoder.spread_heads"],
+        tiny_dataset,
+        tmp_path / "run",
+        init_from=str(tiny_checkpoint),
+        train_only=["decoder.spread_heads"],
         model={**TINY_MODEL, "decoder": {**TINY_MODEL["decoder"], "spread": True}},
     )
     best = train(config, log=lambda *_: None)

@@ -12,7 +12,7 @@ def test_voice_set_is_72_trimmed_normalised_clips(tmp_path, capsys):
     assert "wrote 72 files" in capsys.readouterr().out
     files = sorted(tmp_path.glob("*.wav"))
     assert len(files) == 72 and files[0].name == "a_en-f3_p20.wav"
-    for f in files[:: 12]:
+    for f in files[::12]:
         audio, sr = sf.read(f, dtype="float32")
         assert sr == 44100 and audio.ndim == 1 and len(audio) > sr // 2
         assert abs(float(abs(audio).max()) - 0.5) < 0.01
