@@ -1,4 +1,3 @@
-"""Agents for VitalMatch-v0: dataset generation, the supervised warm start, PPO and the benchmark.
-
-Empty until those issues land; everything here builds on :mod:`vital_gym`.
+"""Agents for VitalMatch-v0: dataset generation, the supervised sound matcher and its critic, PPO, the
+benchmark, and the ``vital-gym`` command (:mod:`agents.cli`). Everything here builds on :mod:`vital_gym`.
 """

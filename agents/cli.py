@@ -3,6 +3,7 @@
     vital-gym match target.wav -o out.vital                 # audio in, Vital preset out
     vital-gym match clips/ -o matches/                      # a folder: every file, and matches.csv
     vital-gym describe preset.vital
+    vital-gym render preset.vital -o preset.wav --note 48
     vital-gym dataset generate --config core --n 100000 -o data/core
     vital-gym dataset verify data/core
     vital-gym train --config supervised_cpu --dataset data/core -o runs/supervised
@@ -27,6 +28,7 @@ from __future__ import annotations
 import argparse
 import shlex
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -260,7 +262,7 @@ def _compare(args: argparse.Namespace) -> int:
 
 
 def _match(args: argparse.Namespace) -> int:
-    from agents.match import DEFAULT_DRAWS, Matcher, audio_files, match_files
+    from agents.match import DEFAULT_DRAWS, Matcher, audio_files, check_no_target_overwritten, match_files
 
     files, batch = audio_files(args.targets)
     out = Path(args.out)
@@ -268,6 +270,8 @@ def _match(args: argparse.Namespace) -> int:
         raise ValueError(f"-o {out}: one target is written as a .vital file (a .wav and .png go beside it)")
     if batch and out.suffix:
         raise ValueError(f"-o {out}: several targets are written into a folder, not a file")
+    if not batch:
+        check_no_target_overwritten(files, [out])
     matcher = Matcher(args.checkpoint, screen=not args.no_screen, base_encoder=args.base_encoder, render_workers=args.workers, critic=args.critic)
     settings = dict(
         midi_note=args.note,
@@ -291,6 +295,22 @@ def _match(args: argparse.Namespace) -> int:
         print(f"vital-gym: error: {r.error}", file=sys.stderr)
     print(f"matched {len(rows) - len(failed)} of {len(rows)} files into {out} (table: {out / 'matches.csv'})")
     return 2 if len(failed) == len(rows) else 0
+
+
+def _render(args: argparse.Namespace) -> int:
+    from vital_gym.audio import write_wav
+    from vital_gym.preset import Preset
+    from vital_gym.render import RenderConfig, Renderer
+
+    out = Path(args.out)
+    if out.suffix != ".wav":
+        raise ValueError(f"-o {out}: the render is written as a .wav file")
+    config = RenderConfig(midi_note=args.note, velocity=args.velocity, note_seconds=args.note_seconds, render_seconds=args.seconds, channels=args.channels)
+    rendered = Renderer(config).render(Preset.load(args.preset))
+    write_wav(out, rendered.audio, config.sample_rate)
+    loud = "silent" if rendered.status.silent else f"RMS {rendered.status.rms:.3f}" + (", clipped" if rendered.status.clipped else "")
+    print(f"wrote {out}: note {args.note}, {args.seconds} s, {loud}")
+    return 0
 
 
 def _describe(args: argparse.Namespace) -> int:
@@ -322,6 +342,15 @@ def _add_critic_choice(parser: argparse.ArgumentParser, what: str) -> None:
     parser.add_argument("--no-critic", dest="critic", action="store_false", help="render the first drawn candidates, not a critic's choice")
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("vital-gym")
+    except PackageNotFoundError:
+        return "unknown"
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``vital-gym`` argument parser: every subcommand and its flags."""
     common = argparse.ArgumentParser(add_help=False)
@@ -332,6 +361,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="vital-gym: inverse synthesis on the Vital synthesizer",
         epilog="See docs/cli.md for every workflow.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def command(group, name: str, help: str, func) -> argparse.ArgumentParser:
@@ -354,6 +384,15 @@ def build_parser() -> argparse.ArgumentParser:
     match.add_argument("--no-screen", action="store_true", help="rank the candidates on exact renders, not screening ones (slower)")
     match.add_argument("--workers", type=int, metavar="N", help="threads rendering candidates side by side (default: one per core, at most 4)")
     match.add_argument("--top-score", action="store_true", help="keep the best-scored hypothesis unrendered instead of rendering all candidates")
+
+    render = command(sub, "render", "render a .vital preset to a .wav through Vita", _render)
+    render.add_argument("preset", help="a .vital file")
+    _out(render, "the .wav to write")
+    render.add_argument("--note", type=int, default=60, help="MIDI note (default 60)")
+    render.add_argument("--velocity", type=float, default=0.7)
+    render.add_argument("--note-seconds", type=float, default=1.5, help="how long the key is held (default 1.5)")
+    render.add_argument("--seconds", type=float, default=2.0, help="how much audio is written (default 2; the release follows the note)")
+    render.add_argument("--channels", type=int, default=2, choices=(1, 2), help="2: Vital's stereo output (default); 1: its mono mix")
 
     describe = command(sub, "describe", "describe a .vital preset in plain language", _describe)
     describe.add_argument("preset", help="a .vital file")
@@ -496,6 +535,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # Vital switches the CPU to flush-denormals mode; numpy then warns once about float32's smallest subnormal.
+    warnings.filterwarnings("ignore", message="The value of the smallest subnormal")
     parser = build_parser()
     args = parser.parse_args(argv)
     args.command_line = "vital-gym " + " ".join(shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))

@@ -311,9 +311,8 @@ class Matcher:
         out = Path(out)
         if out.suffix != ".vital":
             raise ValueError(f"{out}: the output must be a .vital file")
-        paths = [result.preset.save(out), write_wav(out.with_suffix(".wav"), result.render, self.render_config.sample_rate)]
-        paths.append(self._plot(result, out.with_suffix(".png")))
-        return paths
+        vital, wav, png = output_files(out)
+        return [result.preset.save(vital), write_wav(wav, result.render, self.render_config.sample_rate), self._plot(result, png)]
 
     def _plot(self, result: MatchResult, path: Path) -> Path:
         panels = [("target", result.target), (f"match (distance {result.distance:.3f})", result.render)]
@@ -350,6 +349,21 @@ def audio_files(targets: Sequence[str | Path]) -> tuple[list[Path], bool]:
     return out, len(targets) > 1 or any(Path(t).is_dir() for t in targets)
 
 
+def output_files(vital: Path) -> tuple[Path, Path, Path]:
+    """What a match written as ``vital`` writes: the preset, its render (``.wav``) and the comparison (``.png``)."""
+    return vital, vital.with_suffix(".wav"), vital.with_suffix(".png")
+
+
+def check_no_target_overwritten(targets: Sequence[Path], vitals: Sequence[Path]) -> None:
+    """Refuse, before anything is written, outputs that would replace a target (``clip.wav`` matched to
+    ``clip.vital`` beside it would have its render written over it)."""
+    inputs = {t.resolve() for t in targets if t.exists()}
+    for vital in vitals:
+        for path in output_files(vital):
+            if path.resolve() in inputs:
+                raise ValueError(f"{path}: the match's output would overwrite this target; write the matches elsewhere (-o)")
+
+
 def output_stems(paths: Sequence[Path]) -> list[str]:
     """An output name per file: its stem, with ``-2``, ``-3``, ... after a stem already taken."""
     taken: dict[str, int] = {}
@@ -378,9 +392,11 @@ def match_files(
     from tqdm import tqdm
 
     out = Path(out)
+    stems = output_stems(paths)
+    check_no_target_overwritten(paths, [out / f"{stem}.vital" for stem in stems])
     out.mkdir(parents=True, exist_ok=True)
     rows = []
-    for path, stem in zip(tqdm(paths, unit="file", disable=not progress), output_stems(paths)):
+    for path, stem in zip(tqdm(paths, unit="file", disable=not progress), stems):
         try:
             result = matcher.match(matcher.load_target(path), midi_note, velocity, refine_budget, seed, select, draws)
             preset, render, image = matcher.write(result, out / f"{stem}.vital")

@@ -314,6 +314,11 @@ def _cell(value: tuple[float, float]) -> str:
     return f"{mean:.3g} ± {ci:.2g}" if np.isfinite(ci) else f"{mean:.3g}"
 
 
+def machine_description() -> str:
+    """This machine and today's date, as a report names where its latest run was made."""
+    return f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; {datetime.date.today().isoformat()}"
+
+
 def markdown_report(
     summary: dict[tuple[str, str], dict[str, Any]],
     config: BenchmarkConfig,
@@ -323,6 +328,7 @@ def markdown_report(
     commands: Sequence[str] | None = None,
     by_source: dict[str, dict[str, dict[str, tuple[float, float]]]] | None = None,
     synthetic_seed: int = TEST_SEED,
+    machine: str | None = None,
 ) -> str:
     notes = notes or {}
     by_source = by_source or {}
@@ -337,8 +343,7 @@ def markdown_report(
         *commands,
         "```",
         "",
-        f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; "
-        f"{datetime.date.today().isoformat()}. Every cell is the mean ± the half-width of its 95% confidence "
+        f"Machine: {machine or machine_description()}. Every cell is the mean ± the half-width of its 95% confidence "
         "interval (Student's t) over the items a method did not fail on. Lower is better except for "
         f"{', '.join(sorted(HIGHER_IS_BETTER))}. Metrics: see `agents/benchmark/metrics.py`; `s/item` is the "
         "method's own time per item (Syntheon's excludes its start-up).",
@@ -452,6 +457,7 @@ def run_benchmark(config: BenchmarkConfig, log=print, progress: bool = False) ->
         runs["synthetic_seed"] = config.synthetic_seed
     runs["notes"].update({m.name: m.description for m in methods if getattr(m, "description", "")})
     runs["left_out"].update(skipped)
+    runs["machine"] = machine_description()  # the latest run's: a report rebuilt later still names it
     write_csv(results, csv_path)
     # A merged run plots its own methods' examples beside the earlier runs' (their renders are not kept).
     suffix = "_" + "-".join(m.name.replace("+", "-") for m in methods) if previous is not None else ""
@@ -519,7 +525,15 @@ def write_report(results: Sequence[Result], runs: dict[str, Any], config: Benchm
     report = out / "benchmarks.md"
     report.write_text(
         markdown_report(
-            summary, config, runs.get("left_out", {}), images, runs.get("notes"), runs.get("commands"), summarise_by_source(results), synthetic_seed(runs)
+            summary,
+            config,
+            runs.get("left_out", {}),
+            images,
+            runs.get("notes"),
+            runs.get("commands"),
+            summarise_by_source(results),
+            synthetic_seed(runs),
+            runs.get("machine"),
         )
     )
     return report

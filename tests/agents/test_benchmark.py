@@ -258,7 +258,7 @@ def test_quick_benchmark_writes_csv_report_and_plots(tmp_path, preset_folder, ti
         assert f"img/benchmark_{name}_examples.png" in text
 
 
-def test_keep_previous_replaces_the_rerun_methods_and_keeps_the_others(tmp_path):
+def test_keep_previous_replaces_the_rerun_methods_and_keeps_the_others(tmp_path, monkeypatch):
     dataset_yaml = tmp_path / "tiny.yaml"
     dataset_yaml.write_text(yaml.safe_dump(tiny_config().to_dict()))
     base = dict(dataset_config=str(dataset_yaml), sets=("synthetic",), out=str(tmp_path / "docs"))
@@ -289,8 +289,9 @@ def test_keep_previous_replaces_the_rerun_methods_and_keeps_the_others(tmp_path)
     assert [e["image"] for e in json.loads(runs_json.read_text())["examples"]["synthetic"]] == both
     assert all(f"]({img})" in text and (tmp_path / "docs" / img).is_file() for img in both)
     assert "Examples from `first`; random re-run since" in text and "Examples from `second`." in text
-    # --report-only rebuilds the same report from the stored results, running no method.
+    # --report-only rebuilds the same report from the stored results, running no method, on any day.
     report.unlink()
+    monkeypatch.setattr("agents.benchmark.run.machine_description", lambda: "another machine; 2099-01-01")
     assert cli(["benchmark", "--report-only", "--out", str(tmp_path / "docs")]) == 0
     assert report.read_text() == text
     # Once init is re-run too, the first image shows nothing current: it leaves the report and the disk.

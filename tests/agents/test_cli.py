@@ -120,3 +120,23 @@ def test_a_config_is_found_by_name_and_a_users_folder_comes_first(tmp_path, monk
     assert config_names("dataset") == ["core", "small"] and find_config("params", "core").parent.parent != mine
     assert main(["dataset", "generate", "--config", "small", "--n", "2", "-o", str(tmp_path / "data"), "--workers", "1", "-q"]) == 0
     assert "2 samples" in capsys.readouterr().out
+
+
+def test_render_writes_what_the_renderer_renders(tmp_path, capsys):
+    import numpy as np
+    import soundfile as sf
+
+    from vital_gym.preset import Preset, init_preset
+    from vital_gym.render import RenderConfig, Renderer
+
+    preset = init_preset().save(tmp_path / "init.vital")
+    out = tmp_path / "init.wav"
+    assert main(["render", str(preset), "-o", str(out), "--note", "48", "--seconds", "1", "--note-seconds", "0.5"]) == 0
+    assert "note 48, 1.0 s, RMS" in capsys.readouterr().out
+    audio, rate = sf.read(out, dtype="float32", always_2d=True)
+    expected = Renderer(RenderConfig(midi_note=48, note_seconds=0.5, render_seconds=1.0, channels=2)).render(Preset.load(preset)).audio
+    assert rate == 44100 and audio.T.shape == expected.shape
+    assert np.abs(audio.T - expected).max() < 1e-4  # 16-bit rounding
+    assert main(["render", str(preset), "-o", str(tmp_path / "x.mp3")]) == 2
+    assert main(["render", str(tmp_path / "missing.vital"), "-o", str(tmp_path / "y.wav")]) == 2
+    assert "missing.vital" in capsys.readouterr().err and not (tmp_path / "y.wav").exists()

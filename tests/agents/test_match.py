@@ -144,6 +144,18 @@ def test_several_targets_take_an_output_folder_and_one_target_a_vital_file(tmp_p
     assert "a folder with no" in capsys.readouterr().err
 
 
+def test_a_match_never_overwrites_its_target(tmp_path, tiny_checkpoint, capsys):
+    """clip.wav matched to clip.vital beside it would get its render written over it: refused up front."""
+    write_wav(tmp_path / "a.wav", hum(), SR)
+    before = (tmp_path / "a.wav").read_bytes()
+    ckpt = ["--checkpoint", str(tiny_checkpoint), "--draws", "0", "-q"]
+    assert cli(["match", str(tmp_path / "a.wav"), "-o", str(tmp_path / "a.vital"), *ckpt]) == 2
+    assert "would overwrite this target" in capsys.readouterr().err
+    assert cli(["match", str(tmp_path), "-o", str(tmp_path), *ckpt]) == 2  # a folder matched into itself
+    assert "would overwrite this target" in capsys.readouterr().err
+    assert (tmp_path / "a.wav").read_bytes() == before and not list(tmp_path.glob("*.vital"))
+
+
 def test_the_shipped_model_is_the_default_and_fits_the_core_space(tmp_path, capsys):
     """The committed checkpoint loads for today's core space (a space change would refuse it) and matches."""
     from agents.match import DEFAULT_MODEL
