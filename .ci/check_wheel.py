@@ -32,12 +32,12 @@ t = np.arange(2 * 44100) / 44100
 sf.write(here / "hum.wav", (0.3 * np.sin(2 * np.pi * 220 * t) * np.exp(-t)).astype(np.float32), 44100)
 cli = Path(sys.executable).with_name("vital-gym")
 subprocess.run([cli, "--help"], check=True, capture_output=True)
-subprocess.run([cli, "match", "hum.wav", "-o", "hum.vital"], check=True)
-assert (here / "hum.vital").is_file() and (here / "hum.wav").is_file() and (here / "hum.png").is_file()
+subprocess.run([cli, "match", "hum.wav", "-o", "matched.vital"], check=True)
+assert all((here / f"matched.{suffix}").is_file() for suffix in ("vital", "wav", "png"))
 
 import vita  # noqa: E402
 
-assert vita.Synth().load_preset(str(here / "hum.vital")), "the matched preset does not load in Vita"
+assert vita.Synth().load_preset(str(here / "matched.vital")), "the matched preset does not load in Vita"
 
 if importlib.util.find_spec("stable_baselines3") is None:  # the core install: training extras absent
     run = subprocess.run([cli, "ppo", "--steps", "1"], capture_output=True, text=True)

@@ -43,7 +43,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from agents.dataset.shards import quantise
+from agents.dataset.shards import dequantise, quantise
 from agents.plots import plot_comparison
 from agents.refine import RefineResult, refine
 from agents.supervised.checkpoint import load_model
@@ -164,7 +164,7 @@ class Matcher:
         hypotheses and ``pool_draws`` rounds of draws."""
         if draws < 0:
             raise ValueError(f"draws={draws}: must be >= 0")
-        logmel = torch.from_numpy(quantise(self.mel(target)) / 255.0).float()[None, None].to(self.device)  # as the data stores it
+        logmel = torch.from_numpy(dequantise(quantise(self.mel(target))))[None, None].to(self.device)  # as the data stores it
         note = torch.tensor([float(midi_note)], device=self.device)
         tokens = self.model.encoder(logmel)
         z, scores, log_spread = self.model.decoder.predictive(tokens, note)
@@ -233,21 +233,9 @@ class Matcher:
         return self.render_closest(target, xs if select else xs[:1], midi_note, velocity)
 
     def render_closest(self, target: np.ndarray, xs: np.ndarray, midi_note: int, velocity: float) -> tuple[np.ndarray, RenderResult, float, tuple[float, ...]]:
-        """Render every parameter vector of ``xs`` ``(N, P)``; the closest to ``target`` (the first on a
-        tie), its exact render and distance, and every candidate's distance in the order of ``xs`` (screening
-        distances when screening; infinite for a render that is not finite)."""
-        distance = MultiResolutionSTFTDistance()
-        distance.set_target(target)
-
-        def score(renderer: Renderer, x: np.ndarray) -> tuple[RenderResult, float]:
-            rendered = renderer.render(self.codec.to_preset(x, name="vital-gym match"), midi_note, velocity)
-            return rendered, distance(rendered.audio) if rendered.status.finite else float("inf")
-
-        scored = side_by_side(self.candidate_renderers, list(xs), score)
-        distances = tuple(d for _, d in scored)
-        best = int(np.argmin(distances))  # the first of a tie
-        rendered, d = score(self.renderer, xs[best]) if self.screen else scored[best]
-        return xs[best], rendered, d, distances
+        """Render every parameter vector of ``xs`` ``(N, P)`` and keep the closest (:func:`render_closest`
+        on the candidate renderers; the chosen one rendered again exactly when they screen)."""
+        return render_closest(target, xs, self.codec, self.candidate_renderers, midi_note, velocity, self.renderer if self.screen else None)
 
     def match(
         self,
@@ -317,6 +305,34 @@ class Matcher:
     def _plot(self, result: MatchResult, path: Path) -> Path:
         panels = [("target", result.target), (f"match (distance {result.distance:.3f})", result.render)]
         return plot_comparison(panels, self.mel, path)
+
+
+def render_closest(
+    target: np.ndarray,
+    xs: np.ndarray,
+    codec: PresetCodec,
+    renderers: Sequence[Renderer],
+    midi_note: int,
+    velocity: float,
+    exact: Renderer | None = None,
+) -> tuple[np.ndarray, RenderResult, float, tuple[float, ...]]:
+    """Render every parameter vector of ``xs`` ``(N, P)`` side by side on ``renderers`` and score it against
+    ``target`` ``(channels, samples)`` (the multi-resolution STFT distance; infinite for a render that is
+    not finite). Returns the closest vector (the first on a tie), its render and distance, and every
+    candidate's distance in the order of ``xs``. ``exact``: a renderer that renders the chosen vector again,
+    where ``renderers`` make cheaper screening renders; its render and distance are returned instead."""
+    distance = MultiResolutionSTFTDistance()
+    distance.set_target(target)
+
+    def score(renderer: Renderer, x: np.ndarray) -> tuple[RenderResult, float]:
+        rendered = renderer.render(codec.to_preset(x, name="vital-gym match"), midi_note, velocity)
+        return rendered, distance(rendered.audio) if rendered.status.finite else float("inf")
+
+    scored = side_by_side(list(renderers), list(xs), score)
+    distances = tuple(d for _, d in scored)
+    best = int(np.argmin(distances))
+    rendered, d = score(exact, xs[best]) if exact is not None else scored[best]
+    return xs[best], rendered, d, distances
 
 
 @dataclass

@@ -217,3 +217,18 @@ def test_quantize_snaps_each_discrete_value_as_its_parameter_does(name):
             if p.is_discrete:
                 want[i] = p.normalize(p.denormalize(float(want[i])))
         np.testing.assert_array_equal(space.quantize(x), want)
+
+
+@pytest.mark.parametrize("n_values", [2, 3, 8, 31])
+def test_a_discrete_index_reads_the_same_from_a_float_an_array_and_a_tensor(n_values):
+    import torch
+
+    indices = np.arange(n_values)
+    values = ParameterSpace.discrete_value(indices, n_values)
+    assert [ParameterSpace.discrete_index(float(v), n_values) for v in values] == list(indices)
+    np.testing.assert_array_equal(ParameterSpace.discrete_index(values, n_values), indices)
+    assert torch.equal(ParameterSpace.discrete_index(torch.from_numpy(values).float(), n_values), torch.from_numpy(indices))
+    # within half a step of a value reads that value's index
+    nudged = values + (np.random.default_rng(0).uniform(-0.49, 0.49, n_values) / (n_values - 1))
+    np.testing.assert_array_equal(ParameterSpace.discrete_index(np.clip(nudged, 0, 1), n_values), indices)
+    assert ParameterSpace.discrete_value(0, 1) == 0.0

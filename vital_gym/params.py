@@ -475,6 +475,25 @@ class ParameterSpace:
             description=str(spec.get("description", "")),
         )
 
+    # ------------------------------------------------------------------ discrete values
+    @staticmethod
+    def discrete_index(normalised: Any, n_values: int) -> Any:
+        """The option (or step) index of a normalised discrete value, which stores index ``k`` of ``n_values``
+        as ``k / (n_values - 1)``: ``round(normalised * (n_values - 1))``, halves to even. A float gives an
+        int; a numpy array int64 and a torch tensor a long tensor, of the same shape."""
+        scaled = normalised * (n_values - 1)
+        if isinstance(scaled, (float, int)):
+            return int(round(scaled))
+        if hasattr(scaled, "long"):  # a torch tensor; torch is not needed to read a space
+            return scaled.round().long()
+        return np.round(scaled).astype(np.int64)
+
+    @staticmethod
+    def discrete_value(index: Any, n_values: int) -> Any:
+        """The normalised value of option (or step) ``index`` of ``n_values``: ``index / (n_values - 1)``
+        (0 when there is a single value)."""
+        return index / max(n_values - 1, 1)
+
     # ------------------------------------------------------------------ lookups
     def __len__(self) -> int:
         return len(self.parameters)
@@ -590,7 +609,7 @@ class ParameterSpace:
         x = np.empty(len(self), dtype=np.float32)
         for i, (p, s) in enumerate(zip(self.parameters, self.layout)):
             if p.kind is Kind.CATEGORICAL:
-                x[i] = int(np.argmax(a[s.slice])) / max(p.n_values - 1, 1)
+                x[i] = self.discrete_value(int(np.argmax(a[s.slice])), p.n_values)
             elif p.kind is Kind.TOGGLE:
                 x[i] = float(a[s.start] > 0.0)
             else:
@@ -604,7 +623,7 @@ class ParameterSpace:
         for i, (p, s) in enumerate(zip(self.parameters, self.layout)):
             if p.kind is Kind.CATEGORICAL:
                 block = -np.ones(p.width, dtype=np.float32)
-                block[int(round(x[i] * (p.n_values - 1)))] = 1.0
+                block[self.discrete_index(float(x[i]), p.n_values)] = 1.0
                 a[s.slice] = block
             elif p.kind is Kind.TOGGLE:
                 a[s.start] = 1.0 if x[i] >= 0.5 else -1.0

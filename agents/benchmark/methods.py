@@ -21,10 +21,10 @@ import numpy as np
 import torch
 
 from agents.benchmark.testsets import TEST_SEED, TestItem
-from agents.dataset.shards import Manifest, quantise, read_shard
+from agents.dataset.shards import Manifest, dequantise, quantise, read_shard
 from vital_gym.audio import write_wav
 from vital_gym.features import MelConfig, spectrogram
-from vital_gym.params import Kind
+from vital_gym.params import Kind, ParameterSpace
 from vital_gym.preset import Preset, PresetCodec, PresetError, init_preset
 from vital_gym.render import RenderConfig, Renderer
 from vital_gym.rewards import MultiResolutionSTFTDistance
@@ -162,8 +162,8 @@ class MeanPreset:
         x = params.mean(0)
         for i, p in enumerate(space.parameters):
             if p.kind in (Kind.TOGGLE, Kind.CATEGORICAL):
-                counts = np.bincount(np.round(params[:, i] * (p.n_values - 1)).astype(int), minlength=p.n_values)
-                x[i] = int(np.argmax(counts)) / (p.n_values - 1)
+                counts = np.bincount(ParameterSpace.discrete_index(params[:, i], p.n_values), minlength=p.n_values)
+                x[i] = ParameterSpace.discrete_value(int(np.argmax(counts)), p.n_values)
         self.codec, self.x = codec, codec.canonical(x)
         self.description = f"the mean of {len(params)} samples of {folder}"
 
@@ -221,7 +221,7 @@ class NearestNeighbour:
             if max_samples is not None and count >= max_samples:
                 break
             shard = read_shard(self.folder / name, ("logmel", "params"))
-            feats.append(pool_logmel(torch.from_numpy(shard["logmel"]).float() / 255.0, pool))
+            feats.append(pool_logmel(torch.from_numpy(dequantise(shard["logmel"])), pool))
             params.append(shard["params"])
             count += len(shard["params"])
         self.features = torch.cat(feats)[:max_samples]  # (N, D) float32
@@ -241,7 +241,7 @@ class NearestNeighbour:
 
     def nearest(self, audio: np.ndarray) -> int:
         """Index of the training sample nearest ``audio`` ``(channels, samples)``."""
-        logmel = quantise(self.mel(audio)) / 255.0  # quantised as the dataset stores it
+        logmel = dequantise(quantise(self.mel(audio)))  # quantised as the dataset stores it
         q = pool_logmel(torch.from_numpy(logmel).float()[None], self.pool)[0]
         d = self.norms - 2.0 * (self.features @ q)
         return int(torch.argmin(d))

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
-from agents.dataset.shards import Manifest, read_shard, shard_index
+from agents.dataset.shards import Manifest, dequantise, read_shard, shard_index
 
 
 class ShardDataset(IterableDataset):
@@ -172,7 +172,7 @@ def _choice_bounds(sizes: np.ndarray) -> np.ndarray:
 
 def _to_tensor(name: str, value: np.ndarray) -> torch.Tensor:
     if name == "logmel":
-        return torch.from_numpy(value.astype(np.float32) / 255.0)[None]
+        return torch.from_numpy(dequantise(value))[None]
     if name == "audio":
         return torch.from_numpy(value.astype(np.float32) / 32768.0)
     if name == "discrete":

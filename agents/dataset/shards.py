@@ -58,8 +58,13 @@ def write_shard(path: Path, arrays: dict[str, np.ndarray]) -> str:
 
 
 def quantise(features: np.ndarray) -> np.ndarray:
-    """Features in ``[0, 1]`` as a shard stores them: uint8, 256 levels (``/ 255`` reads them back)."""
+    """Features in ``[0, 1]`` as a shard stores them: uint8, 256 levels (:func:`dequantise` reads them back)."""
     return np.round(np.asarray(features) * 255.0).astype(np.uint8)
+
+
+def dequantise(stored: np.ndarray) -> np.ndarray:
+    """Stored uint8 features back in ``[0, 1]``, float32: what every model reads."""
+    return np.asarray(stored).astype(np.float32) / 255.0
 
 
 def read_shard(path: str | Path, fields: tuple[str, ...] | None = None) -> dict[str, np.ndarray]:

@@ -182,7 +182,7 @@ class ParameterLoss:
         return out
 
     def class_index(self, x: torch.Tensor, param: int, n: int) -> torch.Tensor:
-        return torch.round(x[:, param] * (n - 1)).long()
+        return ParameterSpace.discrete_index(x[:, param], n)
 
     def __call__(self, z: torch.Tensor, x: torch.Tensor) -> dict[str, torch.Tensor]:
         return {k: v.mean() for k, v in self.per_sample(z, x).items()}
@@ -238,7 +238,7 @@ class ParameterLoss:
         dst_logp = torch.stack([F.log_softmax(z[:, s.destination], -1) for s in self.slots], 1)  # (B, S, n_dst)
         amt = torch.stack([torch.sigmoid(z[:, s.amount]) for s in self.slots], 1)  # (B, S)
         n_src, n_dst = src_logp.shape[-1], dst_logp.shape[-1]
-        t_src = torch.stack([torch.round(x[:, s.source_param] * (n_src - 1)).long() for s in self.slots], 1)  # (B, S)
+        t_src = torch.stack([ParameterSpace.discrete_index(x[:, s.source_param], n_src) for s in self.slots], 1)  # (B, S)
         t_dst = torch.stack([torch.round(x[:, s.destination_param] * max(n_dst - 1, 1)).long() for s in self.slots], 1)
         t_amt = torch.stack([x[:, s.amount_param] for s in self.slots], 1)
         connected = (t_src > 0).float()  # source 0 is "no source"

@@ -116,9 +116,9 @@ def perturb(space: ParameterSpace, x: np.ndarray, i: int, step: float, rng: np.r
     if p.kind is Kind.TOGGLE:
         y[i] = 1.0 - round(float(x[i]))
     elif p.kind is Kind.CATEGORICAL:
-        current = int(round(float(x[i]) * (p.n_values - 1)))
+        current = ParameterSpace.discrete_index(float(x[i]), p.n_values)
         other = int(rng.integers(p.n_values - 1))
-        y[i] = (other + (other >= current)) / (p.n_values - 1)
+        y[i] = ParameterSpace.discrete_value(other + (other >= current), p.n_values)
     else:
         v = float(x[i]) + step * (1.0 if rng.random() < 0.5 else -1.0)
         y[i] = -v if v < 0 else 2.0 - v if v > 1 else v

@@ -34,8 +34,8 @@ from torch.utils.data import DataLoader
 
 from agents.dataset import InterleavedDatasets, Manifest, ShardDataset
 from agents.dataset.augment import LogMelAugment
-from agents.dataset.shards import read_shard
-from agents.match import candidate_renderers
+from agents.dataset.shards import dequantise, read_shard
+from agents.match import candidate_renderers, render_closest
 from agents.supervised.checkpoint import init_weights, load_optimizer_state, read_config, save_checkpoint
 from agents.supervised.losses import HypothesisLoss, LossWeights, ParameterLoss
 from agents.supervised.model import ModelConfig, SoundMatcher
@@ -45,7 +45,6 @@ from vital_gym.params import ParameterSpace
 from vital_gym.preset import PresetCodec
 from vital_gym.render import RenderConfig, Renderer, side_by_side
 from vital_gym.resources import find_config
-from vital_gym.rewards import MultiResolutionSTFTDistance
 
 
 @dataclass
@@ -125,7 +124,6 @@ class Validator:
         data = read_shard(dataset / shards[0], fields)
         n = min(config.val_render_items, len(data["params"]))
         self.items = {k: v[:n] for k, v in data.items()}
-        self.distance = MultiResolutionSTFTDistance()
         self.truth = self._render([(self.items["params"][i], i) for i in range(n)])
 
     def _render(self, items: list[tuple[np.ndarray, int]]) -> list[np.ndarray]:
@@ -169,7 +167,7 @@ class Validator:
                 sums[k] = sums.get(k, 0.0) + v
             count += 1
         out = {k: v / max(count, 1) for k, v in sums.items()}
-        logmel = torch.from_numpy(self.items["logmel"].astype(np.float32) / 255.0)[:, None].to(device)
+        logmel = torch.from_numpy(dequantise(self.items["logmel"]))[:, None].to(device)
         notes = torch.from_numpy(self.items["midi_note"].astype(np.float32)).to(device)
         tokens = model.encoder(logmel)
         z, scores = model.decoder.hypotheses(tokens, notes)
@@ -179,11 +177,12 @@ class Validator:
         order = scores.argsort(1, descending=True).cpu().numpy()
         best, top_score = [], []
         for i in range(len(actions)):
-            renders = self._render([(self.codec.space.action_to_vector(actions[i, h]), i) for h in order[i]])
-            distances = [self.distance.distance(audio, self.truth[i]) for audio in renders]
+            xs = np.stack([self.codec.canonical(self.codec.space.action_to_vector(actions[i, h])) for h in order[i]])
+            note, velocity = int(self.items["midi_note"][i]), float(self.items["velocity"][i])
+            _, rendered, closest, distances = render_closest(self.truth[i], xs, self.codec, self.renderers, note, velocity)
             top_score.append(distances[0])
-            best.append(min(distances))
-            audio = renders[int(np.argmin(distances))]
+            best.append(closest)
+            audio = rendered.audio
             if i < 2 and writer is not None:
                 writer.add_audio(f"val/render_{i}", torch.from_numpy(audio[0]), step, self.sample_rate)
                 writer.add_audio(f"val/target_{i}", torch.from_numpy(self.truth[i][0]), step, self.sample_rate)

@@ -40,6 +40,7 @@ import yaml
 
 from agents.benchmark.metrics import PairedDifference
 from agents.dataset.generate import DatasetConfig
+from agents.dataset.shards import dequantise
 from agents.match import DEFAULT_DRAWS
 from agents.supervised.checkpoint import load_model
 from agents.supervised.critic import (
@@ -86,7 +87,7 @@ def embed_targets(model, logmel: np.ndarray, note: np.ndarray, batch: int = 64) 
     ``(N, K)`` (the order :meth:`agents.match.Matcher.candidates` puts the hypotheses in)."""
     embeddings, scores = [], []
     for i in range(0, len(logmel), batch):
-        tokens = model.encoder(torch.from_numpy(logmel[i : i + batch] / 255.0).float()[:, None])
+        tokens = model.encoder(torch.from_numpy(dequantise(logmel[i : i + batch]))[:, None])
         _, score, _ = model.decoder.predictive(tokens, torch.from_numpy(note[i : i + batch]).float())
         embeddings.append(tokens.mean(1))
         scores.append(torch.softmax(score, -1).sort(-1, descending=True).values)
