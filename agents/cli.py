@@ -92,7 +92,7 @@ def _features(args: argparse.Namespace) -> int:
     from agents.dataset.refeature import refeature
 
     observation = key_values(args.observation, "--observation")
-    manifest = refeature(args.folder, args.out, observation, workers=args.workers or default_workers())
+    manifest = refeature(args.folder, args.out, observation, workers=args.workers or default_workers(), progress=not args.quiet)
     print(f"{args.out}: {len(manifest.shards)} shards of {args.folder} with observation {observation}")
     return 0
 
@@ -262,6 +262,7 @@ def _compare(args: argparse.Namespace) -> int:
 
 
 def _match(args: argparse.Namespace) -> int:
+    from agents.library import shipped_library_dir
     from agents.match import DEFAULT_DRAWS, Matcher, audio_files, check_no_target_overwritten, match_files
 
     files, batch = audio_files(args.targets)
@@ -272,7 +273,19 @@ def _match(args: argparse.Namespace) -> int:
         raise ValueError(f"-o {out}: several targets are written into a folder, not a file")
     if not batch:
         check_no_target_overwritten(files, [out])
-    matcher = Matcher(args.checkpoint, screen=not args.no_screen, base_encoder=args.base_encoder, render_workers=args.workers, critic=args.critic)
+    library = None
+    if args.library_shortlist != 0:
+        library = [*([] if args.no_shipped_library else [shipped_library_dir()]), *(args.library or [])]
+    matcher = Matcher(
+        args.checkpoint,
+        screen=not args.no_screen,
+        base_encoder=args.base_encoder,
+        render_workers=args.workers,
+        critic=args.critic,
+        library=library or None,
+        library_shortlist=args.library_shortlist,
+        progress=not args.quiet,
+    )
     settings = dict(
         midi_note=args.note,
         velocity=args.velocity,
@@ -381,6 +394,19 @@ def build_parser() -> argparse.ArgumentParser:
     match.add_argument("--seed", type=int, default=0, help="seeds the drawn candidates and the refinement")
     match.add_argument("--draws", type=int, metavar="N", help="presets drawn per hypothesis and rendered (default 2; 0: the hypotheses only)")
     _add_critic_choice(match, "it chooses which drawn candidates are rendered")
+    match.add_argument(
+        "--library",
+        action="append",
+        metavar="DIR",
+        help="a folder of your own .vital presets (recursive; repeat for several), tried beside the shipped library; indexed once and cached",
+    )
+    match.add_argument("--no-shipped-library", action="store_true", help="leave out the presets shipped with vital-gym (agents/library)")
+    match.add_argument(
+        "--library-shortlist",
+        type=int,
+        metavar="K",
+        help="library presets nearest the target by sound rendered beside the model's candidates (default: agents.library.DEFAULT_SHORTLIST, 4; 0: no library)",
+    )
     match.add_argument("--no-screen", action="store_true", help="rank the candidates on exact renders, not screening ones (slower)")
     match.add_argument("--workers", type=int, metavar="N", help="threads rendering candidates side by side (default: one per core, at most 4)")
     match.add_argument("--top-score", action="store_true", help="keep the best-scored hypothesis unrendered instead of rendering all candidates")
@@ -504,7 +530,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--config", help="the dataset config giving the space, render settings and synthetic sampling (default core)")
     bench.add_argument("--sets", help="comma-separated: synthetic,human,voice (default: all with a folder)")
     bench.add_argument(
-        "--methods", help="comma-separated: init,random,mean,nearest,nearest+refine,library,supervised,supervised-top,supervised+refine,ppo,syntheon"
+        "--methods",
+        help="comma-separated: init, random, mean, nearest, nearest+refine, library, shipped-library, supervised, supervised-top, "
+        "supervised+refine, supervised+library, supervised+library+refine, ppo, syntheon (default: all that can be set up)",
     )
     bench.add_argument("--n-synthetic", type=int, help="synthetic items (default 200)")
     bench.add_argument(
@@ -534,23 +562,30 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """A warning as a user reads it: what happened, without the source line that raised it."""
+    print(f"vital-gym: warning: {message}", file=sys.stderr if file is None else file)
+
+
 def main(argv: list[str] | None = None) -> int:
-    # Vital switches the CPU to flush-denormals mode; numpy then warns once about float32's smallest subnormal.
-    warnings.filterwarnings("ignore", message="The value of the smallest subnormal")
     parser = build_parser()
     args = parser.parse_args(argv)
     args.command_line = "vital-gym " + " ".join(shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
-    try:
-        return args.func(args)
-    except (ValueError, FileNotFoundError, FileExistsError) as e:  # AudioFileError, CheckpointError, PresetError are ValueErrors
-        print(f"vital-gym: error: {e}", file=sys.stderr)
-        return 2
-    except ModuleNotFoundError as e:  # an optional extra
-        extra = {"stable_baselines3": "train", "sb3_contrib": "train", "tensorboard": "train", "laion_clap": "clap", "transformers": "clap"}
-        if e.name not in extra:
-            raise
-        print(f"vital-gym: error: {args.command} needs {e.name}: pip install 'vital-gym[{extra[e.name]}]'", file=sys.stderr)
-        return 2
+    with warnings.catch_warnings():  # the filters and the display below last for this command only
+        # Vital switches the CPU to flush-denormals mode; numpy then warns once about float32's smallest subnormal.
+        warnings.filterwarnings("ignore", message="The value of the smallest subnormal")
+        warnings.showwarning = _show_warning
+        try:
+            return args.func(args)
+        except (ValueError, FileNotFoundError, FileExistsError) as e:  # AudioFileError, CheckpointError, PresetError are ValueErrors
+            print(f"vital-gym: error: {e}", file=sys.stderr)
+            return 2
+        except ModuleNotFoundError as e:  # an optional extra
+            extra = {"stable_baselines3": "train", "sb3_contrib": "train", "tensorboard": "train", "laion_clap": "clap", "transformers": "clap"}
+            if e.name not in extra:
+                raise
+            print(f"vital-gym: error: {args.command} needs {e.name}: pip install 'vital-gym[{extra[e.name]}]'", file=sys.stderr)
+            return 2
 
 
 if __name__ == "__main__":

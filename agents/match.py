@@ -44,6 +44,7 @@ import numpy as np
 import torch
 
 from agents.dataset.shards import dequantise, quantise
+from agents.library import DEFAULT_SHORTLIST, PresetLibrary
 from agents.plots import plot_comparison
 from agents.refine import RefineResult, refine
 from agents.supervised.checkpoint import load_model
@@ -90,6 +91,8 @@ class MatchResult:
     description: str
     refined: RefineResult | None = None
     candidate_distances: tuple[float, ...] = ()  # each candidate's (screening) distance, in Matcher.candidates' order
+    library_preset: Path | None = None  # the library file the match started from, if a library preset was closest
+    library_distances: tuple[float, ...] = ()  # the shortlisted library presets' exact distances, closest by sound first
 
     def summary(self, given_note: bool) -> str:
         """A few lines on how the match was made: the note, the distances, the candidates and refinement."""
@@ -99,6 +102,9 @@ class MatchResult:
         ]
         if len(self.candidate_distances) > 1:
             lines.append(f"  closest of {len(self.candidate_distances)} candidates (best-scored hypothesis: {self.candidate_distances[0]:.4f})")
+        if self.library_distances:
+            chosen = f"chosen: {self.library_preset.name}" if self.library_preset is not None else "the model's candidate kept"
+            lines.append(f"  {len(self.library_distances)} library presets, closest {min(self.library_distances):.4f} ({chosen})")
         if self.refined is not None:
             r = self.refined
             lines.append(f"  after refinement: {self.distance:.4f} ({r.renders} renders, {100 * r.gain:.1f}% lower)")
@@ -115,7 +121,11 @@ class Matcher:
     adapter checkpoint's base encoder file is now (:func:`~agents.supervised.checkpoint.load_model`).
     ``critic``: a candidate critic trained for this model (:mod:`agents.supervised.critic`), which chooses the
     drawn candidates from a larger pool before any is rendered: True (default) the model folder's own
-    (``critic/``) if it has one, a folder, or False for none.
+    (``critic/``) if it has one, a folder, or False for none. ``library``: presets to try beside the
+    model's candidates (:mod:`agents.library`): a :class:`PresetLibrary` indexed with this model's render
+    and log-mel settings, or folders to index so (cached; ``progress`` shows the indexing); its
+    ``library_shortlist`` presets (default ``DEFAULT_SHORTLIST``) nearest the target by sound are rendered
+    at the target's note, and the closest of all is kept. None (default): the model's candidates alone.
     """
 
     def __init__(
@@ -127,6 +137,9 @@ class Matcher:
         draw_temperature: float = 1.0,
         base_encoder: str | Path | None = None,
         critic: str | Path | bool = True,
+        library: PresetLibrary | Sequence[str | Path] | None = None,
+        library_shortlist: int | None = None,
+        progress: bool = False,
     ):
         folder = Path(checkpoint) if checkpoint else DEFAULT_MODEL
         if not folder.exists():
@@ -141,10 +154,20 @@ class Matcher:
         self.screen = screen
         self.draw_temperature = draw_temperature
         self.candidate_renderers = candidate_renderers(self.render_config, render_workers, screen)
-        self.mel = spectrogram(MelConfig.from_dict(meta.get("observation")), self.render_config.sample_rate)
+        observation = MelConfig.from_dict(meta.get("observation"))
+        self.mel = spectrogram(observation, self.render_config.sample_rate)
         if critic is True:
             critic = folder / CRITIC_DIR if (folder / CRITIC_DIR).is_dir() else False
         self.critic = load_critic(critic, folder)[0].to(device) if critic is not False else None
+        if library is not None and not isinstance(library, PresetLibrary):
+            library = PresetLibrary.index(library, self.render_config, observation, workers=len(self.candidate_renderers), progress=progress)
+        if library is not None and library.render != self.render_config:
+            raise ValueError("the preset library was indexed with other render settings than the model's; index it with the model's")
+        library_shortlist = DEFAULT_SHORTLIST if library_shortlist is None else library_shortlist
+        if library_shortlist < 0:
+            raise ValueError(f"library_shortlist={library_shortlist}: must be >= 0")
+        self.library, self.library_shortlist = library, library_shortlist
+        self.library_renderers = [Renderer(self.render_config) for _ in self.candidate_renderers]  # exact: effects and all
 
     def load_target(self, path: str | Path) -> np.ndarray:
         """The target as ``(1, samples)``; names the file and the problem when it cannot be used."""
@@ -251,11 +274,23 @@ class Matcher:
         start = time.perf_counter()
         note = estimate_midi_note(target, self.render_config.sample_rate, self.render_config.midi_note) if midi_note is None else midi_note
         x, rendered, distance, candidate_distances = self.closest(target, note, velocity, select, draws, seed)
+        codec, source, library_distances = self.codec, None, ()
+        if self.library is not None and self.library_shortlist and select:
+            entries = self.library.shortlist(target, note, self.library_shortlist)
+            _, library_rendered, library_distance, library_distances = render_closest(
+                target, [e.preset for e in entries], _PresetsAsIs(), self.library_renderers, note, velocity
+            )
+            if library_distance < distance:
+                source = entries[int(np.argmin(library_distances))]
+                codec = PresetCodec(self.space, base=source.preset)  # refinement keeps what the space does not cover
+                x, rendered, distance = codec.from_preset(source.preset), library_rendered, library_distance
         seconds = time.perf_counter() - start
         predicted = distance
         refined = None
         if refine_budget > 0:
-            refined = self.refine(target, x, note, velocity, refine_budget, seed, predicted)
+            # A library preset's vector is re-encoded in the space (values outside its ranges clipped): its
+            # start is rendered again, not assumed to be the preset's distance.
+            refined = self.refine(target, x, note, velocity, refine_budget, seed, predicted if source is None else None, codec)
             if refined.distance < distance:
                 x, distance = refined.x, refined.distance
                 rendered = refined.render  # exact: refine rendered it on self.renderer or checked it there
@@ -270,20 +305,31 @@ class Matcher:
             distance,
             predicted,
             seconds,
-            describe_preset(self.space, x),
+            describe_preset(self.space, x) if source is None else f"From the preset library: {source.path}\n\n{describe_preset(self.space, x)}",
             refined,
             candidate_distances,
+            source.path if source is not None else None,
+            library_distances,
         )
 
     def refine(
-        self, target: np.ndarray, x: np.ndarray, midi_note: int, velocity: float, budget: int, seed: int = 0, distance: float | None = None
+        self,
+        target: np.ndarray,
+        x: np.ndarray,
+        midi_note: int,
+        velocity: float,
+        budget: int,
+        seed: int = 0,
+        distance: float | None = None,
+        codec: PresetCodec | None = None,
     ) -> RefineResult:
         """CMA-ES from ``x`` (:func:`agents.refine.refine`; ``distance``: its exact distance, if known) on the
-        candidate renderers, the best found checked by an exact render."""
+        candidate renderers, the best found checked by an exact render. ``codec``: how vectors become presets
+        (default the model's, over Vital's init preset; a library preset's keeps what the space does not cover)."""
         return refine(
             target,
             x,
-            self.codec,
+            codec or self.codec,
             self.candidate_renderers,
             midi_note,
             velocity,
@@ -305,6 +351,14 @@ class Matcher:
     def _plot(self, result: MatchResult, path: Path) -> Path:
         panels = [("target", result.target), (f"match (distance {result.distance:.3f})", result.render)]
         return plot_comparison(panels, self.mel, path)
+
+
+class _PresetsAsIs:
+    """A stand-in codec for :func:`render_closest` over whole presets: each "vector" is a :class:`Preset`."""
+
+    @staticmethod
+    def to_preset(preset: Preset, name: str = "") -> Preset:
+        return preset
 
 
 def render_closest(

@@ -216,6 +216,15 @@ def spectrogram(config: MelConfig, sample_rate: int) -> Spectrogram:
     return AudioMAEFilterbank(config, sample_rate) if config.frontend == "audiomae" else LogMelSpectrogram(config, sample_rate)
 
 
+NEIGHBOUR_POOL = (2, 4)  # mel bands, frames averaged into one feature of a sound-alike search
+
+
+def pool_logmel(logmel: torch.Tensor, pool: tuple[int, int] = NEIGHBOUR_POOL) -> torch.Tensor:
+    """``(N, mels, frames)`` log-mels in [0, 1] -> ``(N, D)`` features averaged over ``pool`` blocks: what
+    nearest neighbour in a dataset and the preset library compare, by Euclidean distance."""
+    return torch.nn.functional.avg_pool2d(logmel[:, None], pool, ceil_mode=True).flatten(1)
+
+
 def audiomae_normalised(unit: torch.Tensor) -> torch.Tensor:
     """ "audiomae" features in [0, 1] -> AudioMAE's normalised filterbank ``(fbank - mean) / (2 std)``."""
     f = AudioMAEFilterbank

@@ -23,7 +23,7 @@ import torch
 from agents.benchmark.testsets import TEST_SEED, TestItem
 from agents.dataset.shards import Manifest, dequantise, quantise, read_shard
 from vital_gym.audio import write_wav
-from vital_gym.features import MelConfig, spectrogram
+from vital_gym.features import NEIGHBOUR_POOL, MelConfig, pool_logmel, spectrogram
 from vital_gym.params import Kind, ParameterSpace
 from vital_gym.preset import Preset, PresetCodec, PresetError, init_preset
 from vital_gym.render import RenderConfig, Renderer
@@ -77,12 +77,13 @@ class LibraryLookup:
     """The best-matching preset of a folder by the environment's spectral distance: browsing a library.
 
     Library presets are auditioned at the target's note and the library velocity (renders are cached per
-    note); the target's own file, and any preset with identical settings, is excluded.
+    note); the target's own file, and any preset with identical settings, is excluded. Method ``library``
+    browses ``--library`` (default: the human set's own folder, leave-one-out); ``shipped-library`` the
+    presets shipped with vital-gym, a library from other packs than any test set's.
     """
 
-    name = "library"
-
-    def __init__(self, folder: str | Path, render: RenderConfig, velocity: float | None = None):
+    def __init__(self, folder: str | Path, render: RenderConfig, velocity: float | None = None, name: str = "library"):
+        self.name = name
         self.folder = Path(folder)
         files = sorted(self.folder.rglob("*.vital")) if self.folder.is_dir() else []
         self.presets: list[tuple[Path, Preset]] = []
@@ -172,14 +173,6 @@ class MeanPreset:
 
     def predict(self, item: TestItem) -> Prediction:
         return Prediction(self.codec.to_preset(self.x, name="mean"))
-
-
-NEIGHBOUR_POOL = (2, 4)  # mel bands, frames averaged into one feature of nearest neighbour's index
-
-
-def pool_logmel(logmel: torch.Tensor, pool: tuple[int, int] = NEIGHBOUR_POOL) -> torch.Tensor:
-    """``(N, mels, frames)`` log-mels in [0, 1] -> ``(N, D)`` features: averaged over ``pool`` blocks."""
-    return torch.nn.functional.avg_pool2d(logmel[:, None], pool, ceil_mode=True).flatten(1)
 
 
 class NearestNeighbour:
@@ -276,14 +269,17 @@ class Supervised:
         select: bool = True,
         draws: int = 0,
         critic: str | Path | bool = True,
+        library: bool = False,
     ):
+        from agents.library import shipped_library_dir
         from agents.match import Matcher
 
-        self.matcher = Matcher(checkpoint, critic=critic if select else False)
+        self.matcher = Matcher(checkpoint, critic=critic if select else False, library=[shipped_library_dir()] if library else None)
+        self.library = library
         if self.matcher.space.fingerprint != codec.space.fingerprint:
             raise ValueError(f"checkpoint {checkpoint} was trained on space '{self.matcher.space.name}', not '{codec.space.name}'")
         self.refine_budget, self.seed, self.select, self.draws = refine_budget, seed, select, draws if select else 0
-        self.name = "supervised+refine" if refine_budget else "supervised" if select else "supervised-top"
+        self.name = "supervised-top" if not select else "supervised" + ("+library" if library else "") + ("+refine" if refine_budget else "")
         where = Path(checkpoint).resolve()
         where = where.relative_to(Path.cwd()) if where.is_relative_to(Path.cwd()) else where  # no home paths in reports
         k = self.matcher.model.num_hypotheses
@@ -298,6 +294,9 @@ class Supervised:
         if self.matcher.critic is not None and self.draws:
             pool = k * (1 + self.matcher.critic.config.pool_draws)
             self.description += f", the drawn ones ranked first by its critic{'' if critic is True else f' in {critic}'} of {pool}"
+        if library:
+            n, k = len(self.matcher.library), self.matcher.library_shortlist
+            self.description += f", and the {k} presets nearest the target by sound of the {n} shipped with vital-gym (`vital-gym match`'s default)"
         self.description += f", CMA-ES refinement with {refine_budget} renders" if refine_budget else ""
 
     def prepare(self, items: Sequence[TestItem]) -> None:
@@ -305,6 +304,9 @@ class Supervised:
 
     def predict(self, item: TestItem) -> Prediction:
         m = self.matcher
+        if self.library:  # as vital-gym match does it: a library preset may be the closest, and refinement keeps its other settings
+            result = m.match(item.audio, item.midi_note, item.velocity, self.refine_budget, self.seed, True, self.draws)
+            return Prediction(result.preset)
         x, _, distance, _ = m.closest(item.audio, item.midi_note, item.velocity, self.select, self.draws, self.seed)
         if self.refine_budget:
             x = m.refine(item.audio, x, item.midi_note, item.velocity, self.refine_budget, self.seed, distance).x

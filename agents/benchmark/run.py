@@ -33,7 +33,22 @@ from vital_gym.preset import PresetCodec
 from vital_gym.render import RenderConfig, Renderer, RenderError
 from vital_gym.resources import find_config
 
-METHODS = ("init", "random", "mean", "nearest", "nearest+refine", "library", "supervised", "supervised-top", "supervised+refine", "ppo", "syntheon")
+METHODS = (
+    "init",
+    "random",
+    "mean",
+    "nearest",
+    "nearest+refine",
+    "library",
+    "shipped-library",
+    "supervised",
+    "supervised-top",
+    "supervised+refine",
+    "supervised+library",
+    "supervised+library+refine",
+    "ppo",
+    "syntheon",
+)
 
 
 @dataclass
@@ -111,10 +126,15 @@ def build_methods(config: BenchmarkConfig, codec: PresetCodec, render: RenderCon
                 if not folder:
                     raise FileNotFoundError("no --library (or --presets) folder given")
                 methods.append(LibraryLookup(folder, render))
-            elif name in ("supervised", "supervised-top", "supervised+refine"):
-                budget = config.refine_budget if name == "supervised+refine" else 0
+            elif name == "shipped-library":
+                from agents.library import shipped_library_dir
+
+                methods.append(LibraryLookup(shipped_library_dir(), render, name=name))
+            elif name.startswith("supervised"):
+                budget = config.refine_budget if name.endswith("+refine") else 0
                 select = name != "supervised-top"
-                methods.append(Supervised(config.checkpoint or DEFAULT_MODEL, codec, budget, config.seed, select, config.draws, config.critic))
+                library = "+library" in name
+                methods.append(Supervised(config.checkpoint or DEFAULT_MODEL, codec, budget, config.seed, select, config.draws, config.critic, library))
             elif name == "ppo":
                 if not config.policy:
                     raise FileNotFoundError("no --policy given")

@@ -58,8 +58,9 @@ def _convert(source: Path, out: Path, name: str, digest: str, observation: MelCo
     return name, write_shard(out / name, arrays)
 
 
-def refeature(source: str | Path, out: str | Path, observation: dict[str, Any], workers: int = 1) -> Manifest:
-    """Write ``out``: ``source`` with the observation ``observation`` (:class:`MelConfig` fields) computed from its audio."""
+def refeature(source: str | Path, out: str | Path, observation: dict[str, Any], workers: int = 1, progress: bool = False) -> Manifest:
+    """Write ``out``: ``source`` with the observation ``observation`` (:class:`MelConfig` fields) computed from its audio.
+    ``progress`` shows a progress bar of the shards, with the time left."""
     source, out = Path(source), Path(out)
     if workers < 1:
         raise ValueError(f"workers={workers} must be >= 1")
@@ -86,15 +87,17 @@ def refeature(source: str | Path, out: str | Path, observation: dict[str, Any], 
     todo = [n for n in sorted(manifest.shards) if n not in derived.shards]
     if workers == 1:
         done = (_convert(source, out, n, manifest.shards[n], config, rate) for n in todo)
-        return _record(done, derived, out)
+        return _record(done, derived, out, len(todo), progress)
     with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("forkserver")) as pool:
         futures = [pool.submit(_convert, source, out, n, manifest.shards[n], config, rate) for n in todo]
-        return _record((f.result() for f in as_completed(futures)), derived, out)
+        return _record((f.result() for f in as_completed(futures)), derived, out, len(todo), progress)
 
 
-def _record(done: Iterable[tuple[str, str]], manifest: Manifest, out: Path) -> Manifest:
+def _record(done: Iterable[tuple[str, str]], manifest: Manifest, out: Path, total: int, progress: bool) -> Manifest:
     """Each converted shard into the manifest as it is finished, so that a killed run resumes after it."""
-    for name, digest in done:
+    from tqdm import tqdm
+
+    for name, digest in tqdm(done, total=total, unit="shard", disable=not progress):
         manifest.shards[name] = digest
         manifest.save(out)
     return manifest

@@ -1,9 +1,8 @@
 """How much each parameter moves the sound, measured through Vita: per-parameter weights for the loss.
 
 An equal-weight parameter loss spends the network's capacity evenly over parameters the ear cannot tell
-apart and the few that decide the sound (the amplitude envelope, levels, cutoff). An oracle-substitution analysis
-(docs/experiments.md) measured this on the shipped model: giving it the true amplitude envelope alone removes a fifth of its
-spectral distance, while its discrete parameters are worth nothing. So the loss weighs each parameter by
+apart and the few that decide the sound (the amplitude envelope, levels, cutoff); docs/experiments.md
+("What the parameter loss misses") has what each group's error cost the model. So the loss weighs each parameter by
 its *audio sensitivity*: over presets drawn like the training data, the mean multi-resolution STFT distance
 between a render and the render after moving that one parameter
 
