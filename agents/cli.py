@@ -263,7 +263,7 @@ def _compare(args: argparse.Namespace) -> int:
 
 def _match(args: argparse.Namespace) -> int:
     from agents.library import shipped_library_dir
-    from agents.match import DEFAULT_DRAWS, Matcher, audio_files, check_no_target_overwritten, match_files
+    from agents.match import DEFAULT_DRAWS, FAST, Matcher, audio_files, check_no_target_overwritten, match_files
 
     files, batch = audio_files(args.targets)
     out = Path(args.out)
@@ -273,6 +273,9 @@ def _match(args: argparse.Namespace) -> int:
         raise ValueError(f"-o {out}: several targets are written into a folder, not a file")
     if not batch:
         check_no_target_overwritten(files, [out])
+    if args.fast:  # what --fast sets, unless given
+        args.draws = FAST["draws"] if args.draws is None else args.draws
+        args.library_shortlist = FAST["library_shortlist"] if args.library_shortlist is None else args.library_shortlist
     library = None
     if args.library_shortlist != 0:
         library = [*([] if args.no_shipped_library else [shipped_library_dir()]), *(args.library or [])]
@@ -407,6 +410,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="K",
         help="library presets nearest the target by sound rendered beside the model's candidates (default: agents.library.DEFAULT_SHORTLIST, 4; 0: no library)",
     )
+    match.add_argument("--fast", action="store_true", help="fewer candidates: --draws 0 --library-shortlist 1 (agents.match.FAST), unless given")
     match.add_argument("--no-screen", action="store_true", help="rank the candidates on exact renders, not screening ones (slower)")
     match.add_argument("--workers", type=int, metavar="N", help="threads rendering candidates side by side (default: one per core, at most 4)")
     match.add_argument("--top-score", action="store_true", help="keep the best-scored hypothesis unrendered instead of rendering all candidates")

@@ -66,6 +66,7 @@ SCREEN_RENDER = {"reset": "settle", "oversampling": 0}  # RenderConfig changes f
 # candidates out to the settled synths differently, which can move screening distances slightly.
 MAX_RENDER_WORKERS = 4
 MATCHES_CSV = "matches.csv"
+FAST = {"draws": 0, "library_shortlist": 1}  # vital-gym match --fast: the hypotheses and one library preset
 
 
 def candidate_renderers(config: RenderConfig, workers: int | None = None, screen: bool = True) -> list[Renderer]:

@@ -33,7 +33,7 @@ class RefineResult:
     start_distance: float
     renders: int
     history: list[float] = field(default_factory=list)  # best distance after each generation
-    render: RenderResult | None = None  # ``x``'s render (exact with ``exact``); None if ``x`` is the start
+    render: RenderResult | None = None  # ``x``'s render (exact with ``exact``); None if ``x`` is a start whose distance was given
 
     @property
     def gain(self) -> float:
@@ -79,12 +79,12 @@ def refine(
         return result, distance(result.audio) if result.status.finite else float("inf")
 
     x0 = codec.canonical(x0)
-    best_x, best_render = x0, None
-    if start_distance is None:
-        best_d, renders = scored(exact or renderers[0], x0)[1], 1
+    best_x, start_render = x0, None
+    if start_distance is None:  # the start rendered here: its render is the result's if nothing beats it
+        (start_render, best_d), renders = scored(exact or renderers[0], x0), 1
     else:
         best_d, renders = float(start_distance), 0
-    start, history = best_d, [best_d]
+    start, history, best_render = best_d, [best_d], start_render
     if len(free) == 0 or renders >= budget:
         return RefineResult(best_x, best_d, start, renders, history)
     es = cma.CMAEvolutionStrategy(
@@ -113,5 +113,5 @@ def refine(
     if exact is not None and best_x is not x0:
         best_render, best_d = scored(exact, best_x)
         if not best_d < start:
-            best_x, best_d, best_render = x0, start, None
+            best_x, best_d, best_render = x0, start, start_render
     return RefineResult(best_x, best_d, start, renders, history, best_render)

@@ -38,6 +38,14 @@ TINY_SPACE = {
 }
 
 
+@pytest.fixture(scope="session", autouse=True)
+def cache_in_tmp(tmp_path_factory):
+    """Caches the suite writes (the preset library's index) go to a temporary folder, never the user's home."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("xdg_cache")))
+        yield
+
+
 @pytest.fixture(scope="session")
 def tiny_space() -> ParameterSpace:
     return ParameterSpace.from_dict(TINY_SPACE)

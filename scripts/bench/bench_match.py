@@ -3,6 +3,7 @@
     python scripts/bench/bench_match.py                          # the CPU model's architecture, random weights
     python scripts/bench/bench_match.py --config supervised_cpu_hypotheses   # 8 hypotheses
     python scripts/bench/bench_match.py --checkpoint agents/models/core_cpu --n 20    # the shipped model
+    python scripts/bench/bench_match.py --checkpoint agents/models/core_cpu --library --presets ../shared/presets   # as vital-gym match runs
 
 Without ``--checkpoint`` the network of ``--config`` (default ``configs/train/supervised_cpu.yaml``) is
 built with random weights and saved to a temporary checkpoint: its predictions mean nothing, but its cost
@@ -10,9 +11,12 @@ is the trained model's. Targets are renders of random core presets at MIDI 48/60
 median and worst time of a match (pitch estimate, log-mel, network, decoding, a Vita render and a
 spectral distance per candidate: the K hypotheses and ``--draws`` drawn presets per hypothesis, rendered
 on ``--workers`` threads, ranked on screening renders unless ``--no-screen``; then the closest
-rendered exactly) and its stages, and the machine's speed at rendering: the median time of a Vita
+rendered exactly; with ``--library``, the shipped preset library's shortlist rendered beside them) and its
+stages, and the machine's speed at rendering: the median time of a Vita
 render of Vital's init preset (the model's note and lengths, one thread; about 40 ms on the machines
 where ``../shared/FACTS.md`` was measured), so that figures from different machines can be set side by side.
+``--presets DIR`` takes the targets from renders of a folder's presets (real sounds: unison, effects) at
+note 60 instead of random core presets. The library is indexed before the timing starts (cached on disk).
 """
 
 from __future__ import annotations
@@ -24,17 +28,19 @@ import statistics
 import tempfile
 import time
 import warnings
+from pathlib import Path
 
 import numpy as np
 import torch
 import yaml
 
+from agents.library import shipped_library_dir
 from agents.match import DEFAULT_DRAWS, Matcher
 from agents.supervised.checkpoint import save_checkpoint
 from agents.supervised.model import ModelConfig, SoundMatcher
 from vital_gym.audio import estimate_midi_note
 from vital_gym.params import ParameterSpace
-from vital_gym.preset import PresetCodec
+from vital_gym.preset import Preset, PresetCodec
 from vital_gym.render import RenderConfig, Renderer
 from vital_gym.resources import find_config
 
@@ -66,6 +72,9 @@ def main() -> None:
         "--critic", default=True, help="a candidate critic for the checkpoint (default: the model folder's own, if any): its pool and ranking are timed too"
     )
     ap.add_argument("--no-critic", dest="critic", action="store_false", help="time the matcher without a critic")
+    ap.add_argument("--library", action="store_true", help="with the shipped preset library, as vital-gym match runs by default")
+    ap.add_argument("--library-shortlist", type=int, default=None, help="library presets rendered per target (default: the matcher's)")
+    ap.add_argument("--presets", help="a folder of .vital files whose renders at note 60 are the targets (default: random core presets)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
@@ -77,12 +86,20 @@ def main() -> None:
             model = SoundMatcher(space, ModelConfig.from_dict(cfg["model"]))
             checkpoint = save_checkpoint(f"{tmp}/ckpt", model, "core", extra={"render": dataset["render"], "observation": dataset["observation"]})
         t = time.perf_counter()
-        matcher = Matcher(checkpoint, render_workers=args.render_workers, screen=not args.no_screen, critic=args.critic)
+        library = [shipped_library_dir()] if args.library else None
+        matcher = Matcher(
+            checkpoint, render_workers=args.workers, screen=not args.no_screen, critic=args.critic, library=library, library_shortlist=args.library_shortlist
+        )
         load_s = time.perf_counter() - t
         space, codec = matcher.space, PresetCodec(matcher.space)
         renderer, rng = Renderer(matcher.render_config), np.random.default_rng(0)
         targets = []
-        while len(targets) < args.n:
+        presets = sorted(Path(args.presets).rglob("*.vital"))[: args.n] if args.presets else []
+        for path in presets:
+            r = renderer.render(Preset.load(path), 60)
+            if r.status.ok:
+                targets.append(r.audio)
+        while not presets and len(targets) < args.n:
             r = renderer.render(codec.to_preset(space.sample(rng)), int(rng.choice([48, 60, 72])))
             if r.status.ok:
                 targets.append(r.audio)
@@ -112,7 +129,8 @@ def main() -> None:
     print(
         f"model: {params / 1e6:.2f}M parameters, {k} hypotheses x (1 + {args.draws} draws), {len(matcher.candidate_renderers)} render threads, {'screening' if matcher.screen else 'exact'} ranking ({'random weights' if args.checkpoint is None else args.checkpoint}); load {load_s:.2f} s"
     )
-    print(f"match of a 2 s target, {args.n} targets: median {statistics.median(total):.3f} s, worst {max(total):.3f} s (target < 2 s)")
+    library = f", a library of {len(matcher.library)} presets ({matcher.library_shortlist} rendered per target)" if matcher.library else ""
+    print(f"match of a 2 s target, {len(targets)} targets{library}: median {statistics.median(total):.3f} s, worst {max(total):.3f} s")
     for name, v in stages.items():
         print(f"  {name:28s} {1000 * statistics.median(v):7.1f} ms")
 

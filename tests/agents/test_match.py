@@ -318,3 +318,14 @@ def test_the_shipped_matcher_chooses_on_a_gpu_what_it_chooses_on_the_cpu():
         xb, *_ = gpu.render_closest(it.audio, b, it.midi_note, it.velocity)
         same_choice += bool(np.abs(xa - xb).max() <= 1e-4)
     assert agree >= 7 and same_choice >= 7
+
+
+def test_fast_renders_the_hypotheses_alone_unless_draws_are_given(tmp_path, k3_checkpoint, capsys):
+    write_wav(tmp_path / "t.wav", hum(), SR)
+    base = ["match", str(tmp_path / "t.wav"), "--checkpoint", str(k3_checkpoint), "--library-shortlist", "0", "-q"]
+    assert cli([*base, "-o", str(tmp_path / "a.vital")]) == 0
+    assert "closest of 9 candidates" in capsys.readouterr().out  # 3 hypotheses and 2 draws of each
+    assert cli([*base, "-o", str(tmp_path / "b.vital"), "--fast"]) == 0
+    assert "closest of 3 candidates" in capsys.readouterr().out
+    assert cli([*base, "-o", str(tmp_path / "c.vital"), "--fast", "--draws", "1"]) == 0
+    assert "closest of 6 candidates" in capsys.readouterr().out

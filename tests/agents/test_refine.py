@@ -60,3 +60,14 @@ def test_screened_search_reports_an_exact_distance_and_never_a_worse_one(tiny_sp
         assert np.array_equal(result.render.audio, again)
     else:
         assert result.render is None
+
+
+def test_a_start_rendered_here_comes_back_with_its_render_when_nothing_beats_it(tiny_space, tiny_codec, short_render):
+    """With no start distance given the start is rendered; if the search finds nothing closer, the result
+    still carries a render (the caller keeps it, as vital-gym match does from a library preset)."""
+    target_x = tiny_space.sample(np.random.default_rng(3))
+    renderer = Renderer(short_render)
+    target = renderer.render(tiny_codec.to_preset(target_x)).audio
+    result = refine(target, target_x, tiny_codec, renderer, 60, 0.7, budget=4, seed=0, exact=Renderer(short_render))
+    assert result.distance <= result.start_distance < 1e-6 and result.render is not None
+    np.testing.assert_allclose(result.render.audio, target, atol=1e-5)
