@@ -279,7 +279,7 @@ class Matcher:
         if self.library is not None and self.library_shortlist and select:
             entries = self.library.shortlist(target, note, self.library_shortlist)
             _, library_rendered, library_distance, library_distances = render_closest(
-                target, [e.preset for e in entries], _PresetsAsIs(), self.library_renderers, note, velocity
+                target, [e.preset for e in entries], None, self.library_renderers, note, velocity
             )
             if library_distance < distance:
                 source = entries[int(np.argmin(library_distances))]
@@ -354,33 +354,26 @@ class Matcher:
         return plot_comparison(panels, self.mel, path)
 
 
-class _PresetsAsIs:
-    """A stand-in codec for :func:`render_closest` over whole presets: each "vector" is a :class:`Preset`."""
-
-    @staticmethod
-    def to_preset(preset: Preset, name: str = "") -> Preset:
-        return preset
-
-
 def render_closest(
     target: np.ndarray,
-    xs: np.ndarray,
-    codec: PresetCodec,
+    xs: np.ndarray | Sequence[Preset],
+    codec: PresetCodec | None,
     renderers: Sequence[Renderer],
     midi_note: int,
     velocity: float,
     exact: Renderer | None = None,
 ) -> tuple[np.ndarray, RenderResult, float, tuple[float, ...]]:
-    """Render every parameter vector of ``xs`` ``(N, P)`` side by side on ``renderers`` and score it against
-    ``target`` ``(channels, samples)`` (the multi-resolution STFT distance; infinite for a render that is
-    not finite). Returns the closest vector (the first on a tie), its render and distance, and every
+    """Render every parameter vector of ``xs`` ``(N, P)`` through ``codec`` (None: ``xs`` are presets) side
+    by side on ``renderers`` and score it against ``target`` ``(channels, samples)`` (the multi-resolution
+    STFT distance; infinite for a render that is not finite). Returns the closest (the first on a tie), its
+    render and distance, and every
     candidate's distance in the order of ``xs``. ``exact``: a renderer that renders the chosen vector again,
     where ``renderers`` make cheaper screening renders; its render and distance are returned instead."""
     distance = MultiResolutionSTFTDistance()
     distance.set_target(target)
 
     def score(renderer: Renderer, x: np.ndarray) -> tuple[RenderResult, float]:
-        rendered = renderer.render(codec.to_preset(x, name="vital-gym match"), midi_note, velocity)
+        rendered = renderer.render(x if codec is None else codec.to_preset(x, name="vital-gym match"), midi_note, velocity)
         return rendered, distance(rendered.audio) if rendered.status.finite else float("inf")
 
     scored = side_by_side(list(renderers), list(xs), score)
