@@ -21,6 +21,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -54,8 +55,9 @@ def tidy(audio: np.ndarray, sample_rate: int, threshold_db: float = -40.0) -> np
     return (0.5 * audio / peak).astype(np.float32)
 
 
-def make_voice_set(out: str | Path) -> list[Path]:
-    """Write the voice-like set into the folder ``out`` (created); the files written, in order.
+def make_voice_set(out: str | Path, voices: Sequence[str] = VOICES, pitches: Sequence[int] = PITCHES) -> list[Path]:
+    """Write the voice-like set into the folder ``out`` (created); the files written, in order. Other
+    ``voices`` and ``pitches`` make another set of the same sounds (development clips, say).
 
     Raises FileNotFoundError when espeak-ng is not installed."""
     if shutil.which("espeak-ng") is None:
@@ -64,8 +66,8 @@ def make_voice_set(out: str | Path) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     paths = []
     for sound, text in SOUNDS.items():
-        for voice in VOICES:
-            for pitch in PITCHES:
+        for voice in voices:
+            for pitch in pitches:
                 audio, sr = speak(text, voice, pitch)
                 path = out / f"{sound}_{voice.replace('+', '-')}_p{pitch}.wav"
                 sf.write(path, tidy(audio, sr), SAMPLE_RATE, subtype="PCM_16")

@@ -17,30 +17,16 @@ from __future__ import annotations
 import argparse
 import tempfile
 import warnings
-from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 
-from agents.dataset.voice import SAMPLE_RATE, SOUNDS, speak, tidy
+from agents.dataset.voice import make_voice_set
 from agents.library import shipped_library_dir
 from agents.match import Matcher, render_closest
 from vital_gym.audio import estimate_midi_note
 
 VOICES = ("en+m1", "en+f1")  # the benchmark's set uses en+m3, en, en+f3
 PITCHES = (35, 65)  # the benchmark's set uses 20, 50, 80, 99
-
-
-def targets(folder: Path) -> list[Path]:
-    paths = []
-    for sound, text in SOUNDS.items():
-        for voice in VOICES:
-            for pitch in PITCHES:
-                audio, sr = speak(text, voice, pitch)
-                path = folder / f"{sound}_{voice.replace('+', '-')}_p{pitch}.wav"
-                sf.write(path, tidy(audio, sr), SAMPLE_RATE, subtype="PCM_16")
-                paths.append(path)
-    return paths
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -52,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     library = matcher.library
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        for path in targets(Path(tmp)):
+        for path in make_voice_set(tmp, VOICES, PITCHES):
             target = matcher.load_target(path)
             note = estimate_midi_note(target, matcher.render_config.sample_rate, matcher.render_config.midi_note)
             model = matcher.closest(target, note, 0.7)[2]
