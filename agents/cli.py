@@ -49,6 +49,12 @@ def key_values(pairs: list[str] | None, flag: str) -> dict[str, Any] | None:
     return out
 
 
+def _labelled(spec: str) -> tuple[str, Path] | None:
+    """A ``LABEL=PATH`` argument split in two, or None when either side is missing."""
+    label, sep, path = spec.partition("=")
+    return (label, Path(path)) if sep and label and path else None
+
+
 # ---------------------------------------------------------------------------------------------- dataset
 def _generate(args: argparse.Namespace) -> int:
     from agents.dataset.generate import DatasetConfig, default_workers, generate
@@ -170,10 +176,10 @@ def _curves(args: argparse.Namespace) -> int:
 
     runs = {}
     for spec in args.run:
-        label, sep, folder = spec.partition("=")
-        if not sep or not label or not folder:
+        labelled = _labelled(spec)
+        if labelled is None:
             raise ValueError(f"--run {spec!r}: expected LABEL=FOLDER")
-        runs[label] = read_history(Path(folder))
+        runs[labelled[0]] = read_history(labelled[1])
     print(table(runs))
     print(f"wrote {plot(runs, args.out, args.title)}")
     return 0
@@ -253,10 +259,10 @@ def _compare(args: argparse.Namespace) -> int:
 
     sources = {}
     for spec in args.csv:
-        label, sep, path = spec.partition("=")
-        if not sep or not label or not Path(path).is_file():
+        labelled = _labelled(spec)
+        if labelled is None or not labelled[1].is_file():
             raise ValueError(f"{spec!r}: give LABEL=PATH of an existing items.csv")
-        sources[label] = Path(path)
+        sources[labelled[0]] = labelled[1]
     print(compare(sources, args.reference, args.metric, args.by_source))
     return 0
 

@@ -34,12 +34,18 @@ import numpy as np
 import torch
 
 from agents.dataset.shards import dequantise, quantise
-from vital_gym.features import MelConfig, pool_logmel, spectrogram
+from vital_gym.features import NEIGHBOUR_POOL, MelConfig, pool_logmel, spectrogram
 from vital_gym.preset import Preset, PresetError
 from vital_gym.render import RenderConfig, Renderer, RenderError, side_by_side
 
 INDEX_NOTES = (48, 60, 72)  # the notes every library preset is indexed at; a target uses the nearest
 DEFAULT_SHORTLIST = 4  # library presets rendered at the target's note beside the model's candidates
+
+
+def pooled_features(mel, audio: np.ndarray, pool: tuple[int, int] = NEIGHBOUR_POOL) -> torch.Tensor:
+    """``(channels, samples)`` audio -> the ``(D,)`` features a search by sound compares: its log-mel
+    (``mel``, a :func:`~vital_gym.features.spectrogram`) quantised as datasets store it, then pooled."""
+    return pool_logmel(torch.from_numpy(dequantise(quantise(mel(audio))))[None], pool)[0]
 
 
 def shipped_library_dir() -> Path:
@@ -106,7 +112,7 @@ class PresetLibrary:
         settings = hashlib.sha256(
             json.dumps({"render": dataclasses.asdict(render), "observation": dataclasses.asdict(observation), "notes": INDEX_NOTES}, sort_keys=True).encode()
         ).hexdigest()[:16]
-        folder = cache / settings
+        cache_folder = cache / settings
         loaded: list[tuple[Path, Preset, Path]] = []
         for path in paths:
             try:
@@ -115,10 +121,10 @@ class PresetLibrary:
             except (OSError, PresetError) as e:
                 warnings.warn(f"preset library: {path} left out: {e}", stacklevel=2)
                 continue
-            loaded.append((path, preset, folder / f"{hashlib.sha256(data).hexdigest()}.npy"))
+            loaded.append((path, preset, cache_folder / f"{hashlib.sha256(data).hexdigest()}.npy"))
         todo = [item for item in loaded if not item[2].is_file()]
         if todo:
-            folder.mkdir(parents=True, exist_ok=True)
+            cache_folder.mkdir(parents=True, exist_ok=True)
             renderers = [Renderer(dataclasses.replace(render, reset="fresh")) for _ in range(max(1, workers))]
             from tqdm import tqdm
 
@@ -147,16 +153,11 @@ class PresetLibrary:
             raise ValueError(f"preset library {', '.join(map(str, folders))}: no preset renders usably")
         return cls(entries, render, observation)
 
-    def features_of(self, audio: np.ndarray) -> torch.Tensor:
-        """``(channels, samples)`` audio at the library's render settings -> its ``(D,)`` features."""
-        logmel = torch.from_numpy(dequantise(quantise(self.mel(audio))))[None]
-        return pool_logmel(logmel)[0]
-
     def shortlist(self, target: np.ndarray, midi_note: int, k: int = DEFAULT_SHORTLIST) -> list[LibraryEntry]:
         """The ``k`` presets whose sound at the indexed note nearest ``midi_note`` is closest to ``target``
         ``(channels, samples)``, closest first."""
         column = int(np.argmin([abs(n - midi_note) for n in INDEX_NOTES]))
-        distances = torch.cdist(self.features_of(target)[None], self._features[:, column])[0]
+        distances = torch.cdist(pooled_features(self.mel, target)[None], self._features[:, column])[0]
         return [self.entries[i] for i in distances.argsort()[:k].tolist()]
 
 
@@ -169,5 +170,5 @@ def _features(renderer: Renderer, preset: Preset, mel) -> np.ndarray:
         rendered = renderer.render(preset, note)
         if not rendered.status.ok:
             raise ValueError(f"its render at note {note} is {rendered.status.describe()}")
-        rows.append(pool_logmel(torch.from_numpy(dequantise(quantise(mel(rendered.audio))))[None])[0].numpy())
+        rows.append(pooled_features(mel, rendered.audio).numpy())
     return np.stack(rows).astype(np.float32)

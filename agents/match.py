@@ -366,9 +366,9 @@ def render_closest(
     """Render every parameter vector of ``xs`` ``(N, P)`` through ``codec`` (None: ``xs`` are presets) side
     by side on ``renderers`` and score it against ``target`` ``(channels, samples)`` (the multi-resolution
     STFT distance; infinite for a render that is not finite). Returns the closest (the first on a tie), its
-    render and distance, and every
-    candidate's distance in the order of ``xs``. ``exact``: a renderer that renders the chosen vector again,
-    where ``renderers`` make cheaper screening renders; its render and distance are returned instead."""
+    render and distance, and every candidate's distance in the order of ``xs``. ``exact``: a renderer that
+    renders the chosen one again, where ``renderers`` make cheaper screening renders; its render and
+    distance are returned instead."""
     distance = MultiResolutionSTFTDistance()
     distance.set_target(target)
 

@@ -21,7 +21,8 @@ import numpy as np
 import torch
 
 from agents.benchmark.testsets import TEST_SEED, TestItem
-from agents.dataset.shards import Manifest, dequantise, quantise, read_shard
+from agents.dataset.shards import Manifest, dequantise, read_shard
+from agents.library import pooled_features
 from vital_gym.audio import write_wav
 from vital_gym.features import NEIGHBOUR_POOL, MelConfig, pool_logmel, spectrogram
 from vital_gym.params import Kind, ParameterSpace
@@ -234,8 +235,7 @@ class NearestNeighbour:
 
     def nearest(self, audio: np.ndarray) -> int:
         """Index of the training sample nearest ``audio`` ``(channels, samples)``."""
-        logmel = dequantise(quantise(self.mel(audio)))  # quantised as the dataset stores it
-        q = pool_logmel(torch.from_numpy(logmel).float()[None], self.pool)[0]
+        q = pooled_features(self.mel, audio, self.pool)  # quantised as the dataset stores it
         d = self.norms - 2.0 * (self.features @ q)
         return int(torch.argmin(d))
 
