@@ -349,6 +349,32 @@ def _describe(args: argparse.Namespace) -> int:
     return 0
 
 
+def _wavetables_build(args: argparse.Namespace) -> int:
+    from vital_gym.wavetables import build_bank, describe_bank
+
+    out = Path(args.out)
+    if out.suffix != ".npz":
+        raise ValueError(f"--out {out}: a wavetable bank is a .npz file")
+    if out.exists() and not args.overwrite:
+        raise FileExistsError(f"--out {out} exists (pass --overwrite to replace it)")
+    bank, skipped = build_bank(args.folder, name=out.stem, generated=not args.no_generated)
+    for message in skipped:
+        warnings.warn(f"skipped {message}", stacklevel=1)
+    bank.save(out)
+    print(f"wrote {out}: {describe_bank(bank)}")
+    return 0
+
+
+def _wavetables_list(args: argparse.Namespace) -> int:
+    from vital_gym.wavetables import describe_bank, load_bank
+
+    bank = load_bank(args.bank)
+    print(describe_bank(bank))
+    for i, table in enumerate(bank):
+        print(f"{i:4d}  {table.name}  ({len(table.frames)} key frames, {table.source})")
+    return 0
+
+
 # ---------------------------------------------------------------------------------------------- parser
 def _out(parser: argparse.ArgumentParser, help: str, required: bool = True) -> None:
     parser.add_argument("-o", "--out", required=required, help=help)
@@ -433,6 +459,16 @@ def build_parser() -> argparse.ArgumentParser:
     describe = command(sub, "describe", "describe a .vital preset in plain language", _describe)
     describe.add_argument("preset", help="a .vital file")
     describe.add_argument("--space", default="core", help="the parameter space (name or YAML) whose parameters are described (default core)")
+
+    wavetables = sub.add_parser("wavetables", help="wavetable banks: the tables a space's oscillators choose from")
+    wt = wavetables.add_subparsers(dest="action", required=True, metavar="ACTION")
+    wbuild = command(wt, "build", "make a bank from a folder of .vitaltable files (recursive), after the generated tables", _wavetables_build)
+    wbuild.add_argument("folder", help="a folder of .vitaltable files (unreadable ones are skipped with a warning)")
+    _out(wbuild, "the bank to write (.npz); a space names it as `wavetables: PATH`")
+    wbuild.add_argument("--no-generated", action="store_true", help="only the folder's tables, not vital-gym's generated ones")
+    wbuild.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
+    wlist = command(wt, "list", "list a bank's tables", _wavetables_list)
+    wlist.add_argument("bank", nargs="?", default="studio", help="a shipped bank name or a .npz path (default studio)")
 
     # dataset
     dataset = sub.add_parser("dataset", help="generate, check and select (audio, parameters) datasets")

@@ -57,6 +57,16 @@ def core_space() -> ParameterSpace:
 
 
 @pytest.fixture(scope="session")
+def studio_space() -> ParameterSpace:
+    return ParameterSpace.load("studio")
+
+
+@pytest.fixture(scope="session")
+def studio_codec(studio_space) -> PresetCodec:
+    return PresetCodec(studio_space)
+
+
+@pytest.fixture(scope="session")
 def tiny_codec(tiny_space) -> PresetCodec:
     return PresetCodec(tiny_space)
 

@@ -21,6 +21,9 @@ Two representations:
   argmax, so a classifier's logits map straight onto it. :attr:`ParameterSpace.layout` names every
   slice and group so agents can build one head per group.
 
+A space may name a wavetable bank (``wavetables: studio``, :mod:`vital_gym.wavetables`); its parameters
+``osc_<i>_wavetable`` (categorical over the bank's tables) choose each oscillator's table.
+
 Modulation slots are parameters too: ``mod_<i>_source`` (categorical: ``none`` or a Vital modulation
 source), ``mod_<i>_destination`` (categorical over the configured destinations) and ``mod_<i>_amount``
 (continuous in [-1, 1]).
@@ -43,6 +46,7 @@ import numpy as np
 import yaml
 
 from vital_gym.resources import config_names, find_config
+from vital_gym.wavetables import WavetableBank, WavetableError, load_bank
 
 NO_SOURCE = "none"
 
@@ -64,6 +68,7 @@ LFO_SHAPES: dict[str, dict[str, Any]] = {
     },
 }
 _LFO_SHAPE_NAME = re.compile(r"^lfo_(\d+)_shape$")
+_WAVETABLE_NAME = re.compile(r"^osc_(\d)_wavetable$")
 _MOD_PARAM = re.compile(r"^mod_(\d+)_(source|destination|amount)$")
 
 
@@ -187,9 +192,15 @@ class Parameter:
         return int(m.group(1)) - 1 if m else None
 
     @property
+    def wavetable_index(self) -> int | None:
+        """For an oscillator's wavetable choice, which oscillator (0-based); else None."""
+        m = _WAVETABLE_NAME.match(self.name)
+        return int(m.group(1)) - 1 if m else None
+
+    @property
     def is_control(self) -> bool:
-        """False for parameters that are not Vital controls (modulation slots, LFO shapes)."""
-        return not (_MOD_PARAM.match(self.name) or _LFO_SHAPE_NAME.match(self.name))
+        """False for parameters that are not Vital controls (modulation slots, LFO shapes, wavetables)."""
+        return not (_MOD_PARAM.match(self.name) or _LFO_SHAPE_NAME.match(self.name) or _WAVETABLE_NAME.match(self.name))
 
     def clip(self, value: float) -> float:
         """Clamp to the range and snap discrete values to their integer grid."""
@@ -322,19 +333,29 @@ def _prior_fields(name: str, o: dict[str, Any]) -> dict[str, float]:
     return fields_
 
 
-def lfo_shape_parameter(name: str, overrides: Mapping[str, Any] | None = None) -> Parameter:
-    shapes = tuple(LFO_SHAPES)
-    o = dict(overrides or {})
+def choice_parameter(name: str, options: Sequence[str], group: str, overrides: Mapping[str, Any] | None = None) -> Parameter:
+    """A categorical parameter that is not a Vital control: one of ``options``, the first by default."""
     return Parameter(
         name=name,
         kind=Kind.CATEGORICAL,
         low=0.0,
-        high=float(len(shapes) - 1),
+        high=float(len(options) - 1),
         default=0.0,
-        group="lfos",
-        options=shapes,
-        **_prior_fields(name, o),
+        group=group,
+        options=tuple(options),
+        **_prior_fields(name, dict(overrides or {})),
     )
+
+
+def lfo_shape_parameter(name: str, overrides: Mapping[str, Any] | None = None) -> Parameter:
+    return choice_parameter(name, tuple(LFO_SHAPES), "lfos", overrides)
+
+
+def wavetable_parameter(name: str, bank: WavetableBank, overrides: Mapping[str, Any] | None = None) -> Parameter:
+    m = _WAVETABLE_NAME.match(name)
+    if m is None or not 1 <= int(m.group(1)) <= 3:
+        raise ValueError(f"'{name}' is not an oscillator's wavetable (osc_1_wavetable .. osc_3_wavetable)")
+    return choice_parameter(name, bank.names, f"osc_{m.group(1)}", overrides)
 
 
 def modulation_parameters(slot: int, sources: Sequence[str], destinations: Sequence[str]) -> list[Parameter]:
@@ -372,6 +393,7 @@ class ParameterSpace:
     modulation: ModulationConfig = field(default_factory=ModulationConfig)
     base_preset: Path | None = None
     description: str = ""
+    wavetables: WavetableBank | None = None
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -399,6 +421,15 @@ class ParameterSpace:
         catalog = control_catalog()
         priors: dict[str, Any] = dict(spec.get("priors") or {})
         params: list[Parameter] = []
+        bank = None
+        if spec.get("wavetables"):
+            bank_spec: str | Path = str(spec["wavetables"])
+            if "/" in bank_spec or bank_spec.endswith(".npz"):  # a path, relative to the YAML file; else a shipped name
+                bank_spec = Path(bank_spec) if origin is None or Path(bank_spec).is_absolute() else origin.parent / bank_spec
+            try:
+                bank = load_bank(bank_spec)
+            except (FileNotFoundError, WavetableError) as e:
+                raise ValueError(f"{where}: wavetables: {e}") from None
 
         entries: list[tuple[str, dict[str, Any]]] = []
         for entry in spec.get("parameters") or []:
@@ -423,6 +454,10 @@ class ParameterSpace:
             try:
                 if _LFO_SHAPE_NAME.match(name):
                     params.append(lfo_shape_parameter(name, overrides))
+                elif _WAVETABLE_NAME.match(name):
+                    if bank is None:
+                        raise ValueError(f"'{name}' needs a wavetable bank: add 'wavetables: <bank name or .npz path>'")
+                    params.append(wavetable_parameter(name, bank, overrides))
                 else:
                     params.append(control_parameter(name, overrides))
             except (KeyError, ValueError) as e:
@@ -473,6 +508,7 @@ class ParameterSpace:
             modulation=modulation,
             base_preset=base_path,
             description=str(spec.get("description", "")),
+            wavetables=bank,
         )
 
     # ------------------------------------------------------------------ discrete values
@@ -540,6 +576,8 @@ class ParameterSpace:
             "parameters": [(p.name, p.kind.value, p.low, p.high, p.options) for p in self.parameters],
             "base": self.base_preset.read_bytes().hex() if self.base_preset else None,
         }
+        if self.wavetables is not None:
+            payload["wavetables"] = self.wavetables.fingerprint
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
     # ------------------------------------------------------------------ vectors

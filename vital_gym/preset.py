@@ -194,15 +194,24 @@ class PresetCodec:
     define the whole routing: slot k is the k-th connected route whose source and destination the space
     covers, written compactly from Vital's first modulation onwards (an empty slot is skipped, a route
     repeated by a later slot is dropped, since Vital holds one connection per pair).
+
+    An ``osc_<i>_wavetable`` parameter writes its bank table into the preset (``settings["wavetables"]``).
+    With ``keep_base_wavetables=True`` (refining a preset) an oscillator whose choice is the entry the
+    base's own table maps to (:meth:`vital_gym.wavetables.WavetableBank.index_of_vital`) keeps that own
+    table, so a preset round-trips with its sound; any other choice writes the bank's table.
     """
 
-    def __init__(self, space: ParameterSpace, base: Preset | None = None):
+    def __init__(self, space: ParameterSpace, base: Preset | None = None, keep_base_wavetables: bool = False):
         self.space = space
         if base is None:
             base = Preset.load(space.base_preset) if space.base_preset else init_preset()
         self.base = base
         self._control_params = [(i, p) for i, p in enumerate(space.parameters) if p.is_control]
         self._lfo_params = [(i, p.lfo_index) for i, p in enumerate(space.parameters) if p.lfo_index is not None]
+        self._wavetable_params = [(i, p.wavetable_index) for i, p in enumerate(space.parameters) if p.wavetable_index is not None]
+        self._kept_wavetables: dict[int, int] = {}  # oscillator -> the bank entry whose choice keeps the base's table
+        if keep_base_wavetables and self._wavetable_params:
+            self._kept_wavetables = {osc: self._base_wavetable_index(base, osc) for _, osc in self._wavetable_params}
 
     def to_preset(self, x: np.ndarray, name: str = "vital-gym") -> Preset:
         x = self.space.check_vector(x)
@@ -221,9 +230,22 @@ class PresetCodec:
                 "powers": list(shape["powers"]),
                 "smooth": shape["smooth"],
             }
+        if self._wavetable_params:
+            bank = self.space.wavetables
+            tables = settings["wavetables"] = list(settings.get("wavetables") or [])
+            for i, osc in self._wavetable_params:
+                entry = int(round(self.space.parameters[i].denormalize(float(x[i]))))
+                while len(tables) <= osc:
+                    tables.append(bank.vital(0))
+                if self._kept_wavetables.get(osc) != entry:
+                    tables[osc] = bank.vital(entry)
         if self.space.modulation.slots:
             self._write_slots(x, settings)
         return Preset.from_dict(data, name=name)
+
+    def _base_wavetable_index(self, preset: Preset, osc: int) -> int:
+        tables = preset.settings.get("wavetables") or []
+        return self.space.wavetables.index_of_vital(tables[osc]) if osc < len(tables) else 0
 
     def routes(self, x: np.ndarray) -> list[tuple[str, str, float]]:
         """The modulation routes a vector asks for, compacted and de-duplicated as Vital will hold them."""
@@ -288,6 +310,9 @@ class PresetCodec:
             lfos = settings.get("lfos", [])
             idx = lfo_shape_index(lfos[lfo]) if lfo < len(lfos) else None
             x[i] = self.space.parameters[i].normalize(float(idx or 0))
+        for i, osc in self._wavetable_params:
+            kept = self._kept_wavetables.get(osc) if preset is self.base else None
+            x[i] = self.space.parameters[i].normalize(float(kept if kept is not None else self._base_wavetable_index(preset, osc)))
         if self.space.modulation.slots:
             sources, dests = self.space.modulation.sources, self.space.modulation.destinations
             routes: list[tuple[str, str, float]] = []

@@ -8,7 +8,8 @@ wherever it lives. It holds one folder per kind of file:
 * ``env/``: keyword arguments of ``VitalMatch-v0`` (:func:`vital_gym.envs.load_env_config`);
 * ``dataset/``: how a dataset is drawn (``vital-gym dataset generate --config core``);
 * ``train/``, ``rl/``: supervised and PPO training settings (``vital-gym train``, ``vital-gym ppo``);
-* ``sensitivity/``: measured per-parameter loss weights (``vital-gym sensitivity``).
+* ``sensitivity/``: measured per-parameter loss weights (``vital-gym sensitivity``);
+* ``wavetables/``: wavetable banks (``.npz``, :mod:`vital_gym.wavetables`) that spaces choose tables from.
 
 Anywhere a config is asked for, a name (``core``) looks it up in those folders and a path to a file
 (``my/space.yaml``) reads that file. A user's own folder, laid out the same way, is named by the
@@ -23,7 +24,7 @@ from importlib.resources import files
 from pathlib import Path
 
 CONFIG_DIR_ENV = "VITAL_GYM_CONFIG_DIR"
-CONFIG_SUFFIXES = (".yaml", ".yml", ".json")
+CONFIG_SUFFIXES = (".yaml", ".yml", ".json", ".npz")
 KINDS = {  # the folders of a config directory, and what each holds (for messages)
     "params": "parameter space",
     "env": "env config",
@@ -31,6 +32,7 @@ KINDS = {  # the folders of a config directory, and what each holds (for message
     "train": "training config",
     "rl": "RL config",
     "sensitivity": "sensitivity file",
+    "wavetables": "wavetable bank",
 }
 
 
@@ -53,7 +55,7 @@ def config_names(kind: str) -> list[str]:
 
 def find_config(kind: str, name_or_path: str | Path) -> Path:
     """The file of a config of ``kind``: ``name_or_path`` itself when it is an existing file or ends in a
-    config suffix, else the first ``<dir>/<kind>/<name>.{yaml,yml,json}`` of :func:`config_dirs`.
+    config suffix, else the first ``<dir>/<kind>/<name>.{yaml,yml,json,npz}`` of :func:`config_dirs`.
 
     Raises FileNotFoundError naming what was asked for, where it looked and what exists."""
     path = Path(name_or_path).expanduser()

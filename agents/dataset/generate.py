@@ -145,7 +145,12 @@ class SampleMaker:
         """A source draws from the space (uniform, or with prior overrides), or perturbs human presets."""
         if "presets" not in spec:
             return {"space": with_priors(self.space, spec.get("priors") or {}), "prior": name != "uniform"}
-        folder = Path(spec["presets"])
+        if spec["presets"] == "shipped":  # the presets installed with the package (agents/library, NOTICE.md)
+            from agents.library import shipped_library_dir
+
+            folder = shipped_library_dir()
+        else:
+            folder = Path(spec["presets"])
         files = sorted(folder.rglob("*.vital")) if folder.is_dir() else []
         indices = []
         for path in files:

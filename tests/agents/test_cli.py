@@ -1,3 +1,6 @@
+import json
+
+import numpy as np
 import pytest
 import yaml
 
@@ -107,7 +110,7 @@ def test_a_config_is_found_by_name_and_a_users_folder_comes_first(tmp_path, monk
 
     assert find_config("params", "core").name == "core.yaml" and find_config("rl", "ppo").name == "ppo.yaml"
     assert "supervised_cpu" in config_names("train")
-    with pytest.raises(FileNotFoundError, match=r"parameter space 'nope' not found .*available: \['core', 'full'\]"):
+    with pytest.raises(FileNotFoundError, match=r"parameter space 'nope' not found .*available: \['core', 'full', 'studio'\]"):
         find_config("params", "nope")
     with pytest.raises(FileNotFoundError, match="no such file"):
         find_config("params", str(tmp_path / "missing.yaml"))
@@ -117,7 +120,7 @@ def test_a_config_is_found_by_name_and_a_users_folder_comes_first(tmp_path, monk
     (mine / "dataset" / "small.yaml").write_text(yaml.safe_dump(tiny_config().to_dict()))
     monkeypatch.setenv("VITAL_GYM_CONFIG_DIR", str(mine))
     assert find_config("dataset", "core") == mine / "dataset" / "core.yaml"  # the user's replaces the shipped one
-    assert config_names("dataset") == ["core", "small"] and find_config("params", "core").parent.parent != mine
+    assert config_names("dataset") == ["core", "small", "studio"] and find_config("params", "core").parent.parent != mine
     assert main(["dataset", "generate", "--config", "small", "--n", "2", "-o", str(tmp_path / "data"), "--workers", "1", "-q"]) == 0
     assert "2 samples" in capsys.readouterr().out
 
@@ -140,3 +143,21 @@ def test_render_writes_what_the_renderer_renders(tmp_path, capsys):
     assert main(["render", str(preset), "-o", str(tmp_path / "x.mp3")]) == 2
     assert main(["render", str(tmp_path / "missing.vital"), "-o", str(tmp_path / "y.wav")]) == 2
     assert "missing.vital" in capsys.readouterr().err and not (tmp_path / "y.wav").exists()
+
+
+def test_wavetables_build_and_list(tmp_path, capsys):
+    from vital_gym.wavetables import Wavetable, WavetableBank, generated_wavetables
+
+    saw = Wavetable("mine", np.linspace(1, -1, 2048, dtype=np.float32)[None])
+    (tmp_path / "tables").mkdir()
+    (tmp_path / "tables" / "mine.vitaltable").write_text(json.dumps(saw.to_vital()))
+    (tmp_path / "tables" / "broken.vitaltable").write_text("{")
+    out = tmp_path / "bank.npz"
+    assert main(["wavetables", "build", str(tmp_path / "tables"), "-o", str(out)]) == 0
+    captured = capsys.readouterr()
+    assert "broken.vitaltable" in captured.err and f"{len(generated_wavetables()) + 1} tables" in captured.out
+    assert WavetableBank.load(out).names[-1] == "mine"
+    assert main(["wavetables", "build", str(tmp_path / "tables"), "-o", str(out)]) == 2  # never over a file unasked
+    assert "exists" in capsys.readouterr().err
+    assert main(["wavetables", "list", str(out)]) == 0
+    assert "mine" in capsys.readouterr().out
