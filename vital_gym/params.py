@@ -424,8 +424,8 @@ class ParameterSpace:
         bank = None
         if spec.get("wavetables"):
             bank_spec: str | Path = str(spec["wavetables"])
-            if "/" in bank_spec or bank_spec.endswith(".npz"):  # a path, relative to the YAML file; else a shipped name
-                bank_spec = Path(bank_spec) if origin is None or Path(bank_spec).is_absolute() else origin.parent / bank_spec
+            if "/" in bank_spec or bank_spec.endswith(".npz"):  # a path; else a shipped bank's name
+                bank_spec = _beside(origin, bank_spec)
             try:
                 bank = load_bank(bank_spec)
             except (FileNotFoundError, WavetableError) as e:
@@ -497,9 +497,7 @@ class ParameterSpace:
         base = spec.get("base_preset")
         base_path = None
         if base:
-            base_path = Path(base)
-            if not base_path.is_absolute() and origin is not None:
-                base_path = (origin.parent / base_path).resolve()
+            base_path = _beside(origin, base)
             if not base_path.is_file():
                 raise FileNotFoundError(f"{where}: base preset {base_path} not found")
         return cls(
@@ -684,6 +682,12 @@ class ParameterSpace:
             else:
                 out[p.name] = round(p.display(v), 4)
         return out
+
+
+def _beside(origin: Path | None, path: str | Path) -> Path:
+    """A path a space's YAML names: relative paths are relative to the YAML file's folder."""
+    path = Path(path)
+    return path if path.is_absolute() or origin is None else (origin.parent / path).resolve()
 
 
 def available_spaces() -> list[str]:

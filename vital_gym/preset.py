@@ -211,7 +211,7 @@ class PresetCodec:
         self._wavetable_params = [(i, p.wavetable_index) for i, p in enumerate(space.parameters) if p.wavetable_index is not None]
         self._kept_wavetables: dict[int, int] = {}  # oscillator -> the bank entry whose choice keeps the base's table
         if keep_base_wavetables and self._wavetable_params:
-            self._kept_wavetables = {osc: self._base_wavetable_index(base, osc) for _, osc in self._wavetable_params}
+            self._kept_wavetables = {osc: self._table_entry(base, osc) for _, osc in self._wavetable_params}
 
     def to_preset(self, x: np.ndarray, name: str = "vital-gym") -> Preset:
         x = self.space.check_vector(x)
@@ -243,7 +243,8 @@ class PresetCodec:
             self._write_slots(x, settings)
         return Preset.from_dict(data, name=name)
 
-    def _base_wavetable_index(self, preset: Preset, osc: int) -> int:
+    def _table_entry(self, preset: Preset, osc: int) -> int:
+        """The bank entry oscillator ``osc``'s table in ``preset`` maps to."""
         tables = preset.settings.get("wavetables") or []
         return self.space.wavetables.index_of_vital(tables[osc]) if osc < len(tables) else 0
 
@@ -312,7 +313,7 @@ class PresetCodec:
             x[i] = self.space.parameters[i].normalize(float(idx or 0))
         for i, osc in self._wavetable_params:
             kept = self._kept_wavetables.get(osc) if preset is self.base else None
-            x[i] = self.space.parameters[i].normalize(float(kept if kept is not None else self._base_wavetable_index(preset, osc)))
+            x[i] = self.space.parameters[i].normalize(float(kept if kept is not None else self._table_entry(preset, osc)))
         if self.space.modulation.slots:
             sources, dests = self.space.modulation.sources, self.space.modulation.destinations
             routes: list[tuple[str, str, float]] = []

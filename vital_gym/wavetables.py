@@ -30,12 +30,12 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import functools
 import hashlib
 import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +54,7 @@ class WavetableError(ValueError):
     """A wavetable that cannot be read: names the table and what is wrong."""
 
 
-@dataclass(frozen=True, eq=False)
+@dataclasses.dataclass(frozen=True, eq=False)
 class Wavetable:
     """One table: ``frames`` of shape ``(K, FRAME_SIZE)`` float32, key frame ``k`` at Vital position
     ``round(k * 256 / (K - 1))`` (a single frame stands for the whole table)."""
@@ -289,8 +289,7 @@ def read_vitaltable(path: str | Path) -> Wavetable:
         raise WavetableError(f"{path}: cannot read a wavetable ({e})") from None
     if not isinstance(data, dict):
         raise WavetableError(f"{path}: a wavetable file is a JSON object")
-    table = Wavetable.from_vital(data, name=path.stem)
-    return Wavetable(path.stem, table.frames, source=path.name)
+    return dataclasses.replace(Wavetable.from_vital(data, name=path.stem), source=path.name)
 
 
 # ---------------------------------------------------------------------- generated tables
@@ -382,6 +381,7 @@ def build_bank(folder: str | Path | None, name: str = "bank", generated: bool = 
     """A bank of :func:`generated_wavetables` (if asked) and every ``.vitaltable`` under ``folder``
     (recursive, sorted by path). Returns the bank and one message per file skipped (named, with why)."""
     tables = generated_wavetables() if generated else []
+    taken = {t.name for t in tables}
     skipped: list[str] = []
     if folder is not None:
         folder = Path(folder)
@@ -393,11 +393,11 @@ def build_bank(folder: str | Path | None, name: str = "bank", generated: bool = 
             except WavetableError as e:
                 skipped.append(str(e))
                 continue
-            taken = {t.name for t in tables}
             if table.name in taken:
-                table = Wavetable(f"{table.name} ({path.parent.name})", table.frames, table.source)
+                table = dataclasses.replace(table, name=f"{table.name} ({path.parent.name})")
             if table.name not in taken:
                 tables.append(table)
+                taken.add(table.name)
             else:
                 skipped.append(f"{path}: a table named {table.name!r} is already in the bank")
     return WavetableBank(tables, name=name), skipped
