@@ -156,3 +156,9 @@ def test_effects_that_are_on_are_described(full_space, values, expected):
     assert expected in line
     for fx in ("reverb", "delay", "chorus", "distortion"):
         assert (f"{fx} (" in line) == (values.get(f"{fx}_on", 0.0) > 0)
+
+
+def test_an_oscillators_wavetable_is_named(studio_space, studio_codec):
+    x = studio_space.defaults()
+    x[studio_space.index["osc_1_wavetable"]] = studio_space["osc_1_wavetable"].normalize(studio_space.wavetables.names.index("Vowels Mid"))
+    assert "Oscillator 1: level" in describe_preset(studio_space, x) and "wavetable 'Vowels Mid'" in describe_preset(studio_space, x)

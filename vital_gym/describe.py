@@ -140,6 +140,8 @@ def describe_preset(space: ParameterSpace, x: np.ndarray, unset: str | None = No
         parts = [f"level {_fmt(space, values, f'{osc}_level')}"] if f"{osc}_level" in values else []
         if values.get(f"{osc}_transpose"):
             parts.append(f"transposed {_fmt(space, values, f'{osc}_transpose')} semitones")
+        if f"{osc}_wavetable" in values:
+            parts.append(f"wavetable '{values[f'{osc}_wavetable']}'")
         if f"{osc}_wave_frame" in values:
             parts.append(f"wavetable frame {_fmt(space, values, f'{osc}_wave_frame')}")
         voices = values.get(f"{osc}_unison_voices")
