@@ -71,7 +71,10 @@ def _generate(args: argparse.Namespace) -> int:
         if args.config
         else DatasetConfig.from_dict({k: v for k, v in overrides.items() if v is not None})
     )
-    manifest = generate(config, args.out, args.n, workers=args.workers or default_workers(), progress=not args.quiet)
+    if args.ray is None:
+        manifest = generate(config, args.out, args.n, workers=args.workers or default_workers(), progress=not args.quiet)
+    else:  # on Ray, --workers bounds the shards made at once (default: one per CPU of the cluster)
+        manifest = generate(config, args.out, args.n, workers=args.workers or None, progress=not args.quiet, cluster=args.ray or True)
     size = sum(f.stat().st_size for f in Path(args.out).glob("shard-*.npz"))
     print(
         f"{manifest.num_samples} samples in {len(manifest.shards)} shards, {size / 1e9:.2f} GB "
@@ -167,6 +170,8 @@ def _ppo(args: argparse.Namespace) -> int:
         config.policy_kwargs = {**config.policy_kwargs, "checkpoint": None if args.checkpoint == "none" else args.checkpoint}
     if args.targets:
         config.env_kwargs = {**config.env_kwargs, "targets": args.targets}
+    if args.ray is not None:
+        config.vec, config.ray_address = "ray", args.ray or None
     train(config, progress=not args.quiet)
     return 0
 
@@ -380,6 +385,16 @@ def _out(parser: argparse.ArgumentParser, help: str, required: bool = True) -> N
     parser.add_argument("-o", "--out", required=required, help=help)
 
 
+def _ray(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument(
+        "--ray",
+        nargs="?",
+        const="",
+        metavar="ADDRESS",
+        help=f"{what} on a Ray cluster: ADDRESS ('auto', 'ray://HOST:10001'), or none to start Ray here (needs vital-gym[ray])",
+    )
+
+
 def _add_critic_choice(parser: argparse.ArgumentParser, what: str) -> None:
     parser.add_argument(
         "--critic",
@@ -478,7 +493,8 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--space", help="parameter space name or YAML (overrides the config's)")
     gen.add_argument("--n", type=int, required=True, help="number of samples")
     _out(gen, "output folder (run the same command again to resume)")
-    gen.add_argument("--workers", type=int, default=0, help="processes (default: one per core)")
+    gen.add_argument("--workers", type=int, default=0, help="processes (default: one per core); with --ray, shards made at once")
+    _ray(gen, "make the shards as Ray tasks")
     gen.add_argument("--seed", type=int, help="overrides the config's seed")
     gen.add_argument("--shard-size", type=int, help="samples per shard (overrides the config's)")
     gen.add_argument("--observation", nargs="+", metavar="KEY=VALUE", help="observation settings instead of the config's, e.g. frontend=audiomae")
@@ -548,6 +564,7 @@ def build_parser() -> argparse.ArgumentParser:
     ppo.add_argument("--seed", type=int)
     ppo.add_argument("--eval-every", type=int, help="environment steps between held-out evaluations")
     ppo.add_argument("--n-eval", type=int, help="held-out targets per evaluation")
+    _ray(ppo, "run the environments in Ray actors")
     curves = command(sub, "curves", "plot the held-out learning curves of PPO runs", _curves)
     curves.add_argument("--run", action="append", required=True, metavar="LABEL=FOLDER", help="a finished run (repeat for several)")
     _out(curves, "the PNG to write")
@@ -627,7 +644,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"vital-gym: error: {e}", file=sys.stderr)
             return 2
         except ModuleNotFoundError as e:  # an optional extra
-            extra = {"stable_baselines3": "train", "sb3_contrib": "train", "tensorboard": "train", "laion_clap": "clap", "transformers": "clap"}
+            extra = {"stable_baselines3": "train", "sb3_contrib": "train", "tensorboard": "train", "laion_clap": "clap", "transformers": "clap", "ray": "ray"}
             if e.name not in extra:
                 raise
             print(f"vital-gym: error: {args.command} needs {e.name}: pip install 'vital-gym[{extra[e.name]}]'", file=sys.stderr)

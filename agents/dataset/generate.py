@@ -9,6 +9,17 @@ Resuming: shard ``s`` always holds samples ``s * shard_size ...``; shards are wr
 restarted run keeps every complete shard (checked against the manifest's SHA-256, or re-verified when the
 run died between writing a shard and recording it) and generates the rest. The result is exactly
 ``num_samples`` samples, each once.
+
+Where: worker processes on this machine (``workers``), or Ray tasks on a cluster (``cluster``; the extra
+``vital-gym[ray]``): one task per shard, each Ray worker process keeping one Vita synth from shard to
+shard; a task whose worker dies is run again (``RAY_SHARD_RETRIES``). Tasks return the shard's bytes and
+this process writes them, so the output folder needs to be on this machine only. The same seed and config
+give the same shard files either way. Running on Ray, the manifest records the shards once, at the end (a
+run stopped before then is resumed from the shard files themselves).
+
+One exception in vita 0.1.0: the sampler (``sample_on``) starts at a position drawn from a generator that
+each process seeds in turn, so a sample with the sampler on is the same sound with a different noise each
+time it is rendered in a different process history. A space without the sampler is exactly reproducible.
 """
 
 from __future__ import annotations
@@ -27,7 +38,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import yaml
 
-from agents.dataset.shards import MANIFEST, Manifest, quantise, read_shard, sha256, shard_name, write_shard
+from agents.dataset.shards import MANIFEST, Manifest, encode_shard, quantise, read_shard, sha256, shard_name, write_shard, write_shard_bytes
 from vital_gym.audio import resample
 from vital_gym.features import MelConfig, spectrogram
 from vital_gym.params import Kind, ParameterSpace
@@ -35,6 +46,7 @@ from vital_gym.preset import Preset, PresetCodec, PresetError
 from vital_gym.render import RenderConfig, Renderer, RenderResult
 
 REJECT_REASONS = ("silent", "non_finite", "clipped")
+RAY_SHARD_RETRIES = 3  # times a shard's task is run again when its worker process dies
 
 
 @dataclass
@@ -296,6 +308,18 @@ def _run_shard(shard: int, indices: range) -> tuple[int, str, dict[str, int]]:
     return shard, digest, rejected
 
 
+def _ray_shard(config: DatasetConfig, shard: int, indices: range) -> tuple[int, bytes, dict[str, int]]:
+    """A Ray task: make one shard and return its file's bytes. A Ray worker process runs many tasks, and
+    keeps the synth of the config it last ran (a new one costs about as much as a render)."""
+    if _worker.get("config") != config:
+        import torch
+
+        torch.set_num_threads(1)
+        _worker.update(config=config, maker=SampleMaker(config))
+    arrays, rejected = _worker["maker"].make_shard(indices)
+    return shard, encode_shard(arrays), rejected
+
+
 def new_manifest(config: DatasetConfig, num_samples: int) -> Manifest:
     """The manifest of a dataset of ``num_samples`` made by ``config``, with no shard finished yet."""
     import vita
@@ -337,12 +361,21 @@ def _recover(folder: Path, manifest: Manifest) -> list[int]:
     return todo
 
 
-def generate(config: DatasetConfig, out: str | Path, num_samples: int, workers: int = 1, progress: bool = True) -> Manifest:
-    """Generate (or finish generating) ``num_samples`` samples into ``out``; returns the manifest."""
+def generate(config: DatasetConfig, out: str | Path, num_samples: int, workers: int | None = 1, progress: bool = True, cluster: bool | str = False) -> Manifest:
+    """Generate (or finish generating) ``num_samples`` samples into ``out``; returns the manifest.
+
+    ``workers``: processes on this machine, or with ``cluster`` the most shards made at once (None: one
+    per CPU of the cluster). ``cluster``: True runs on Ray (started here, or the cluster ``RAY_ADDRESS``
+    names), a string is the address of the Ray cluster to join (:func:`agents.cluster.connect`).
+    """
     if num_samples < 1:
         raise ValueError(f"num_samples={num_samples} must be >= 1")
-    if workers < 1:
+    if workers is not None and workers < 1:
         raise ValueError(f"workers={workers} must be >= 1")
+    if cluster is not False:
+        from agents.cluster import connect
+
+        ray = connect(cluster if isinstance(cluster, str) else None)  # before anything is written
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
     manifest = new_manifest(config, num_samples)
@@ -361,6 +394,16 @@ def generate(config: DatasetConfig, out: str | Path, num_samples: int, workers: 
 
         done = num_samples - sum(len(manifest.shard_range(s)) for s in todo)
         bar = tqdm(total=num_samples, initial=done, unit="sample", desc=f"generating into {folder}", smoothing=0.1)
+    if cluster is not False:
+        try:
+            _generate_on_ray(ray, config, folder, manifest, todo, workers, bar)
+        finally:
+            if bar is not None:
+                bar.close()
+        manifest.rejected = dict(zip(REJECT_REASONS, _total_rejected(folder, manifest)))
+        manifest.save(folder)
+        return manifest
+    workers = workers or default_workers()
     ctx = mp.get_context("forkserver")
     ticks = ctx.Queue() if bar is not None else None  # per-sample progress ticks from the workers
     try:
@@ -380,6 +423,29 @@ def generate(config: DatasetConfig, out: str | Path, num_samples: int, workers: 
     manifest.rejected = dict(zip(REJECT_REASONS, _total_rejected(folder, manifest)))
     manifest.save(folder)
     return manifest
+
+
+def _generate_on_ray(ray: Any, config: DatasetConfig, folder: Path, manifest: Manifest, todo: list[int], workers: int | None, bar: Any) -> None:
+    """Make the shards ``todo`` as Ray tasks, at most ``workers`` at once; write each as it arrives and
+    record them all in ``manifest`` at the end."""
+    from agents.cluster import cluster_cpus
+
+    task = ray.remote(num_cpus=1, max_retries=RAY_SHARD_RETRIES)(_ray_shard)
+    limit = workers or cluster_cpus(ray)
+    waiting, pending, digests = list(todo), {}, {}
+    config_ref = ray.put(config)
+    while waiting or pending:
+        while waiting and len(pending) < limit:
+            shard = waiting.pop(0)
+            pending[task.remote(config_ref, shard, manifest.shard_range(shard))] = shard
+        finished, _ = ray.wait(list(pending), num_returns=1, timeout=1.0)
+        for ref in finished:
+            pending.pop(ref)
+            shard, data, _ = ray.get(ref)
+            digests[shard_name(shard)] = write_shard_bytes(folder / shard_name(shard), data)
+            if bar is not None:
+                bar.update(len(manifest.shard_range(shard)))
+    manifest.shards.update(digests)
 
 
 def _drain(ticks: Any, bar: Any) -> None:

@@ -1,7 +1,9 @@
 """Shard files and the manifest.
 
 A shard is an uncompressed ``.npz`` holding a fixed, contiguous block of sample indices; it is written to
-a temporary name and renamed, so a killed run never leaves a half-written shard under its real name.
+a temporary name and renamed, so a killed run never leaves a half-written shard under its real name. Its
+bytes depend on its arrays alone (:func:`encode_shard`), so one seed and config give one SHA-256 on any
+machine, with any number of workers.
 ``manifest.json`` records the full config, the Vita version, the parameter space's fingerprint and a
 SHA-256 per shard. Arrays per shard (n samples):
 
@@ -20,8 +22,10 @@ SHA-256 per shard. Arrays per shard (n samples):
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
+import zipfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,11 +54,28 @@ def sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def write_shard(path: Path, arrays: dict[str, np.ndarray]) -> str:
-    """Write atomically (temporary file, fsync, rename) and return the file's SHA-256."""
+def encode_shard(arrays: dict[str, np.ndarray]) -> bytes:
+    """A shard file's bytes: the uncompressed ``.npz`` that ``np.load`` reads, with every member dated
+    1980-01-01 (``np.savez`` dates them with the clock, so two writes of one shard would differ)."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:
+        for name, value in arrays.items():
+            member = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            with archive.open(member, "w", force_zip64=True) as f:
+                np.lib.format.write_array(f, np.asanyarray(value), allow_pickle=False)
+    return buffer.getvalue()
+
+
+def write_shard_bytes(path: Path, data: bytes) -> str:
+    """Write an encoded shard atomically (temporary file, fsync, rename); returns its SHA-256."""
     with atomic_file(path, fsync=True) as f:
-        np.savez(f, **arrays)
-    return sha256(path)
+        f.write(data)
+    return hashlib.sha256(data).hexdigest()
+
+
+def write_shard(path: Path, arrays: dict[str, np.ndarray]) -> str:
+    """Write a shard atomically and return the file's SHA-256."""
+    return write_shard_bytes(path, encode_shard(arrays))
 
 
 def quantise(features: np.ndarray) -> np.ndarray:

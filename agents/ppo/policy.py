@@ -4,11 +4,22 @@ Built through SB3's extension points, nothing patched:
 
 * :class:`SoundMatcherEncoder` (``features_extractor_class``) is the supervised encoder; it returns the
   patch tokens ``(B, N, E)`` flattened to ``(B, N * E)``, SB3's feature vector;
-* ``_build_mlp_extractor`` installs :class:`DecoderAndValue`: the actor latent is the supervised decoder's
-  action mean ``tanh(z / 2)`` ``(B, action_dim)``; the critic latent is an MLP on the mean-pooled tokens;
-* ``_build`` sets SB3's ``action_net`` (a ``Linear(action_dim, action_dim)``) to the identity, so at the
-  start the Gaussian policy's mean *is* the supervised network's action (``tests/agents/test_ppo.py``
-  checks it), and the log-std starts small (``log_std_init``, default -2: std 0.14 in action units).
+* ``_build_mlp_extractor`` installs :class:`DecoderAndValue`: the actor latent is what the supervised decoder
+  says of its best-scored hypothesis; the critic latent is an MLP on the mean-pooled tokens;
+* the action distribution (``action_distribution``):
+
+  - ``"layout"`` (default): :class:`~agents.ppo.distributions.LayoutDistribution`. The actor latent is
+    the raw outputs ``z`` and the log standard deviations of the continuous values in action units
+    ``(B, 2 * action_dim)``: categorical and on/off blocks are drawn from the network's own logits, the
+    continuous values from a Gaussian about ``tanh(z / 2)`` whose scale starts at the supervised spread
+    heads (``DecoderConfig.spread``; a network without them starts at ``exp(log_std_init)``). PPO's
+    gradient reaches the spread heads, so the exploration scale is learnt per sound.
+  - ``"gaussian"``: SB3's diagonal Gaussian over every action dimension. The actor latent is the action
+    mean ``tanh(z / 2)`` ``(B, action_dim)``; ``_build`` sets SB3's ``action_net`` to the identity, and the
+    log-std is one learnt value per dimension starting at ``log_std_init`` (default -2: std 0.14).
+
+  Either way, before any update the policy's deterministic action decodes to exactly the supervised
+  network's prediction (``tests/agents/test_ppo.py`` checks it).
 
 A note-conditioned network (``DecoderConfig.note_conditioning``) is told ``midi_note``, the note the env
 plays its presets at (``vital-gym ppo`` passes the env's); ``play_at`` changes it (the benchmark's
@@ -21,6 +32,7 @@ config), which is PPO from scratch for comparisons.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import gymnasium as gym
@@ -29,19 +41,23 @@ from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from torch import nn
 
+from agents.ppo.distributions import LayoutDistribution
 from agents.supervised.checkpoint import load_model
 from agents.supervised.model import ModelConfig, SoundMatcher
 from vital_gym.params import ParameterSpace
 
+ACTION_DISTRIBUTIONS = ("layout", "gaussian")
 
-def build_matcher(checkpoint: str | None, model: dict[str, Any] | None, space: str | dict[str, Any] | None) -> SoundMatcher:
+
+def build_matcher(checkpoint: str | None, model: dict[str, Any] | None, space: str | dict[str, Any] | None) -> tuple[SoundMatcher, ParameterSpace]:
     """The supervised network from a checkpoint, or a random one of config ``model`` for ``space``."""
     if checkpoint:
-        matcher, _, _ = load_model(checkpoint)
-        return matcher
+        matcher, own, _ = load_model(checkpoint)
+        return matcher, own
     if space is None:
         raise ValueError("PPO from scratch needs the parameter space (policy_kwargs 'space')")
-    return SoundMatcher(ParameterSpace.from_spec(space), ModelConfig.from_dict(model or {}))
+    own = ParameterSpace.from_spec(space)
+    return SoundMatcher(own, ModelConfig.from_dict(model or {})), own
 
 
 class SoundMatcherEncoder(BaseFeaturesExtractor):
@@ -59,20 +75,29 @@ class SoundMatcherEncoder(BaseFeaturesExtractor):
 
 
 class DecoderAndValue(nn.Module):
-    """SB3's ``mlp_extractor``: actor latent = supervised action mean; critic latent = pooled tokens' MLP."""
+    """SB3's ``mlp_extractor``. Actor latent: with ``raw``, the best-scored hypothesis' raw outputs and the
+    log standard deviations of its continuous values in action units ``(B, 2 * action_dim)`` (zeros
+    without spread heads); else its action mean ``(B, action_dim)``. Critic latent: pooled tokens' MLP."""
 
-    def __init__(self, decoder: nn.Module, num_tokens: int, token_dim: int, action_dim: int, value_hidden: int = 256, midi_note: int = 60):
+    def __init__(self, decoder: nn.Module, num_tokens: int, token_dim: int, action_dim: int, value_hidden: int = 256, midi_note: int = 60, raw: bool = False):
         super().__init__()
         self.decoder, self.num_tokens, self.token_dim, self.midi_note = decoder, num_tokens, token_dim, float(midi_note)
+        self.raw = raw
         self.value = nn.Sequential(nn.LayerNorm(token_dim), nn.Linear(token_dim, value_hidden), nn.Tanh(), nn.Linear(value_hidden, value_hidden), nn.Tanh())
-        self.latent_dim_pi, self.latent_dim_vf = action_dim, value_hidden
+        self.latent_dim_pi, self.latent_dim_vf = (2 * action_dim if raw else action_dim), value_hidden
 
     def _tokens(self, features: torch.Tensor) -> torch.Tensor:
         return features.view(features.shape[0], self.num_tokens, self.token_dim)
 
     def forward_actor(self, features: torch.Tensor) -> torch.Tensor:
         notes = features.new_full((features.shape[0],), self.midi_note)
-        return SoundMatcher.actions(self.decoder(self._tokens(features), notes))
+        if not self.raw:
+            return SoundMatcher.actions(self.decoder(self._tokens(features), notes))
+        z, scores, log_spread = self.decoder.predictive(self._tokens(features), notes)
+        best = torch.arange(z.shape[0], device=z.device), scores.argmax(1)
+        # A spread is the standard deviation of a value in [0, 1]; the action 2 v - 1 has twice it.
+        log_std = log_spread[best] + math.log(2.0) if log_spread is not None else torch.zeros_like(z[best])
+        return torch.cat([z[best], log_std], 1)
 
     def forward_critic(self, features: torch.Tensor) -> torch.Tensor:
         return self.value(self._tokens(features).mean(1))
@@ -95,14 +120,18 @@ class SoundMatcherPolicy(ActorCriticPolicy):
         value_hidden: int = 256,
         midi_note: int = 60,
         log_std_init: float = -2.0,
+        action_distribution: str = "layout",
         ortho_init: bool = False,
         **kwargs: Any,
     ):
+        if action_distribution not in ACTION_DISTRIBUTIONS:
+            raise ValueError(f"action_distribution={action_distribution!r}: one of {ACTION_DISTRIBUTIONS}")
         self.source = {"checkpoint": checkpoint, "model": model, "space": space}
-        self.value_hidden, self.midi_note = value_hidden, int(midi_note)
+        self.value_hidden, self.midi_note, self.action_distribution = value_hidden, int(midi_note), action_distribution
         # Built once: its encoder becomes the features extractor, its decoder the actor (held in a dict so
         # nn.Module does not register it before ``super().__init__``).
-        self.pretrained = {"matcher": build_matcher(checkpoint, model, space)}
+        matcher, self.space = build_matcher(checkpoint, model, space)
+        self.pretrained = {"matcher": matcher}
         super().__init__(
             observation_space,
             action_space,
@@ -123,7 +152,8 @@ class SoundMatcherPolicy(ActorCriticPolicy):
                 "(a checkpoint of another parameter space?)"
             )
         fx = self.features_extractor
-        self.mlp_extractor = DecoderAndValue(matcher.decoder, fx.num_tokens, fx.token_dim, self.action_space.shape[0], self.value_hidden, self.midi_note)
+        raw = self.action_distribution == "layout"
+        self.mlp_extractor = DecoderAndValue(matcher.decoder, fx.num_tokens, fx.token_dim, self.action_space.shape[0], self.value_hidden, self.midi_note, raw)
 
     def play_at(self, midi_note: int) -> None:
         """Act for presets played at ``midi_note`` from now on (a note-conditioned network's input; the env
@@ -136,10 +166,32 @@ class SoundMatcherPolicy(ActorCriticPolicy):
         data = super()._get_constructor_parameters()
         for key in ("features_extractor_class", "features_extractor_kwargs", "share_features_extractor"):
             data.pop(key, None)
-        return {**data, **self.source, "value_hidden": self.value_hidden, "midi_note": self.midi_note}
+        return {
+            **data,
+            **self.source,
+            "value_hidden": self.value_hidden,
+            "midi_note": self.midi_note,
+            "action_distribution": self.action_distribution,
+        }
 
     def _build(self, lr_schedule) -> None:
-        super()._build(lr_schedule)
-        with torch.no_grad():  # the mean starts as the supervised action (the optimizer holds the same tensors)
-            self.action_net.weight.copy_(torch.eye(self.action_net.weight.shape[0]))
-            self.action_net.bias.zero_()
+        if self.action_distribution == "gaussian":
+            super()._build(lr_schedule)
+            with torch.no_grad():  # the mean starts as the supervised action (the optimizer holds the same tensors)
+                self.action_net.weight.copy_(torch.eye(self.action_net.weight.shape[0]))
+                self.action_net.bias.zero_()
+            return
+        # SB3's _build knows only its own distributions; this is the same build with the layout's.
+        self._build_mlp_extractor()
+        self.action_dist = LayoutDistribution(self.space)
+        spread = self.mlp_extractor.decoder.spread_heads is not None
+        self.log_std = self.action_dist.proba_distribution_net(log_std_init=0.0 if spread else self.log_std_init)
+        self.action_net = nn.Identity()
+        self.value_net = nn.Linear(self.mlp_extractor.latent_dim_vf, 1)
+        self.optimizer = self.optimizer_class(self.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs)
+
+    def _get_action_dist_from_latent(self, latent_pi: torch.Tensor):
+        if self.action_distribution == "gaussian":
+            return super()._get_action_dist_from_latent(latent_pi)
+        raw, log_std = latent_pi.chunk(2, dim=1)
+        return self.action_dist.proba_distribution(raw, log_std + self.log_std)

@@ -7,7 +7,9 @@
     tensorboard --logdir runs
 
 Hyperparameters are rl-baselines3-zoo-style YAML (``configs/rl/*.yaml``, shipped as ``ppo`` and ``trpo``: one block per env id). Training
-runs ``n_envs`` environments in ``SubprocVecEnv`` workers (forkserver). For a folder of targets, every
+runs ``n_envs`` environments in ``SubprocVecEnv`` workers (forkserver). With ``group_size`` G > 1, every G
+consecutive environments are seeded alike, so they play the same target at every step, and advantages are
+measured against the group's mean reward (:mod:`agents.ppo.buffers`) instead of a learnt value. For a folder of targets, every
 ``held_out_every``-th file is held out: training never sees it, and evaluation uses only those. For drawn
 targets (random presets, or a dataset config's mixture: :mod:`agents.dataset.targets`), evaluation uses
 ``n_eval`` presets drawn from seeds training does not use. Evaluation runs
@@ -35,8 +37,10 @@ from stable_baselines3 import PPO
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.logger import Image, configure
-from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
+from stable_baselines3.common.utils import set_random_seed
+from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv
 
+from agents.ppo.buffers import GroupRolloutBuffer
 from agents.ppo.policy import SoundMatcherPolicy
 from agents.supervised.checkpoint import read_config, without_encoder_file
 from agents.supervised.model import ModelConfig
@@ -60,6 +64,7 @@ def algorithms() -> dict[str, type[BaseAlgorithm]]:
 class RLConfig:
     algo: str = "ppo"
     n_envs: int = 2
+    group_size: int = 1  # > 1: envs in groups of this size share targets; group-relative advantages
     n_timesteps: int = 20000
     policy_kwargs: dict[str, Any] = field(default_factory=dict)  # SoundMatcherPolicy: checkpoint, log_std_init, ...
     env_kwargs: dict[str, Any] = field(default_factory=dict)  # VitalMatchEnv arguments (targets included)
@@ -67,7 +72,8 @@ class RLConfig:
     held_out_every: int = 4
     n_eval: int = 16
     eval_every: int = 2048
-    vec: str = "subproc"  # or "dummy" (one process)
+    vec: str = "subproc"  # or "dummy" (one process), or "ray" (Ray actors: agents/ppo/ray_vec_env.py)
+    ray_address: str | None = None  # with vec "ray": the cluster to join (None: start Ray here, or RAY_ADDRESS's)
     seed: int = 0
     out: str = "runs/ppo"
 
@@ -81,9 +87,18 @@ class RLConfig:
         if unknown:
             raise ValueError(f"{path}: unknown settings {sorted(unknown)}")
         config = cls(**d)
-        if config.algo not in algorithms():
-            raise ValueError(f"algo {config.algo!r}: one of {sorted(algorithms())}")
+        config.check()
         return config
+
+    def check(self) -> None:
+        if self.algo not in algorithms():
+            raise ValueError(f"algo {self.algo!r}: one of {sorted(algorithms())}")
+        if self.vec not in VEC_ENVS:
+            raise ValueError(f"vec {self.vec!r}: one of {VEC_ENVS}")
+        if self.group_size < 1 or self.n_envs % self.group_size:
+            raise ValueError(f"group_size={self.group_size} must be at least 1 and divide n_envs={self.n_envs}")
+        if self.group_size > 1 and self.env_kwargs.get("mode", "one_shot") != "one_shot":
+            raise ValueError("group_size > 1 needs one-step episodes: env_kwargs mode 'one_shot'")
 
 
 def train_and_eval_targets(targets: Any, held_out_every: int, env_kwargs: dict[str, Any]) -> tuple[Any, Any]:
@@ -114,6 +129,18 @@ class FixedTargets:
         target = self.targets[self.k % len(self.targets)]
         self.k += 1
         return target
+
+
+VEC_ENVS = ("subproc", "dummy", "ray")
+
+
+def make_vec_env(config: RLConfig, fns: list[Callable[[], VitalMatchEnv]]) -> VecEnv:
+    """The training environments: worker processes here, this process, or Ray actors on a cluster."""
+    if config.vec == "ray":
+        from agents.ppo.ray_vec_env import RayVecEnv
+
+        return RayVecEnv(fns, address=config.ray_address)
+    return SubprocVecEnv(fns, start_method="forkserver") if config.vec == "subproc" else DummyVecEnv(fns)
 
 
 EVAL_SEED = 10_000_019  # seeds of held-out random targets; training envs are seeded from config.seed
@@ -211,8 +238,8 @@ def save_policy(folder: Path, model: BaseAlgorithm, config: RLConfig, source: di
         "env_kwargs": config.env_kwargs,
         "timesteps": model.num_timesteps,
         "metrics": metrics,
-        "warm_start": config.policy_kwargs.get("checkpoint"),
-        "seed": config.seed,  # provenance: the supervised model it started from
+        "warm_start": config.policy_kwargs.get("checkpoint"),  # provenance: the supervised model it started from
+        "seed": config.seed,
     }
     (folder / "config.json").write_text(json.dumps(meta, indent=2, default=str))
     return folder
@@ -279,27 +306,30 @@ class ProgressCallback(BaseCallback):
 def train(config: RLConfig, log=print, progress: bool = False) -> dict[str, Any]:
     """Train; returns the evaluation history (before training, during, and at the end). ``progress`` shows
     a progress bar of the environment steps."""
+    config.check()
     out = Path(config.out)
     env_kwargs = dict(config.env_kwargs)
     check_observation(config.policy_kwargs, env_kwargs)
     train_targets, eval_targets = train_and_eval_targets(env_kwargs.pop("targets", "random"), config.held_out_every, env_kwargs)
-    fns = [make_env_fn(env_kwargs, train_targets, config.seed * 1000 + i) for i in range(config.n_envs)]
-    venv = SubprocVecEnv(fns, start_method="forkserver") if config.vec == "subproc" else DummyVecEnv(fns)
+    # The envs' seeds are theirs alone (the algorithm is not given a seed, which would reseed them
+    # seed + index): members of a group share one, so they draw the same targets in step.
+    fns = [make_env_fn(env_kwargs, train_targets, config.seed * 1000 + i // config.group_size) for i in range(config.n_envs)]
+    venv = make_vec_env(config, fns)
     eval_env = make_eval_env(env_kwargs, eval_targets, config.n_eval)
     policy_kwargs = dict(config.policy_kwargs)
     if not policy_kwargs.get("checkpoint"):  # from scratch: the architecture for the env's space
         policy_kwargs.setdefault("space", config.env_kwargs.get("space", "core"))
     policy_kwargs.setdefault("midi_note", RenderConfig.from_dict(env_kwargs.get("render")).midi_note)  # the env's note
-    source = {**policy_source(policy_kwargs, config.env_kwargs), "midi_note": policy_kwargs["midi_note"]}
+    policy_kwargs.setdefault("action_distribution", "layout")
+    source = {
+        **policy_source(policy_kwargs, config.env_kwargs),
+        "midi_note": policy_kwargs["midi_note"],
+        "action_distribution": policy_kwargs["action_distribution"],
+    }
     algo = algorithms()[config.algo]
-    model = algo(
-        SoundMatcherPolicy,
-        venv,
-        policy_kwargs=policy_kwargs,
-        seed=config.seed,
-        device="auto",
-        **config.hyperparams,
-    )
+    set_random_seed(config.seed)  # python, numpy, torch: the policy's draws and its new weights
+    groups = {"rollout_buffer_class": GroupRolloutBuffer, "rollout_buffer_kwargs": {"group_size": config.group_size}} if config.group_size > 1 else {}
+    model = algo(SoundMatcherPolicy, venv, policy_kwargs=policy_kwargs, device="auto", **groups, **config.hyperparams)
     save = lambda name, metrics: save_policy(out / name, model, config, source, metrics)  # noqa: E731
     evaluator = HeldOutEvalCallback(eval_env, config.eval_every, save)
     # TensorBoard under OUT/tb; a custom logger also keeps learn() from configuring its own.

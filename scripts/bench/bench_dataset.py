@@ -40,15 +40,15 @@ def raw_render_rate(config: DatasetConfig, n: int) -> float:
     return 1.0 / statistics.mean(times)
 
 
-def generation_rate(config: DatasetConfig, n: int, workers: int, out: Path) -> float:
+def generation_rate(config: DatasetConfig, n: int, workers: int, out: Path, cluster: bool | str = False) -> float:
     """Samples per second with worker start-up excluded: two fresh runs, of ``small`` and ``small + n``
-    samples, and the rate from the difference of their times."""
+    samples, and the rate from the difference of their times (``cluster``: as ``generate``'s, on Ray)."""
     small = workers * config.shard_size
     times = []
     for count in (small, small + n):
         shutil.rmtree(out, ignore_errors=True)
         start = time.perf_counter()
-        generate(config, out, count, workers=workers, progress=False)
+        generate(config, out, count, workers=workers, progress=False, cluster=cluster)
         times.append(time.perf_counter() - start)
     return n / (times[1] - times[0])
 

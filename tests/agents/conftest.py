@@ -50,3 +50,17 @@ def tiny_train_config(dataset, out, **changes) -> TrainConfig:
 def tiny_checkpoint(tiny_dataset, tmp_path_factory):
     """A SoundMatcher of the tiny space trained for 2 steps: real weights of the real architecture."""
     return train(tiny_train_config(tiny_dataset, tmp_path_factory.mktemp("run"), steps=2), log=lambda *_: None)
+
+
+@pytest.fixture(scope="session")
+def ray_cluster():
+    """A two-node Ray cluster on this machine (one CPU each), joined by this process for the session."""
+    ray = pytest.importorskip("ray", reason="Ray is the optional extra vital-gym[ray]")
+    from ray.cluster_utils import Cluster
+
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "object_store_memory": 150 * 2**20})
+    cluster.add_node(num_cpus=1, object_store_memory=150 * 2**20)
+    ray.init(address=cluster.address, log_to_driver=False)
+    yield cluster
+    ray.shutdown()
+    cluster.shutdown()

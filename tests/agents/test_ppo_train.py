@@ -94,6 +94,49 @@ def test_bad_rl_config_is_named(tmp_path):
         RLConfig.from_yaml(path, env_id="Other-v0")
 
 
+@pytest.mark.parametrize(
+    "changes, problem",
+    [
+        ({"group_size": 3}, "divide n_envs=2"),
+        ({"group_size": 0}, "at least 1"),
+        ({"group_size": 2, "env_kwargs": {"mode": "refine"}}, "one-step episodes"),
+        ({"vec": "threads"}, "vec 'threads'"),
+    ],
+)
+def test_bad_group_settings_are_named(changes, problem):
+    with pytest.raises(ValueError, match=problem):
+        RLConfig(n_envs=2, **changes).check()
+
+
+def test_group_relative_ppo_plays_each_groups_envs_on_one_target_per_step(tmp_path, tiny_space_file, tiny_checkpoint):
+    """Four worker processes in two groups: the buffer refuses a group whose members observed different
+    targets, so a run that trains shows the groups stayed in step (and differ from each other)."""
+    config = rl_config(tmp_path, tiny_space_file, str(tiny_checkpoint), "random", vec="subproc")
+    config.n_envs, config.group_size, config.n_timesteps = 4, 2, 32  # two rollouts of 4 steps x 4 envs
+    from agents.ppo import train as train_module
+
+    seen = []
+
+    class Recording(train_module.GroupRolloutBuffer):
+        def compute_returns_and_advantage(self, last_values, dones):
+            super().compute_returns_and_advantage(last_values, dones)
+            seen.append((self.observations.copy(), self.advantages.copy()))
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(train_module, "GroupRolloutBuffer", Recording)
+        history = train(config, log=lambda *_: None)
+    assert np.isfinite(history["after"]["spectral_distance"]) and len(seen) == 2
+    for obs, advantages in seen:
+        assert not np.allclose(obs[:, 0], obs[:, 2])  # two groups, two targets
+        assert np.allclose(advantages.reshape(-1, 2, 2).sum(-1), 0.0, atol=1e-5)
+
+
+def test_ppo_collects_rollouts_from_ray_actors(ray_cluster, tmp_path, tiny_space_file, tiny_checkpoint):
+    config = rl_config(tmp_path, tiny_space_file, str(tiny_checkpoint), "random", vec="ray")
+    history = train(config, log=lambda *_: None)
+    assert history["curve"][-1]["timesteps"] >= 8 and np.isfinite(history["after"]["spectral_distance"])
+
+
 def test_a_saved_policy_is_a_benchmark_method(tmp_path, tiny_space_file, tiny_checkpoint, tiny_space):
     from agents.benchmark.methods import RLPolicy
     from agents.benchmark.testsets import TestItem
