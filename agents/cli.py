@@ -248,6 +248,7 @@ def _benchmark(args: argparse.Namespace) -> int:
         "out": args.out,
         "keep_previous": args.keep_previous or None,
         "command": args.command_line,
+        "ray": None if args.ray is None else (args.ray or True),
     }
     fields = {k: v for k, v in fields.items() if v is not None}
     config = BenchmarkConfig.quick(**fields) if args.quick else BenchmarkConfig(**fields)
@@ -615,6 +616,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--clap-checkpoint", help="a local CLAP checkpoint: adds CLAP similarity")
     bench.add_argument("--keep-previous", action="store_true", help="merge into OUT's earlier results: the methods run now replace their rows")
     bench.add_argument("--report-only", action="store_true", help="rebuild the report and charts from OUT's records; run nothing")
+    _ray(bench, "evaluate every item as a Ray task")
     _out(bench, "where benchmarks.md, benchmarks/items.csv and img/ go (default docs)", required=False)
 
     compare = command(sub, "compare", "paired comparison of benchmark methods, item by item", _compare)

@@ -1,8 +1,8 @@
 """Ray, optional: joining a cluster for the commands that can spread their renders over one.
 
 Every command that renders in parallel takes ``--ray [ADDRESS]``: ``vital-gym dataset generate`` (one Ray
-task per shard), ``vital-gym benchmark`` (one task per item) and ``vital-gym ppo`` (environments in Ray
-actors, :class:`agents.ppo.ray_vec_env.RayVecEnv`). Without an address Ray starts on this machine, or joins
+task per shard), ``vital-gym benchmark`` (one task per item and method) and ``vital-gym ppo``
+(environments in Ray actors, :class:`agents.ppo.ray_vec_env.RayVecEnv`). Without an address Ray starts on this machine, or joins
 the cluster that ``RAY_ADDRESS`` names; ``auto`` joins the cluster this machine is a node of;
 ``ray://HOST:10001`` connects through Ray Client. Every node needs the same vital-gym installed
 (``pip install "vital-gym[ray]"``); docs/cluster.md has the set-up.

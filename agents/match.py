@@ -69,10 +69,15 @@ MATCHES_CSV = "matches.csv"
 FAST = {"draws": 0, "library_shortlist": 1}  # vital-gym match --fast: the hypotheses and one library preset
 
 
+def default_render_workers() -> int:
+    """Render threads for candidates: one per core of this machine, at most ``MAX_RENDER_WORKERS``."""
+    return min(MAX_RENDER_WORKERS, os.cpu_count() or 1)
+
+
 def candidate_renderers(config: RenderConfig, workers: int | None = None, screen: bool = True) -> list[Renderer]:
-    """``workers`` renderers (default: one per core, at most ``MAX_RENDER_WORKERS``) for ranking candidates
-    side by side, on screening renders (``SCREEN_RENDER``) unless ``screen`` is False."""
-    workers = min(MAX_RENDER_WORKERS, os.cpu_count() or 1) if workers is None else workers
+    """``workers`` renderers (default: :func:`default_render_workers`) for ranking candidates side by side,
+    on screening renders (``SCREEN_RENDER``) unless ``screen`` is False."""
+    workers = default_render_workers() if workers is None else workers
     if workers < 1:
         raise ValueError(f"render_workers={workers}: need at least one")
     return [Renderer(dataclasses.replace(config, **SCREEN_RENDER) if screen else config) for _ in range(workers)]

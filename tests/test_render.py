@@ -71,6 +71,17 @@ def test_previous_release_tail_does_not_carry_over(reset, carries_tail):
     assert after.status.silent is not carries_tail
 
 
+@pytest.mark.parametrize("reset", ["none", "settle"])
+def test_start_fresh_leaves_nothing_of_earlier_renders(reset):
+    config = RenderConfig(note_seconds=0.2, render_seconds=0.4, reset=reset)
+    renderer = Renderer(config)
+    renderer.render(_preset(**LONG_TAIL))
+    renderer.start_fresh()
+    after = renderer.render(_preset(**LONG_TAIL, **DELAYED))
+    assert after.status.silent  # the first render's tail is gone ...
+    assert np.array_equal(after.audio, Renderer(config).render(_preset(**LONG_TAIL, **DELAYED)).audio)  # ... as on a new renderer
+
+
 def _varied_presets(space, codec, n, seed):
     """Random core presets (without the random sampler), plus ones that take the new-synth route."""
     rng = np.random.default_rng(seed)

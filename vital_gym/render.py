@@ -280,6 +280,13 @@ class Renderer:
             audio = np.nan_to_num(audio, nan=0.0, posinf=0.0, neginf=0.0)
         return RenderResult(audio=np.ascontiguousarray(audio), status=status, preset=prepared)
 
+    def start_fresh(self) -> None:
+        """Make the next render start from a new synth, so nothing rendered before this call is heard in
+        what follows (``"settle"`` and ``"none"`` renders depend on earlier ones; ``"auto"`` and ``"fresh"``
+        never do, and keep their synth)."""
+        if self.config.reset in ("settle", "none"):
+            self._synth = None
+
     # ------------------------------------------------------------------ internals
     def _new_synth(self):
         self._notes = 0

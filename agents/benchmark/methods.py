@@ -187,8 +187,9 @@ class NearestNeighbour:
     one cut): how the baseline scales with data, e.g. against a model trained on as many.
 
     With ``refine_budget`` > 0 (method ``nearest+refine``) the neighbour is refined by CMA-ES as the model's
-    prediction is (``Matcher.refine``: screening renders on two threads, the best checked exactly): how
-    good a start the model is, against the same search from the neighbour.
+    prediction is (``Matcher.refine``: screening renders on ``render_workers`` threads, the best checked
+    exactly): how good a start the model is, against the same search from the neighbour. Each item starts
+    from fresh screening synths, so its result does not depend on the items before it.
     """
 
     def __init__(
@@ -201,6 +202,7 @@ class NearestNeighbour:
         seed: int = 0,
         max_samples: int | None = None,
         test_seed: int = TEST_SEED,
+        render_workers: int | None = None,
     ):
         self.name = "nearest+refine" if refine_budget else "nearest"
         self.refine_budget, self.seed = refine_budget, seed
@@ -227,7 +229,7 @@ class NearestNeighbour:
             from agents.match import candidate_renderers
             from vital_gym.render import Renderer
 
-            self.exact, self.screening = Renderer(render), candidate_renderers(render)
+            self.exact, self.screening = Renderer(render), candidate_renderers(render, render_workers)
             self.description += f", CMA-ES refinement with {refine_budget} renders"
 
     def prepare(self, items: Sequence[TestItem]) -> None:
@@ -245,6 +247,8 @@ class NearestNeighbour:
         if self.refine_budget:
             from agents.refine import refine
 
+            for r in self.screening:
+                r.start_fresh()
             x = refine(item.audio, x, self.codec, self.screening, item.midi_note, item.velocity, self.refine_budget, seed=self.seed, exact=self.exact).x
         return Prediction(self.codec.to_preset(x, name=f"{self.name}-{k}"))
 
@@ -258,6 +262,8 @@ class Supervised:
     (default: the model folder's, if any; False: none), the drawn ones are those the critic ranks first in a
     larger pool (:mod:`agents.supervised.critic`). With
     ``refine_budget`` > 0 the prediction is then refined for that many more renders (``agents/refine.py``).
+    Candidates are screened on ``render_workers`` threads; each item starts from fresh screening synths, so
+    its result does not depend on the items before it.
     """
 
     def __init__(
@@ -270,11 +276,14 @@ class Supervised:
         draws: int = 0,
         critic: str | Path | bool = True,
         library: bool = False,
+        render_workers: int | None = None,
     ):
         from agents.library import shipped_library_dir
         from agents.match import Matcher
 
-        self.matcher = Matcher(checkpoint, critic=critic if select else False, library=[shipped_library_dir()] if library else None)
+        self.matcher = Matcher(
+            checkpoint, render_workers=render_workers, critic=critic if select else False, library=[shipped_library_dir()] if library else None
+        )
         self.library = library
         if self.matcher.space.fingerprint != codec.space.fingerprint:
             raise ValueError(f"checkpoint {checkpoint} was trained on space '{self.matcher.space.name}', not '{codec.space.name}'")
@@ -304,6 +313,8 @@ class Supervised:
 
     def predict(self, item: TestItem) -> Prediction:
         m = self.matcher
+        for r in m.candidate_renderers:
+            r.start_fresh()
         if self.library:  # as vital-gym match does it: a library preset may be the closest, and refinement keeps its other settings
             result = m.match(item.audio, item.midi_note, item.velocity, self.refine_budget, self.seed, True, self.draws)
             return Prediction(result.preset)

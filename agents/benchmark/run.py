@@ -6,6 +6,14 @@
 Every method's preset is rendered by Vita with its target's note, velocity and render settings, then
 scored by :mod:`agents.benchmark.metrics`. A method that cannot be set up (no dataset, no Syntheon venv)
 is left out with the reason in the report; a method that fails on an item is a failure for that item.
+
+On Ray (``ray``; ``vital-gym benchmark --ray [ADDRESS]``) every item of every method but Syntheon (one
+batch, run here) is a Ray task of ``render_workers`` CPUs; a Ray worker process builds each method once
+(the model loaded once) and keeps it. An item's result depends on nothing evaluated before it (the
+screening synths start fresh for each), so the results are those of a local run, to the last digit, as long
+as torch and BLAS compute with one thread there as in a Ray task (``OMP_NUM_THREADS=1``; more threads round
+float sums differently) and the sampler is off (vita 0.1.0 starts it at a position each process draws in
+turn: docs/cluster.md).
 """
 
 from __future__ import annotations
@@ -79,6 +87,8 @@ class BenchmarkConfig:
     examples: int = 3
     keep_previous: bool = False  # merge with OUT's earlier results: methods not run now keep their rows
     command: str = ""  # the command line, written into the report
+    render_workers: int | None = None  # threads screening candidates (matcher, nearest+refine); None: one per core, at most 4
+    ray: bool | str = False  # items as Ray tasks: True starts Ray here (or joins RAY_ADDRESS's), a string is the cluster's address
 
     @classmethod
     def quick(cls, **overrides: Any) -> BenchmarkConfig:
@@ -120,7 +130,17 @@ def build_methods(config: BenchmarkConfig, codec: PresetCodec, render: RenderCon
                 if not config.dataset:
                     raise FileNotFoundError("no --dataset given")
                 budget = config.refine_budget if name == "nearest+refine" else 0
-                methods.append(NearestNeighbour(config.dataset, codec, render, refine_budget=budget, seed=config.seed, test_seed=config.synthetic_seed))
+                methods.append(
+                    NearestNeighbour(
+                        config.dataset,
+                        codec,
+                        render,
+                        refine_budget=budget,
+                        seed=config.seed,
+                        test_seed=config.synthetic_seed,
+                        render_workers=config.render_workers,
+                    )
+                )
             elif name == "library":
                 folder = config.library or config.presets
                 if not folder:
@@ -134,7 +154,11 @@ def build_methods(config: BenchmarkConfig, codec: PresetCodec, render: RenderCon
                 budget = config.refine_budget if name.endswith("+refine") else 0
                 select = name != "supervised-top"
                 library = "+library" in name
-                methods.append(Supervised(config.checkpoint or DEFAULT_MODEL, codec, budget, config.seed, select, config.draws, config.critic, library))
+                methods.append(
+                    Supervised(
+                        config.checkpoint or DEFAULT_MODEL, codec, budget, config.seed, select, config.draws, config.critic, library, config.render_workers
+                    )
+                )
             elif name == "ppo":
                 if not config.policy:
                     raise FileNotFoundError("no --policy given")
@@ -192,27 +216,91 @@ def evaluate(
         method.prepare(items)
         prepare_seconds = (time.perf_counter() - start) / max(1, len(items))
         for item in tqdm(items, desc=method.name, unit="item", disable=not progress, leave=False):
-            start = time.perf_counter()
-            try:
-                pred = method.predict(item)
-            except Exception as e:  # noqa: BLE001 - one item never stops the benchmark
-                results.append(Result(item.set, item.name, method.name, False, f"{type(e).__name__}: {e}", source=item.source))
-                continue
-            seconds = pred.seconds if pred.seconds is not None else time.perf_counter() - start + prepare_seconds
-            if pred.preset is None:
-                results.append(Result(item.set, item.name, method.name, False, pred.error or "no preset", seconds, source=item.source))
-                continue
-            try:
-                rendered = renderer.render(pred.preset, item.midi_note, item.velocity)
-            except RenderError as e:
-                results.append(Result(item.set, item.name, method.name, False, str(e), seconds, source=item.source))
-                continue
-            scores = audio_metrics(rendered.audio, item.audio)
-            if item.params is not None:
-                scores.update(param_metrics(param_metrics.codec.from_preset(pred.preset), item.params))
-            renders[(item.name, method.name)] = rendered.audio
-            results.append(Result(item.set, item.name, method.name, True, "", seconds, scores, item.source))
+            result, audio = score(method, item, renderer, audio_metrics, param_metrics, prepare_seconds)
+            results.append(result)
+            if audio is not None:
+                renders[(item.name, method.name)] = audio
     return results, renders
+
+
+def score(
+    method: Method, item: TestItem, renderer: Renderer, audio_metrics: AudioMetrics, param_metrics: ParameterMetrics, prepare_seconds: float = 0.0
+) -> tuple[Result, np.ndarray | None]:
+    """One method on one item: its result, and its render (None when it failed)."""
+    start = time.perf_counter()
+    try:
+        pred = method.predict(item)
+    except Exception as e:  # noqa: BLE001 - one item never stops the benchmark
+        return Result(item.set, item.name, method.name, False, f"{type(e).__name__}: {e}", source=item.source), None
+    seconds = pred.seconds if pred.seconds is not None else time.perf_counter() - start + prepare_seconds
+    if pred.preset is None:
+        return Result(item.set, item.name, method.name, False, pred.error or "no preset", seconds, source=item.source), None
+    try:
+        rendered = renderer.render(pred.preset, item.midi_note, item.velocity)
+    except RenderError as e:
+        return Result(item.set, item.name, method.name, False, str(e), seconds, source=item.source), None
+    scores = audio_metrics(rendered.audio, item.audio)
+    if item.params is not None:
+        scores.update(param_metrics(param_metrics.codec.from_preset(pred.preset), item.params))
+    return Result(item.set, item.name, method.name, True, "", seconds, scores, item.source), rendered.audio
+
+
+# A Ray worker process builds each method once, for the config it was given, and keeps it between tasks.
+_on_worker: dict[str, Any] = {}
+
+
+def _score_on_ray(config: BenchmarkConfig, method_name: str, item: TestItem, keep_render: bool) -> tuple[Result, np.ndarray | None]:
+    """A Ray task: ``method_name`` of ``config`` on ``item``; the render is returned only if ``keep_render``."""
+    if _on_worker.get("config") != config:
+        _on_worker.clear()
+        dataset_config, space, codec, render, clap = setting(config)
+        _on_worker.update(config=config, codec=codec, render=render, methods={})
+        _on_worker["tools"] = Renderer(render), AudioMetrics(render.sample_rate, clap), ParameterMetrics(space)
+    methods = _on_worker["methods"]
+    if method_name not in methods:
+        built, skipped = build_methods(replace(config, methods=(method_name,)), _on_worker["codec"], _on_worker["render"])
+        if not built:
+            raise RuntimeError(f"{method_name} could not be set up on this Ray worker: {skipped.get(method_name)}")
+        methods[method_name] = built[0]
+    result, audio = score(methods[method_name], item, *_on_worker["tools"])
+    return result, audio if keep_render else None
+
+
+def evaluate_on_ray(
+    ray: Any, config: BenchmarkConfig, items: Sequence[TestItem], methods: Sequence[Method], local: tuple[Renderer, AudioMetrics, ParameterMetrics], keep: int
+) -> tuple[list[Result], dict[tuple[str, str], np.ndarray]]:
+    """:func:`evaluate` with each item of each method a Ray task (Syntheon, one batch, runs here); the
+    renders of the first ``keep`` items come back for the plots."""
+    task = ray.remote(num_cpus=config.render_workers, max_retries=2)(_score_on_ray)
+    config_ref = ray.put(config)
+    results: list[Result] = []
+    renders: dict[tuple[str, str], np.ndarray] = {}
+    for method in methods:
+        if isinstance(method, Syntheon):
+            here, here_renders = evaluate(items, [method], *local)
+            results += here
+            renders.update(here_renders)
+            continue
+        refs = [task.remote(config_ref, method.name, item, k < keep) for k, item in enumerate(items)]
+        for item, (result, audio) in zip(items, ray.get(refs)):
+            results.append(result)
+            if audio is not None:
+                renders[(item.name, method.name)] = audio
+    return results, renders
+
+
+def setting(config: BenchmarkConfig) -> tuple[DatasetConfig, ParameterSpace, PresetCodec, RenderConfig, Any]:
+    """What every method and metric of ``config`` share: the dataset config, space, codec, render settings
+    and the CLAP embedder (None without a checkpoint)."""
+    dataset_config = DatasetConfig.from_yaml(find_config("dataset", config.dataset_config))
+    space = ParameterSpace.from_spec(dataset_config.space)
+    render = RenderConfig.from_dict(dataset_config.render)
+    clap = None
+    if config.clap_checkpoint:
+        from vital_gym.rewards import ClapEmbedder, RewardConfig
+
+        clap = ClapEmbedder.from_config(RewardConfig(clap_weight=1.0, clap_checkpoint=config.clap_checkpoint))
+    return dataset_config, space, PresetCodec(space), render, clap
 
 
 def summarise(results: Sequence[Result]) -> dict[tuple[str, str], dict[str, Any]]:
@@ -432,15 +520,14 @@ def plot_examples(items: Sequence[TestItem], methods: Sequence[str], renders: di
 def run_benchmark(config: BenchmarkConfig, log=print, progress: bool = False) -> tuple[list[Result], Path]:
     """Run everything; returns the per-item results and the markdown report's path. ``progress`` shows a
     progress bar of each method's items."""
-    dataset_config = DatasetConfig.from_yaml(find_config("dataset", config.dataset_config))
-    space = ParameterSpace.from_spec(dataset_config.space)
-    codec = PresetCodec(space)
-    render = RenderConfig.from_dict(dataset_config.render)
-    clap = None
-    if config.clap_checkpoint:
-        from vital_gym.rewards import ClapEmbedder, RewardConfig
+    ray = None
+    if config.ray is not False:
+        from agents.cluster import connect
+        from agents.match import default_render_workers
 
-        clap = ClapEmbedder.from_config(RewardConfig(clap_weight=1.0, clap_checkpoint=config.clap_checkpoint))
+        ray = connect(config.ray if isinstance(config.ray, str) else None)
+        config = replace(config, render_workers=config.render_workers or default_render_workers())  # the same on every node
+    dataset_config, space, codec, render, clap = setting(config)
     methods, skipped = build_methods(config, codec, render)
     log(f"methods: {[m.name for m in methods]}" + (f"; left out: {skipped}" if skipped else ""))
     sets, skipped_sets = build_sets(config, dataset_config, space, render)
@@ -465,7 +552,10 @@ def run_benchmark(config: BenchmarkConfig, log=print, progress: bool = False) ->
     examples: dict[str, tuple[list[TestItem], dict]] = {}
     for name, items in sets.items():
         log(f"{name}: {len(items)} items")
-        set_results, renders = evaluate(items, methods, renderer, audio_metrics, param_metrics, progress)
+        if ray is None:
+            set_results, renders = evaluate(items, methods, renderer, audio_metrics, param_metrics, progress)
+        else:
+            set_results, renders = evaluate_on_ray(ray, config, items, methods, (renderer, audio_metrics, param_metrics), config.examples)
         results += set_results
         examples[name] = (items[: config.examples], renders)
     runs: dict[str, Any] = {"commands": [], "notes": {}, "left_out": {}, "examples": {}}

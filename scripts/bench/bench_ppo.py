@@ -1,6 +1,7 @@
 """Environment steps per second in SubprocVecEnv with 1 and 2 workers, against the raw Vita render rate.
 
     HF_HUB_OFFLINE=1 python scripts/bench/bench_ppo.py --steps 60
+    HF_HUB_OFFLINE=1 python scripts/bench/bench_ppo.py --steps 60 --ray   # and RayVecEnv (Ray started here)
 
 One-shot ``VitalMatch-v0`` at its default config (core space, 2 s renders, spectral reward), random
 actions, forkserver workers (SB3's default start method). The raw rate is ``vita.Synth.render`` alone on
@@ -52,8 +53,13 @@ def raw_rate(n: int) -> float:
     return n / seconds
 
 
-def steps_per_second(workers: int, steps: int) -> float:
-    venv = SubprocVecEnv([make_env(i) for i in range(workers)], start_method="forkserver")
+def steps_per_second(workers: int, steps: int, vec: str = "subproc") -> float:
+    if vec == "ray":
+        from agents.ppo.ray_vec_env import RayVecEnv
+
+        venv = RayVecEnv([make_env(i) for i in range(workers)])
+    else:
+        venv = SubprocVecEnv([make_env(i) for i in range(workers)], start_method="forkserver")
     rng = np.random.default_rng(0)
     venv.reset()
     sample = lambda: np.stack([rng.uniform(-1, 1, venv.action_space.shape).astype(np.float32) for _ in range(workers)])  # noqa: E731
@@ -71,6 +77,7 @@ def main() -> None:
     warnings.filterwarnings("ignore", message="The value of the smallest subnormal")
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--steps", type=int, default=60)
+    ap.add_argument("--ray", action="store_true", help="also RayVecEnv, on a Ray instance started here with 2 CPUs")
     args = ap.parse_args()
     raw = raw_rate(args.steps // 2)
     print(f"machine: {platform.machine()} {os.cpu_count()} cores, python {platform.python_version()}")
@@ -78,6 +85,14 @@ def main() -> None:
     for workers in (1, 2):
         rate = steps_per_second(workers, args.steps)
         print(f"SubprocVecEnv, {workers} worker(s): {rate:.1f} env steps/s = {rate / (workers * raw):.2f} x workers x raw rate")
+    if args.ray:
+        import ray
+
+        ray.init(num_cpus=2, log_to_driver=False)
+        for workers in (1, 2):
+            rate = steps_per_second(workers, args.steps, vec="ray")
+            print(f"RayVecEnv, {workers} worker(s): {rate:.1f} env steps/s = {rate / (workers * raw):.2f} x workers x raw rate")
+        ray.shutdown()
 
 
 if __name__ == "__main__":

@@ -3,10 +3,12 @@ import json
 import os
 import shutil
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 import yaml
 
 from agents.benchmark.methods import LibraryLookup, MeanPreset, NearestNeighbour, Syntheon
@@ -222,7 +224,9 @@ def test_syntheon_matches_a_tone_with_a_preset_vita_renders():
 
 
 # ------------------------------------------------------------------ the whole run
-def test_quick_benchmark_writes_csv_report_and_plots(tmp_path, preset_folder, tiny_checkpoint):
+def quick_config(tmp_path, preset_folder, checkpoint, **changes) -> BenchmarkConfig:
+    """The quick benchmark over the tiny space: two synthetic items, the preset folder, two tones."""
+    tmp_path.mkdir(parents=True, exist_ok=True)
     dataset_yaml = tmp_path / "tiny.yaml"
     dataset_yaml.write_text(yaml.safe_dump(tiny_config().to_dict()))
     generate(tiny_config(), tmp_path / "ds", 6, workers=1, progress=False)
@@ -230,16 +234,21 @@ def test_quick_benchmark_writes_csv_report_and_plots(tmp_path, preset_folder, ti
     voices.mkdir()
     for k, f in enumerate((196.0, 262.0)):
         write_wav(voices / f"v{k}.wav", tone(f, seconds=0.5), SR)
-    config = BenchmarkConfig.quick(
+    return BenchmarkConfig.quick(
         dataset_config=str(dataset_yaml),
         n_synthetic=2,
         presets=str(preset_folder),
         audio=str(voices),
         dataset=str(tmp_path / "ds"),
-        checkpoint=str(tiny_checkpoint),
+        checkpoint=str(checkpoint),
         out=str(tmp_path / "docs"),
         command="vital-gym benchmark --quick",
+        **changes,
     )
+
+
+def test_quick_benchmark_writes_csv_report_and_plots(tmp_path, preset_folder, tiny_checkpoint):
+    config = quick_config(tmp_path, preset_folder, tiny_checkpoint)
     results, report = run_benchmark(config, log=lambda *_: None)
     rows = list(csv.DictReader((tmp_path / "docs" / "benchmarks" / "items.csv").open()))
     counts = {s: len({r["item"] for r in rows if r["set"] == s}) for s in ("synthetic", "human", "voice")}
@@ -256,6 +265,25 @@ def test_quick_benchmark_writes_csv_report_and_plots(tmp_path, preset_folder, ti
     for name in ("synthetic", "human", "voice"):
         assert (tmp_path / "docs" / "img" / f"benchmark_{name}.png").stat().st_size > 1000
         assert f"img/benchmark_{name}_examples.png" in text
+
+
+def test_the_benchmark_on_ray_gives_the_local_results_to_the_last_digit(ray_cluster, tmp_path, preset_folder, tiny_checkpoint):
+    """Items spread over two nodes, each worker with its own history, against one local pass in order."""
+    local = quick_config(tmp_path / "local", preset_folder, tiny_checkpoint, render_workers=1)
+    from threadpoolctl import threadpool_limits
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # torch and BLAS on one thread, as a Ray task computes: float sums then round alike
+    try:
+        with threadpool_limits(1):
+            expected, _ = run_benchmark(local, log=lambda *_: None)
+    finally:
+        torch.set_num_threads(threads)
+    results, report = run_benchmark(replace(local, ray=True, out=str(tmp_path / "ray")), log=lambda *_: None)
+    key = lambda r: (r.set, r.item, r.method)  # noqa: E731
+    assert len(results) == len(expected) == 7 * 8 and all(r.ok for r in results)
+    assert [(key(r), r.metrics) for r in sorted(results, key=key)] == [(key(r), r.metrics) for r in sorted(expected, key=key)]
+    assert (tmp_path / "ray" / "img" / "benchmark_synthetic_examples.png").is_file() and report.is_file()
 
 
 def test_keep_previous_replaces_the_rerun_methods_and_keeps_the_others(tmp_path, monkeypatch):
