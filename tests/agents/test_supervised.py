@@ -1,3 +1,4 @@
+import json
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +11,7 @@ from agents.supervised.model import AudioEncoder, EncoderConfig, LoRALinear, Mod
 from agents.supervised.train import TrainConfig, lr_factor, train
 from tests.agents.conftest import TINY_MODEL, tiny_train_config, with_hypotheses
 from tests.conftest import TINY_SPACE
+from vital_gym.params import ParameterSpace
 from vital_gym.resources import config_names, find_config
 
 
@@ -413,8 +415,10 @@ def test_shipped_training_configs_parse(path, core_space):
         from agents.supervised.losses import rotation_indices
 
         assert rotation_indices(core_space, config.rotations).shape[0] == max(len(g) for g in config.rotations)
-    if config.sensitivity:  # a named weights file exists and fits the core space
-        assert Sensitivity.load(find_config("sensitivity", config.sensitivity), core_space).loss_weights(core_space).shape == (len(core_space.parameters),)
+    if config.sensitivity:  # a named weights file exists and fits the space it was measured on
+        path = find_config("sensitivity", config.sensitivity)
+        space = ParameterSpace.load(json.loads(path.read_text())["space"])
+        assert Sensitivity.load(path, space).loss_weights(space).shape == (len(space.parameters),)
 
 
 def test_a_decoder_with_hypotheses_proposes_k_presets_and_forward_is_the_best_scored(tiny_space):
