@@ -57,7 +57,7 @@ def _labelled(spec: str) -> tuple[str, Path] | None:
 
 # ---------------------------------------------------------------------------------------------- dataset
 def _generate(args: argparse.Namespace) -> int:
-    from agents.dataset.generate import DatasetConfig, default_workers, generate
+    from agents.dataset.generate import DatasetConfig, generate
     from vital_gym.resources import find_config
 
     overrides = {
@@ -71,10 +71,8 @@ def _generate(args: argparse.Namespace) -> int:
         if args.config
         else DatasetConfig.from_dict({k: v for k, v in overrides.items() if v is not None})
     )
-    if args.ray is None:
-        manifest = generate(config, args.out, args.n, workers=args.workers or default_workers(), progress=not args.quiet)
-    else:  # on Ray, --workers bounds the shards made at once (default: one per CPU of the cluster)
-        manifest = generate(config, args.out, args.n, workers=args.workers or None, progress=not args.quiet, cluster=args.ray or True)
+    # --workers: processes here (default one per core), or on Ray the shards made at once (default one per CPU)
+    manifest = generate(config, args.out, args.n, workers=args.workers or None, progress=not args.quiet, cluster=_cluster(args.ray))
     size = sum(f.stat().st_size for f in Path(args.out).glob("shard-*.npz"))
     print(
         f"{manifest.num_samples} samples in {len(manifest.shards)} shards, {size / 1e9:.2f} GB "
@@ -170,8 +168,9 @@ def _ppo(args: argparse.Namespace) -> int:
         config.policy_kwargs = {**config.policy_kwargs, "checkpoint": None if args.checkpoint == "none" else args.checkpoint}
     if args.targets:
         config.env_kwargs = {**config.env_kwargs, "targets": args.targets}
-    if args.ray is not None:
-        config.vec, config.ray_address = "ray", args.ray or None
+    cluster = _cluster(args.ray)
+    if cluster is not False:
+        config.vec, config.ray_address = "ray", cluster if isinstance(cluster, str) else None
     train(config, progress=not args.quiet)
     return 0
 
@@ -248,7 +247,7 @@ def _benchmark(args: argparse.Namespace) -> int:
         "out": args.out,
         "keep_previous": args.keep_previous or None,
         "command": args.command_line,
-        "ray": None if args.ray is None else (args.ray or True),
+        "ray": _cluster(args.ray),
     }
     fields = {k: v for k, v in fields.items() if v is not None}
     config = BenchmarkConfig.quick(**fields) if args.quick else BenchmarkConfig(**fields)
@@ -394,6 +393,11 @@ def _ray(parser: argparse.ArgumentParser, what: str) -> None:
         metavar="ADDRESS",
         help=f"{what} on a Ray cluster: ADDRESS ('auto', 'ray://HOST:10001'), or none to start Ray here (needs vital-gym[ray])",
     )
+
+
+def _cluster(ray: str | None) -> bool | str:
+    """``--ray [ADDRESS]`` as the commands take it: False without it, True for a Ray started here, or the address."""
+    return False if ray is None else ray or True
 
 
 def _add_critic_choice(parser: argparse.ArgumentParser, what: str) -> None:

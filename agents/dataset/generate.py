@@ -394,16 +394,21 @@ def generate(config: DatasetConfig, out: str | Path, num_samples: int, workers: 
 
         done = num_samples - sum(len(manifest.shard_range(s)) for s in todo)
         bar = tqdm(total=num_samples, initial=done, unit="sample", desc=f"generating into {folder}", smoothing=0.1)
-    if cluster is not False:
-        try:
+    try:
+        if cluster is not False:
             _generate_on_ray(ray, config, folder, manifest, todo, workers, bar)
-        finally:
-            if bar is not None:
-                bar.close()
-        manifest.rejected = dict(zip(REJECT_REASONS, _total_rejected(folder, manifest)))
-        manifest.save(folder)
-        return manifest
-    workers = workers or default_workers()
+        else:
+            _generate_here(config, folder, manifest, todo, workers or default_workers(), bar)
+    finally:
+        if bar is not None:
+            bar.close()
+    manifest.rejected = dict(zip(REJECT_REASONS, _total_rejected(folder, manifest)))
+    manifest.save(folder)
+    return manifest
+
+
+def _generate_here(config: DatasetConfig, folder: Path, manifest: Manifest, todo: list[int], workers: int, bar: Any) -> None:
+    """Make the shards ``todo`` in ``workers`` processes of this machine, recording each in ``manifest`` as it is written."""
     ctx = mp.get_context("forkserver")
     ticks = ctx.Queue() if bar is not None else None  # per-sample progress ticks from the workers
     try:
@@ -418,11 +423,6 @@ def generate(config: DatasetConfig, out: str | Path, num_samples: int, workers: 
                     manifest.save(folder)
     finally:
         _drain(ticks, bar)
-        if bar is not None:
-            bar.close()
-    manifest.rejected = dict(zip(REJECT_REASONS, _total_rejected(folder, manifest)))
-    manifest.save(folder)
-    return manifest
 
 
 def _generate_on_ray(ray: Any, config: DatasetConfig, folder: Path, manifest: Manifest, todo: list[int], workers: int | None, bar: Any) -> None:

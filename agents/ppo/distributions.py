@@ -100,7 +100,8 @@ class Layout(torch.distributions.Distribution):
     def mean(self) -> torch.Tensor:
         """The expected action ``(B, action_dim)``: ``tanh(z / 2)`` for continuous values and switches (``2 p - 1``),
         ``2 softmax(z) - 1`` for a categorical block; it decodes, as the mode does, to the network's prediction."""
-        a = self._assemble(self.normal.mean, self.switches.logits > 0, [options.logits.argmax(-1) for options in self.options])
+        a = torch.empty_like(self.template)
+        a[:, self.continuous] = self.normal.mean
         a[:, self.toggles] = 2 * self.switches.probs - 1
         for idx, options in zip(self.categorical, self.options):
             a[:, idx] = 2 * options.probs - 1

@@ -320,16 +320,16 @@ def train(config: RLConfig, log=print, progress: bool = False) -> dict[str, Any]
     if not policy_kwargs.get("checkpoint"):  # from scratch: the architecture for the env's space
         policy_kwargs.setdefault("space", config.env_kwargs.get("space", "core"))
     policy_kwargs.setdefault("midi_note", RenderConfig.from_dict(env_kwargs.get("render")).midi_note)  # the env's note
-    policy_kwargs.setdefault("action_distribution", "layout")
-    source = {
-        **policy_source(policy_kwargs, config.env_kwargs),
-        "midi_note": policy_kwargs["midi_note"],
-        "action_distribution": policy_kwargs["action_distribution"],
-    }
     algo = algorithms()[config.algo]
     set_random_seed(config.seed)  # python, numpy, torch: the policy's draws and its new weights
     groups = {"rollout_buffer_class": GroupRolloutBuffer, "rollout_buffer_kwargs": {"group_size": config.group_size}} if config.group_size > 1 else {}
     model = algo(SoundMatcherPolicy, venv, policy_kwargs=policy_kwargs, device="auto", **groups, **config.hyperparams)
+    # What rebuilds this policy without the checkpoint, its distribution included (a default may change).
+    source = {
+        **policy_source(policy_kwargs, config.env_kwargs),
+        "midi_note": policy_kwargs["midi_note"],
+        "action_distribution": model.policy.action_distribution,
+    }
     save = lambda name, metrics: save_policy(out / name, model, config, source, metrics)  # noqa: E731
     evaluator = HeldOutEvalCallback(eval_env, config.eval_every, save)
     # TensorBoard under OUT/tb; a custom logger also keeps learn() from configuring its own.
