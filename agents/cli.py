@@ -222,6 +222,19 @@ def _standalone(args: argparse.Namespace) -> int:
     return 0
 
 
+def _neighbours(args: argparse.Namespace) -> int:
+    from agents.neighbours import NEIGHBOURS_FILE, DatasetNeighbours
+    from agents.supervised.checkpoint import load_model
+    from vital_gym.features import MelConfig
+
+    model, space, meta = load_model(args.folder)
+    out = Path(args.out) if args.out else Path(args.folder) / NEIGHBOURS_FILE
+    index = DatasetNeighbours.build(args.dataset, model, space, MelConfig.from_dict(meta.get("observation")), args.max_samples, progress=not args.quiet)
+    index.save(out)
+    print(f"wrote {out}: {len(index)} samples of {args.dataset}, {out.stat().st_size / 1e6:.1f} MB")
+    return 0
+
+
 # ---------------------------------------------------------------------------------------------- evaluation
 def _benchmark(args: argparse.Namespace) -> int:
     from agents.benchmark.run import BenchmarkConfig, rewrite_report, run_benchmark
@@ -287,6 +300,7 @@ def _match(args: argparse.Namespace) -> int:
     if args.fast:  # what --fast sets, unless given
         args.draws = FAST["draws"] if args.draws is None else args.draws
         args.library_shortlist = FAST["library_shortlist"] if args.library_shortlist is None else args.library_shortlist
+        args.neighbours = FAST["neighbours"] if args.neighbours is None else args.neighbours
     library = None
     if args.library_shortlist != 0:
         library = [*([] if args.no_shipped_library else [shipped_library_dir()]), *(args.library or [])]
@@ -298,6 +312,8 @@ def _match(args: argparse.Namespace) -> int:
         critic=args.critic,
         library=library or None,
         library_shortlist=args.library_shortlist,
+        neighbours=args.neighbours_index or True,
+        neighbour_count=args.neighbours,
         progress=not args.quiet,
     )
     settings = dict(
@@ -460,9 +476,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--library-shortlist",
         type=int,
         metavar="K",
-        help="library presets nearest the target by sound rendered beside the model's candidates (default: agents.library.DEFAULT_SHORTLIST, 4; 0: no library)",
+        help="library presets nearest the target by sound rendered beside the model's candidates (default: agents.library.DEFAULT_SHORTLIST, 16; 0: no library)",
     )
-    match.add_argument("--fast", action="store_true", help="fewer candidates: --draws 0 --library-shortlist 1 (agents.match.FAST), unless given")
+    match.add_argument(
+        "--neighbours",
+        type=int,
+        metavar="K",
+        help="training samples nearest the target by sound rendered beside the model's candidates, where the model has a "
+        "dataset index (default: agents.neighbours.DEFAULT_NEIGHBOURS, 8; 0: none)",
+    )
+    match.add_argument(
+        "--neighbours-index", metavar="FILE", help="a dataset index for the model (vital-gym checkpoint neighbours; default: the model folder's)"
+    )
+    match.add_argument("--fast", action="store_true", help="fewer candidates: --draws 0 --library-shortlist 1 --neighbours 1 (agents.match.FAST), unless given")
     match.add_argument("--no-screen", action="store_true", help="rank the candidates on exact renders, not screening ones (slower)")
     match.add_argument("--workers", type=int, metavar="N", help="threads rendering candidates side by side (default: one per core, at most 4)")
     match.add_argument("--top-score", action="store_true", help="keep the best-scored hypothesis unrendered instead of rendering all candidates")
@@ -591,6 +617,11 @@ def build_parser() -> argparse.ArgumentParser:
     alone.add_argument("folder", help="a checkpoint folder (model.safetensors + config.json)")
     _out(alone, "the new checkpoint folder (must not exist)")
     alone.add_argument("--base-encoder", help="the base encoder file, where it is now (default: where the checkpoint recorded it)")
+    near = command(ck, "neighbours", "index a model's training dataset by sound, for vital-gym match's candidates", _neighbours)
+    near.add_argument("folder", help="a checkpoint folder")
+    near.add_argument("--dataset", required=True, help="a dataset of the model's space and log-mel settings")
+    near.add_argument("--max-samples", type=int, help="index only the first N samples (whole shards in order): a smaller file to ship")
+    _out(near, "the index to write (default: FOLDER/neighbours.npz, which vital-gym match loads with the model)", required=False)
 
     # evaluation
     bench = command(sub, "benchmark", "compare methods on fixed test sets (writes OUT/benchmarks.md)", _benchmark)
@@ -600,7 +631,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument(
         "--methods",
         help="comma-separated: init, random, mean, nearest, nearest+refine, library, shipped-library, supervised, supervised-top, "
-        "supervised+refine, supervised+library, supervised+library+refine, ppo, syntheon (default: all that can be set up)",
+        "supervised+refine, supervised+library, supervised+library+refine, supervised+neighbours, supervised+neighbours+library, "
+        "supervised+neighbours+library+refine, ppo, syntheon (default: all that can be set up)",
     )
     bench.add_argument("--n-synthetic", type=int, help="synthetic items (default 200)")
     bench.add_argument(

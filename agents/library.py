@@ -39,7 +39,7 @@ from vital_gym.preset import Preset, PresetError
 from vital_gym.render import RenderConfig, Renderer, RenderError, side_by_side
 
 INDEX_NOTES = (48, 60, 72)  # the notes every library preset is indexed at; a target uses the nearest
-DEFAULT_SHORTLIST = 4  # library presets rendered at the target's note beside the model's candidates
+DEFAULT_SHORTLIST = 16  # library presets rendered at the target's note beside the model's candidates (docs/experiments.md)
 
 
 def pooled_features(mel, audio: np.ndarray, pool: tuple[int, int] = NEIGHBOUR_POOL) -> torch.Tensor:

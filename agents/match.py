@@ -45,6 +45,7 @@ import torch
 
 from agents.dataset.shards import dequantise, quantise
 from agents.library import DEFAULT_SHORTLIST, PresetLibrary
+from agents.neighbours import DEFAULT_NEIGHBOURS, NEIGHBOURS_FILE, DatasetNeighbours, embed
 from agents.plots import plot_comparison
 from agents.refine import RefineResult, refine
 from agents.supervised.checkpoint import load_model
@@ -66,7 +67,7 @@ SCREEN_RENDER = {"reset": "settle", "oversampling": 0}  # RenderConfig changes f
 # candidates out to the settled synths differently, which can move screening distances slightly.
 MAX_RENDER_WORKERS = 4
 MATCHES_CSV = "matches.csv"
-FAST = {"draws": 0, "library_shortlist": 1}  # vital-gym match --fast: the hypotheses and one library preset
+FAST = {"draws": 0, "library_shortlist": 1, "neighbours": 1}  # vital-gym match --fast: the hypotheses, one library preset, one dataset sample
 
 
 def default_render_workers() -> int:
@@ -99,6 +100,8 @@ class MatchResult:
     candidate_distances: tuple[float, ...] = ()  # each candidate's (screening) distance, in Matcher.candidates' order
     library_preset: Path | None = None  # the library file the match started from, if a library preset was closest
     library_distances: tuple[float, ...] = ()  # the shortlisted library presets' exact distances, closest by sound first
+    neighbour: int | None = None  # the training dataset's sample the match started from, if a dataset sample was closest
+    neighbour_distances: tuple[float, ...] = ()  # the nearest dataset samples' exact distances, nearest by sound first
 
     def summary(self, given_note: bool) -> str:
         """A few lines on how the match was made: the note, the distances, the candidates and refinement."""
@@ -108,8 +111,11 @@ class MatchResult:
         ]
         if len(self.candidate_distances) > 1:
             lines.append(f"  closest of {len(self.candidate_distances)} candidates (best-scored hypothesis: {self.candidate_distances[0]:.4f})")
+        if self.neighbour_distances:
+            chosen = f"chosen: sample {self.neighbour}" if self.neighbour is not None else "not chosen"
+            lines.append(f"  {len(self.neighbour_distances)} nearest training samples, closest {min(self.neighbour_distances):.4f} ({chosen})")
         if self.library_distances:
-            chosen = f"chosen: {self.library_preset.name}" if self.library_preset is not None else "the model's candidate kept"
+            chosen = f"chosen: {self.library_preset.name}" if self.library_preset is not None else "not chosen"
             lines.append(f"  {len(self.library_distances)} library presets, closest {min(self.library_distances):.4f} ({chosen})")
         if self.refined is not None:
             r = self.refined
@@ -132,6 +138,13 @@ class Matcher:
     and log-mel settings, or folders to index so (cached; ``progress`` shows the indexing); its
     ``library_shortlist`` presets (default ``DEFAULT_SHORTLIST``) nearest the target by sound are rendered
     at the target's note, and the closest of all is kept. None (default): the model's candidates alone.
+    ``neighbours``: an index of the model's training data (:mod:`agents.neighbours`): True (default) the
+    model folder's own (``neighbours.npz``) if it has one, a file, an index, or False for none; its
+    ``neighbour_count`` samples (default ``DEFAULT_NEIGHBOURS``) nearest the target by sound are rendered
+    at the target's note beside the other candidates.
+
+    A library preset or dataset sample that is kept is refined in the model's space from that preset: what
+    the space does not cover, and what refinement does not move, stays as it is there.
     """
 
     def __init__(
@@ -145,6 +158,8 @@ class Matcher:
         critic: str | Path | bool = True,
         library: PresetLibrary | Sequence[str | Path] | None = None,
         library_shortlist: int | None = None,
+        neighbours: DatasetNeighbours | str | Path | bool = True,
+        neighbour_count: int | None = None,
         progress: bool = False,
     ):
         folder = Path(checkpoint) if checkpoint else DEFAULT_MODEL
@@ -173,6 +188,16 @@ class Matcher:
         if library_shortlist < 0:
             raise ValueError(f"library_shortlist={library_shortlist}: must be >= 0")
         self.library, self.library_shortlist = library, library_shortlist
+        if neighbours is True:
+            neighbours = folder / NEIGHBOURS_FILE if (folder / NEIGHBOURS_FILE).is_file() else False
+        if neighbours is not False and not isinstance(neighbours, DatasetNeighbours):
+            neighbours = DatasetNeighbours.load(neighbours, self.space)
+        if neighbours is not False and neighbours.space.fingerprint != self.space.fingerprint:
+            raise ValueError(f"the dataset index is of space '{neighbours.space.name}', the model of '{self.space.name}'")
+        neighbour_count = DEFAULT_NEIGHBOURS if neighbour_count is None else neighbour_count
+        if neighbour_count < 0:
+            raise ValueError(f"neighbour_count={neighbour_count}: must be >= 0")
+        self.neighbours, self.neighbour_count = neighbours or None, neighbour_count
         self.library_renderers = [Renderer(self.render_config) for _ in self.candidate_renderers]  # exact: effects and all
 
     def load_target(self, path: str | Path) -> np.ndarray:
@@ -280,7 +305,16 @@ class Matcher:
         start = time.perf_counter()
         note = estimate_midi_note(target, self.render_config.sample_rate, self.render_config.midi_note) if midi_note is None else midi_note
         x, rendered, distance, candidate_distances = self.closest(target, note, velocity, select, draws, seed)
-        codec, source, library_distances = self.codec, None, ()
+        codec, origin, neighbour, neighbour_distances, source, library_distances = self.codec, "", None, (), None, ()
+        if self.neighbours is not None and self.neighbour_count and select:
+            found = self.neighbours.nearest(self.embedding(target), note, self.neighbour_count)
+            _, found_rendered, found_distance, neighbour_distances = render_closest(
+                target, [n.preset() for n in found], None, self.library_renderers, note, velocity
+            )
+            if found_distance < distance:
+                best = found[int(np.argmin(neighbour_distances))]
+                codec, x, rendered, distance, neighbour = best.codec, best.x, found_rendered, found_distance, best.sample
+                origin = f"From the training data: sample {best.sample} of {self.neighbours.dataset or 'the model dataset'}\n\n"
         if self.library is not None and self.library_shortlist and select:
             entries = self.library.shortlist(target, note, self.library_shortlist)
             _, library_rendered, library_distance, library_distances = render_closest(
@@ -288,15 +322,14 @@ class Matcher:
             )
             if library_distance < distance:
                 source = entries[int(np.argmin(library_distances))]
-                codec = PresetCodec(self.space, base=source.preset)  # refinement keeps what the space does not cover
-                x, rendered, distance = codec.from_preset(source.preset), library_rendered, library_distance
+                codec = PresetCodec(self.space, base=source.preset, keep_base=True)  # refinement keeps what it does not move
+                x, rendered, distance, neighbour = codec.base_vector, library_rendered, library_distance, None
+                origin = f"From the preset library: {source.path}\n\n"
         seconds = time.perf_counter() - start
         predicted = distance
         refined = None
         if refine_budget > 0:
-            # A library preset's vector is re-encoded in the space (values outside its ranges clipped): its
-            # start is rendered again, not assumed to be the preset's distance.
-            refined = self.refine(target, x, note, velocity, refine_budget, seed, predicted if source is None else None, codec)
+            refined = self.refine(target, x, note, velocity, refine_budget, seed, predicted, codec)
             if refined.distance < distance:
                 x, distance = refined.x, refined.distance
                 rendered = refined.render  # exact: refine rendered it on self.renderer or checked it there
@@ -311,12 +344,21 @@ class Matcher:
             distance,
             predicted,
             seconds,
-            describe_preset(self.space, x) if source is None else f"From the preset library: {source.path}\n\n{describe_preset(self.space, x)}",
+            origin + describe_preset(self.space, x),
             refined,
             candidate_distances,
             source.path if source is not None else None,
             library_distances,
+            neighbour,
+            neighbour_distances,
         )
+
+    @torch.no_grad()
+    def embedding(self, target: np.ndarray) -> torch.Tensor:
+        """``(D,)``: the model's view of ``target`` ``(1, samples)`` that the dataset index compares
+        (:func:`agents.neighbours.embed` of its log-mel, quantised as the data stores it)."""
+        logmel = torch.from_numpy(dequantise(quantise(self.mel(target))))[None, None].to(self.device)
+        return embed(self.model, logmel)[0].cpu()
 
     def refine(
         self,

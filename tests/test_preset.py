@@ -175,7 +175,7 @@ def test_refining_keeps_a_presets_own_wavetable_until_another_is_chosen(studio_s
     own = Wavetable("mine", np.stack([saw, np.sign(saw)]))  # a table that is not in the bank
     base = init_preset().copy()
     base.settings["wavetables"][0] = own.to_vital()
-    codec = PresetCodec(studio_space, base=base, keep_base_wavetables=True)
+    codec = PresetCodec(studio_space, base=base, keep_base=True)
     x = codec.from_preset(base)
     assert codec.to_preset(x).settings["wavetables"][0]["name"] == "mine"
     nearest = studio_space["osc_1_wavetable"].denormalize(x[studio_space.index["osc_1_wavetable"]])
@@ -184,3 +184,33 @@ def test_refining_keeps_a_presets_own_wavetable_until_another_is_chosen(studio_s
     assert codec.to_preset(x).settings["wavetables"][0]["name"] == studio_space.wavetables[other].name
     plain = PresetCodec(studio_space, base=base)  # a dataset's codec: the vector says everything
     assert plain.to_preset(plain.from_preset(base)).settings["wavetables"][0]["name"] == studio_space.wavetables[int(nearest)].name
+
+
+@pytest.mark.parametrize("space_name", ["core", "studio"])
+def test_a_codec_that_keeps_its_base_writes_it_back_exactly_and_changes_only_what_moves(space_name):
+    from pathlib import Path
+
+    from vital_gym.params import ParameterSpace
+
+    space = ParameterSpace.load(space_name)
+    library = sorted((Path(__file__).parents[1] / "agents" / "library").rglob("*.vital"))
+    changed = 0
+    for path in library:
+        base = Preset.load(path)
+        codec = PresetCodec(space, base=base, keep_base=True)
+        assert codec.to_preset(codec.base_vector).settings == base.settings, path.name  # custom LFOs, own tables, every route
+        assert np.array_equal(codec.canonical(codec.base_vector), codec.base_vector)
+        plain = PresetCodec(space, base=base)
+        changed += plain.to_preset(plain.from_preset(base)).settings != base.settings
+    assert changed > len(library) // 2  # without keep_base most human presets are not written back as they were
+    base = Preset.load(library[0])
+    codec = PresetCodec(space, base=base, keep_base=True)
+    x = codec.base_vector.copy()
+    i = space.index["filter_1_cutoff"]
+    x[i] = 0.25 if x[i] != 0.25 else 0.75
+    moved = codec.to_preset(x).settings
+    assert moved["filter_1_cutoff"] == pytest.approx(space["filter_1_cutoff"].denormalize(x[i]))
+    assert {k for k in base.settings if moved[k] != base.settings[k]} == {"filter_1_cutoff"}
+    slot = space.index["mod_1_source"]  # a route changed: the slots are written as without keep_base
+    x[slot] = space["mod_1_source"].normalize(0 if x[slot] else 1)
+    assert codec.to_preset(x).settings["modulations"] == PresetCodec(space, base=base).to_preset(x).settings["modulations"]

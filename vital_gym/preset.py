@@ -196,12 +196,18 @@ class PresetCodec:
     repeated by a later slot is dropped, since Vital holds one connection per pair).
 
     An ``osc_<i>_wavetable`` parameter writes its bank table into the preset (``settings["wavetables"]``).
-    With ``keep_base_wavetables=True`` (refining a preset) an oscillator whose choice is the entry the
-    base's own table maps to (:meth:`vital_gym.wavetables.WavetableBank.index_of_vital`) keeps that own
-    table, so a preset round-trips with its sound; any other choice writes the bank's table.
+
+    ``keep_base=True`` (refining a preset): every parameter whose value is still the base's own encoding
+    (:attr:`base_vector`) keeps the base's own setting, so ``to_preset(base_vector)`` sounds exactly as the
+    base does, and a search that moves some parameters changes only those. An oscillator whose choice is the
+    entry its own table maps to (:meth:`vital_gym.wavetables.WavetableBank.index_of_vital`) keeps that own
+    table, an LFO whose shape is unchanged keeps its own (custom) shape, a control outside the space's range
+    keeps its value until moved, and while the slots' sources and destinations are the base's, the base's
+    whole routing is kept (routes the space cannot hold included) with only the covered routes' amounts
+    written. Any other choice is written as without it.
     """
 
-    def __init__(self, space: ParameterSpace, base: Preset | None = None, keep_base_wavetables: bool = False):
+    def __init__(self, space: ParameterSpace, base: Preset | None = None, keep_base: bool = False):
         self.space = space
         if base is None:
             base = Preset.load(space.base_preset) if space.base_preset else init_preset()
@@ -209,18 +215,26 @@ class PresetCodec:
         self._control_params = [(i, p) for i, p in enumerate(space.parameters) if p.is_control]
         self._lfo_params = [(i, p.lfo_index) for i, p in enumerate(space.parameters) if p.lfo_index is not None]
         self._wavetable_params = [(i, p.wavetable_index) for i, p in enumerate(space.parameters) if p.wavetable_index is not None]
-        self._kept_wavetables: dict[int, int] = {}  # oscillator -> the bank entry whose choice keeps the base's table
-        if keep_base_wavetables and self._wavetable_params:
-            self._kept_wavetables = {osc: self._table_entry(base, osc) for _, osc in self._wavetable_params}
+        self.keep_base = keep_base
+        self.base_vector: np.ndarray | None = None  # with keep_base: the base's encoding; a value equal to it keeps the base's setting
+        self._base_routes: list[int] = []  # with keep_base: the base's modulation index of slot k's route
+        self._route_dims = np.array([space.index[f"mod_{k}_{c}"] for k in range(1, space.modulation.slots + 1) for c in ("source", "destination")], dtype=int)
+        if keep_base:
+            self.base_vector = self.from_preset(base)
+            self._base_routes = self._covered_routes(base)[1]
 
     def to_preset(self, x: np.ndarray, name: str = "vital-gym") -> Preset:
         x = self.space.check_vector(x)
         settings = dict(self.base.settings)
         data = {**self.base.data, "preset_name": name, "settings": settings}
+        kept = self._unchanged(x)
         for i, p in self._control_params:
-            settings[p.name] = p.denormalize(float(x[i]))
+            if not kept[i]:
+                settings[p.name] = p.denormalize(float(x[i]))
         shapes = list(LFO_SHAPES.items())
         for i, lfo in self._lfo_params:
+            if kept[i]:
+                continue
             shape_name, shape = shapes[int(round(self.space.parameters[i].denormalize(float(x[i]))))]
             lfos = settings["lfos"] = list(settings.get("lfos") or [{} for _ in range(8)])
             lfos[lfo] = {
@@ -237,11 +251,27 @@ class PresetCodec:
                 entry = int(round(self.space.parameters[i].denormalize(float(x[i]))))
                 while len(tables) <= osc:
                     tables.append(bank.vital(0))
-                if self._kept_wavetables.get(osc) != entry:
+                if not kept[i]:
                     tables[osc] = bank.vital(entry)
         if self.space.modulation.slots:
-            self._write_slots(x, settings)
+            if self.keep_base and kept[self._route_dims].all():
+                self._write_amounts(x, settings)
+            else:
+                self._write_slots(x, settings)
         return Preset.from_dict(data, name=name)
+
+    def _unchanged(self, x: np.ndarray) -> np.ndarray:
+        """Per parameter: does ``x`` hold the base's own encoding there (always False without keep_base)?"""
+        if self.base_vector is None:
+            return np.zeros(len(self.space), dtype=bool)
+        return np.asarray(x, dtype=np.float32) == self.base_vector.astype(np.float32)
+
+    def _write_amounts(self, x: np.ndarray, settings: dict[str, Any]) -> None:
+        """The base's routing kept; each slot's amount written to the base modulation it encodes."""
+        for slot, k in enumerate(self._base_routes, start=1):
+            i = self.space.index[f"mod_{slot}_amount"]
+            if x[i] != self.base_vector[i]:
+                settings[f"modulation_{k + 1}_amount"] = self.space.parameters[i].denormalize(float(x[i]))
 
     def _table_entry(self, preset: Preset, osc: int) -> int:
         """The bank entry oscillator ``osc``'s table in ``preset`` maps to."""
@@ -312,18 +342,24 @@ class PresetCodec:
             idx = lfo_shape_index(lfos[lfo]) if lfo < len(lfos) else None
             x[i] = self.space.parameters[i].normalize(float(idx or 0))
         for i, osc in self._wavetable_params:
-            kept = self._kept_wavetables.get(osc) if preset is self.base else None
-            x[i] = self.space.parameters[i].normalize(float(kept if kept is not None else self._table_entry(preset, osc)))
+            x[i] = self.space.parameters[i].normalize(float(self._table_entry(preset, osc)))
         if self.space.modulation.slots:
-            sources, dests = self.space.modulation.sources, self.space.modulation.destinations
-            routes: list[tuple[str, str, float]] = []
-            for k, m in enumerate(settings.get("modulations", [])):
-                src, dst = m.get("source", ""), m.get("destination", "")
-                if src in sources and dst in dests and len(routes) < self.space.modulation.slots:
-                    amount = self.space[f"mod_{len(routes) + 1}_amount"].clip(float(settings.get(f"modulation_{k + 1}_amount", 0.0)))
-                    routes.append((src, dst, amount))
-            x = self._set_routes(x, routes)
+            x = self._set_routes(x, self._covered_routes(preset)[0])
         return x
+
+    def _covered_routes(self, preset: Preset) -> tuple[list[tuple[str, str, float]], list[int]]:
+        """The routes of ``preset`` the slots hold (source, destination, amount clipped to the slot's range),
+        in the preset's order, at most one per slot, and the index of each in the preset's modulations."""
+        sources, dests = self.space.modulation.sources, self.space.modulation.destinations
+        routes: list[tuple[str, str, float]] = []
+        indices: list[int] = []
+        for k, m in enumerate(preset.settings.get("modulations", [])):
+            src, dst = m.get("source", ""), m.get("destination", "")
+            if src in sources and dst in dests and len(routes) < self.space.modulation.slots:
+                amount = self.space[f"mod_{len(routes) + 1}_amount"].clip(float(preset.settings.get(f"modulation_{k + 1}_amount", 0.0)))
+                routes.append((src, dst, amount))
+                indices.append(k)
+        return routes, indices
 
     def covered(self, preset: Preset) -> dict[str, bool]:
         """For each control parameter: does the space represent the preset's value exactly?"""

@@ -262,6 +262,8 @@ class Supervised:
     (default: the model folder's, if any; False: none), the drawn ones are those the critic ranks first in a
     larger pool (:mod:`agents.supervised.critic`). With
     ``refine_budget`` > 0 the prediction is then refined for that many more renders (``agents/refine.py``).
+    ``neighbours`` (the model folder's dataset index, :mod:`agents.neighbours`) and ``library`` (the shipped
+    presets, :mod:`agents.library`) add their shortlists to the candidates, as ``vital-gym match`` does.
     Candidates are screened on ``render_workers`` threads; each item starts from fresh screening synths, so
     its result does not depend on the items before it.
     """
@@ -277,18 +279,27 @@ class Supervised:
         critic: str | Path | bool = True,
         library: bool = False,
         render_workers: int | None = None,
+        neighbours: bool = False,
     ):
         from agents.library import shipped_library_dir
         from agents.match import Matcher
+        from agents.neighbours import NEIGHBOURS_FILE
 
+        if neighbours and not (Path(checkpoint) / NEIGHBOURS_FILE).is_file():
+            raise FileNotFoundError(f"the model in {checkpoint} has no dataset index ({NEIGHBOURS_FILE}; vital-gym checkpoint neighbours makes one)")
         self.matcher = Matcher(
-            checkpoint, render_workers=render_workers, critic=critic if select else False, library=[shipped_library_dir()] if library else None
+            checkpoint,
+            render_workers=render_workers,
+            critic=critic if select else False,
+            library=[shipped_library_dir()] if library else None,
+            neighbours=neighbours,
         )
-        self.library = library
+        self.library, self.neighbours = library, neighbours
         if self.matcher.space.fingerprint != codec.space.fingerprint:
             raise ValueError(f"checkpoint {checkpoint} was trained on space '{self.matcher.space.name}', not '{codec.space.name}'")
         self.refine_budget, self.seed, self.select, self.draws = refine_budget, seed, select, draws if select else 0
-        self.name = "supervised-top" if not select else "supervised" + ("+library" if library else "") + ("+refine" if refine_budget else "")
+        extras = ("+neighbours" if neighbours else "") + ("+library" if library else "") + ("+refine" if refine_budget else "")
+        self.name = "supervised-top" if not select else "supervised" + extras
         where = Path(checkpoint).resolve()
         where = where.relative_to(Path.cwd()) if where.is_relative_to(Path.cwd()) else where  # no home paths in reports
         k = self.matcher.model.num_hypotheses
@@ -303,9 +314,14 @@ class Supervised:
         if self.matcher.critic is not None and self.draws:
             pool = k * (1 + self.matcher.critic.config.pool_draws)
             self.description += f", the drawn ones ranked first by its critic{'' if critic is True else f' in {critic}'} of {pool}"
+        if neighbours:
+            n, k = len(self.matcher.neighbours), self.matcher.neighbour_count
+            self.description += f", the {k} samples nearest the target by sound of the {n} of its dataset index"
         if library:
             n, k = len(self.matcher.library), self.matcher.library_shortlist
-            self.description += f", and the {k} presets nearest the target by sound of the {n} shipped with vital-gym (`vital-gym match`'s default)"
+            self.description += f", and the {k} presets nearest the target by sound of the {n} shipped with vital-gym"
+        if library and neighbours:
+            self.description += " (`vital-gym match`'s default)"
         self.description += f", CMA-ES refinement with {refine_budget} renders" if refine_budget else ""
 
     def prepare(self, items: Sequence[TestItem]) -> None:
@@ -315,7 +331,7 @@ class Supervised:
         m = self.matcher
         for r in m.candidate_renderers:
             r.start_fresh()
-        if self.library:  # as vital-gym match does it: a library preset may be the closest, and refinement keeps its other settings
+        if self.library or self.neighbours:  # as vital-gym match does it: a library preset or dataset sample may be the closest
             result = m.match(item.audio, item.midi_note, item.velocity, self.refine_budget, self.seed, True, self.draws)
             return Prediction(result.preset)
         x, _, distance, _ = m.closest(item.audio, item.midi_note, item.velocity, self.select, self.draws, self.seed)

@@ -54,6 +54,9 @@ METHODS = (
     "supervised+refine",
     "supervised+library",
     "supervised+library+refine",
+    "supervised+neighbours",
+    "supervised+neighbours+library",
+    "supervised+neighbours+library+refine",
     "ppo",
     "syntheon",
 )
@@ -153,10 +156,19 @@ def build_methods(config: BenchmarkConfig, codec: PresetCodec, render: RenderCon
             elif name.startswith("supervised"):
                 budget = config.refine_budget if name.endswith("+refine") else 0
                 select = name != "supervised-top"
-                library = "+library" in name
+                library, neighbours = "+library" in name, "+neighbours" in name
                 methods.append(
                     Supervised(
-                        config.checkpoint or DEFAULT_MODEL, codec, budget, config.seed, select, config.draws, config.critic, library, config.render_workers
+                        config.checkpoint or DEFAULT_MODEL,
+                        codec,
+                        budget,
+                        config.seed,
+                        select,
+                        config.draws,
+                        config.critic,
+                        library,
+                        config.render_workers,
+                        neighbours,
                     )
                 )
             elif name == "ppo":

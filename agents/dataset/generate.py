@@ -116,9 +116,10 @@ def with_priors(space: ParameterSpace, priors: dict[str, dict[str, float]]) -> P
 
 
 class HumanBase(NamedTuple):
-    """A human preset a perturbation source starts from: its path in the folder, codec and vector."""
+    """A human preset a perturbation source starts from: its path in the folder, its file, codec and vector."""
 
     name: str
+    path: Path
     codec: PresetCodec
     vector: np.ndarray
 
@@ -173,7 +174,7 @@ class SampleMaker:
                 continue
             codec = PresetCodec(self.space, base=preset)
             indices.append(len(self.bases))
-            self.bases.append(HumanBase(str(path.relative_to(folder)), codec, codec.from_preset(preset)))
+            self.bases.append(HumanBase(str(path.relative_to(folder)), path, codec, codec.from_preset(preset)))
         if not indices:
             raise ValueError(f"source '{name}': no usable .vital preset in {folder}")
         return {"bases": indices, "jitter": float(spec.get("jitter", 0.05)), "p_change": float(spec.get("p_change", 0.1))}
