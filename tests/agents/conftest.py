@@ -64,3 +64,13 @@ def ray_cluster():
     yield cluster
     ray.shutdown()
     cluster.shutdown()
+
+
+@pytest.fixture(scope="session")
+def tiny_studio(tmp_path_factory):
+    """A tiny dataset of the studio space (bank wavetables, effects, 16 slots) and a model trained on it
+    for 2 steps: the matcher's path through presets as real ones are built."""
+    dataset = tmp_path_factory.mktemp("tiny_studio_dataset")
+    generate(tiny_config(space="studio"), dataset, 6, workers=1, progress=False)  # 2 shards of 3
+    run = tmp_path_factory.mktemp("tiny_studio_run")
+    return dataset, train(tiny_train_config(dataset, run, steps=2, val_render_items=1), log=lambda *_: None)

@@ -329,3 +329,46 @@ def test_fast_renders_the_hypotheses_alone_unless_draws_are_given(tmp_path, k3_c
     assert "closest of 3 candidates" in capsys.readouterr().out
     assert cli([*base, "-o", str(tmp_path / "c.vital"), "--fast", "--draws", "1"]) == 0
     assert "closest of 6 candidates" in capsys.readouterr().out
+
+
+def test_a_studio_match_is_saved_as_it_sounds_with_bank_tables_effects_and_refinement(tmp_path, tiny_studio, studio_space):
+    """Whatever the matcher keeps (the model's candidate, a training sample, a library preset with effects,
+    each refined), the saved .vital loads in Vita and renders the sound the matcher scored."""
+    import vita
+
+    from agents.library import PresetLibrary
+    from agents.neighbours import DatasetNeighbours
+    from agents.supervised.checkpoint import load_model, read_config
+    from vital_gym.features import MelConfig
+    from vital_gym.preset import PresetCodec
+    from vital_gym.render import RenderConfig
+
+    dataset, checkpoint = tiny_studio
+    model, space, meta = load_model(checkpoint)
+    render, observation = RenderConfig.from_dict(read_config(checkpoint)["render"]), MelConfig.from_dict(meta["observation"])
+    x = studio_space.defaults()
+    for name, value in (("chorus_on", 1.0), ("reverb_on", 1.0), ("delay_on", 1.0), ("osc_1_wavetable", 0.5)):
+        x[studio_space.index[name]] = value
+    with_effects = PresetCodec(studio_space).to_preset(x, name="effects")
+    (tmp_path / "library").mkdir()
+    with_effects.save(tmp_path / "library" / "effects.vital")
+    library = PresetLibrary.index([tmp_path / "library"], render, observation, cache_dir=tmp_path / "cache")
+    neighbours = DatasetNeighbours.build(dataset, model, space, observation)
+    bank = {t.name for t in studio_space.wavetables}
+    target = Renderer(render).render(with_effects, 60).audio
+    matchers = {
+        "model": Matcher(checkpoint, neighbours=False),
+        "data": Matcher(checkpoint, neighbours=neighbours, neighbour_count=2),
+        "library": Matcher(checkpoint, neighbours=neighbours, library=library, library_shortlist=1),
+    }
+    for label, matcher in matchers.items():
+        for budget in (0, 4):
+            result = matcher.match(target, 60, draws=1, refine_budget=budget)
+            paths = matcher.write(result, tmp_path / f"{label}-{budget}.vital")
+            saved = Preset.load(paths[0])
+            assert vita.Synth().load_preset(str(paths[0])), label
+            again = Renderer(matcher.render_config).render(saved, 60, result.velocity).audio
+            assert np.abs(again - result.render).max() < 1e-4, (label, budget)
+            assert {t["name"] for t in saved.settings["wavetables"]} <= bank, label
+    assert result.library_preset is not None and result.distance < 1e-3  # the library preset itself, effects and all
+    assert all(saved.settings[f"{e}_on"] == 1.0 for e in ("chorus", "reverb", "delay"))
