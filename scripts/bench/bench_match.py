@@ -4,6 +4,7 @@
     python scripts/bench/bench_match.py --config supervised_cpu_hypotheses   # 8 hypotheses
     python scripts/bench/bench_match.py --checkpoint agents/models/core_cpu --n 20    # the shipped model
     python scripts/bench/bench_match.py --checkpoint agents/models/core_cpu --library --presets ../shared/presets   # as vital-gym match runs
+    python scripts/bench/bench_match.py --checkpoint agents/models/core_cpu --library --fast --presets ../shared/presets   # vital-gym match --fast
 
 Without ``--checkpoint`` the network of ``--config`` (default ``configs/train/supervised_cpu.yaml``) is
 built with random weights and saved to a temporary checkpoint: its predictions mean nothing, but its cost
@@ -11,7 +12,8 @@ is the trained model's. Targets are renders of random core presets at MIDI 48/60
 median and worst time of a match (pitch estimate, log-mel, network, decoding, a Vita render and a
 spectral distance per candidate: the K hypotheses and ``--draws`` drawn presets per hypothesis, rendered
 on ``--workers`` threads, ranked on screening renders unless ``--no-screen``; then the closest
-rendered exactly; with ``--library``, the shipped preset library's shortlist rendered beside them) and its
+rendered exactly; with ``--library``, the shipped preset library's shortlist rendered beside them, and a model folder's
+dataset index's nearest samples where it has one) and its
 stages, and the machine's speed at rendering: the median time of a Vita
 render of Vital's init preset (the model's note and lengths, one thread; about 40 ms on the machines
 where ``../shared/FACTS.md`` was measured), so that figures from different machines can be set side by side.
@@ -35,7 +37,7 @@ import torch
 import yaml
 
 from agents.library import shipped_library_dir
-from agents.match import DEFAULT_DRAWS, Matcher
+from agents.match import DEFAULT_DRAWS, FAST, Matcher
 from agents.supervised.checkpoint import save_checkpoint
 from agents.supervised.model import ModelConfig, SoundMatcher
 from vital_gym.audio import estimate_midi_note
@@ -65,7 +67,7 @@ def main() -> None:
     ap.add_argument("--config", default="supervised_cpu", help="training config (name or YAML) whose model is timed with random weights")
     ap.add_argument("--n", type=int, default=10)
     ap.add_argument("--threads", type=int, default=2, help="torch threads")
-    ap.add_argument("--draws", type=int, default=DEFAULT_DRAWS, help="presets drawn per hypothesis (as vital-gym match --draws)")
+    ap.add_argument("--draws", type=int, help=f"presets drawn per hypothesis (as vital-gym match --draws; default {DEFAULT_DRAWS})")
     ap.add_argument("--workers", type=int, default=None, help="render threads (default: one per core, at most 4)")
     ap.add_argument("--no-screen", action="store_true", help="rank candidates on exact renders (Matcher(screen=False))")
     ap.add_argument(
@@ -74,8 +76,15 @@ def main() -> None:
     ap.add_argument("--no-critic", dest="critic", action="store_false", help="time the matcher without a critic")
     ap.add_argument("--library", action="store_true", help="with the shipped preset library, as vital-gym match runs by default")
     ap.add_argument("--library-shortlist", type=int, default=None, help="library presets rendered per target (default: the matcher's)")
+    ap.add_argument("--neighbours", type=int, default=None, help="dataset samples rendered per target, for a model with an index (default: the matcher's)")
+    ap.add_argument("--fast", action="store_true", help="as vital-gym match --fast (agents.match.FAST), where not given")
     ap.add_argument("--presets", help="a folder of .vital files whose renders at note 60 are the targets (default: random core presets)")
     args = ap.parse_args()
+    if args.fast:
+        args.draws = FAST["draws"] if args.draws is None else args.draws
+        args.library_shortlist = FAST["library_shortlist"] if args.library_shortlist is None else args.library_shortlist
+        args.neighbours = FAST["neighbours"] if args.neighbours is None else args.neighbours
+    args.draws = DEFAULT_DRAWS if args.draws is None else args.draws
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
         checkpoint = args.checkpoint
@@ -88,7 +97,13 @@ def main() -> None:
         t = time.perf_counter()
         library = [shipped_library_dir()] if args.library else None
         matcher = Matcher(
-            checkpoint, render_workers=args.workers, screen=not args.no_screen, critic=args.critic, library=library, library_shortlist=args.library_shortlist
+            checkpoint,
+            render_workers=args.workers,
+            screen=not args.no_screen,
+            critic=args.critic,
+            library=library,
+            library_shortlist=args.library_shortlist,
+            neighbour_count=args.neighbours,
         )
         load_s = time.perf_counter() - t
         space, codec = matcher.space, PresetCodec(matcher.space)
@@ -130,6 +145,8 @@ def main() -> None:
         f"model: {params / 1e6:.2f}M parameters, {k} hypotheses x (1 + {args.draws} draws), {len(matcher.candidate_renderers)} render threads, {'screening' if matcher.screen else 'exact'} ranking ({'random weights' if args.checkpoint is None else args.checkpoint}); load {load_s:.2f} s"
     )
     library = f", a library of {len(matcher.library)} presets ({matcher.library_shortlist} rendered per target)" if matcher.library else ""
+    if matcher.neighbours is not None:
+        library += f", a dataset index of {len(matcher.neighbours)} samples ({matcher.neighbour_count} rendered per target)"
     print(f"match of a 2 s target, {len(targets)} targets{library}: median {statistics.median(total):.3f} s, worst {max(total):.3f} s")
     for name, v in stages.items():
         print(f"  {name:28s} {1000 * statistics.median(v):7.1f} ms")
