@@ -353,6 +353,8 @@ class RLPolicy:
         if not (folder / "config.json").is_file():
             raise FileNotFoundError(f"no saved policy at {folder} (vital-gym ppo writes best/ and last/)")
         meta = json.loads((folder / "config.json").read_text())
+        if meta["env_kwargs"].get("mode", "one_shot") != "one_shot":
+            raise ValueError(f"policy {folder} refines a preset step by step: compare it with CMA-ES by scripts/bench/eval_refine_agent.py")
         self.env = VitalMatchEnv(**{**meta["env_kwargs"], "targets": "random"})  # its spaces and log-mel settings
         if self.env.space.fingerprint != codec.space.fingerprint:
             raise ValueError(f"policy {folder} acts in space '{self.env.space.name}', not '{codec.space.name}'")

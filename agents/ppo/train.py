@@ -1,10 +1,15 @@
-"""PPO (or an sb3-contrib algorithm) on one-shot ``VitalMatch-v0``, warm-started from the supervised model.
+"""PPO (or an sb3-contrib algorithm) on ``VitalMatch-v0``, warm-started from the supervised model.
 
     vital-gym ppo --config ppo --checkpoint runs/sup/best -o runs/ppo
     vital-gym ppo --config ppo --checkpoint none -o runs/ppo-scratch                       # from scratch
     vital-gym ppo --checkpoint runs/sup/best --targets audio:data/voice -o runs/ppo-voice  # out-of-domain
     vital-gym ppo --targets dataset:core -o runs/ppo-dataset   # a dataset config's presets (sources, archetypes) as targets
+    vital-gym ppo --config ppo_refine -o runs/ppo-refine      # the refine-mode agent, from the matcher's choice
     tensorboard --logdir runs
+
+One-shot envs train :class:`~agents.ppo.policy.SoundMatcherPolicy` (the supervised network as the actor);
+refine-mode envs train :class:`~agents.ppo.refine.RefinePolicy`, whose episodes start from ``start``'s
+matcher choice (:class:`~agents.ppo.refine.MatcherStart`) and are evaluated over whole episodes.
 
 Hyperparameters are rl-baselines3-zoo-style YAML (``configs/rl/*.yaml``, shipped as ``ppo`` and ``trpo``: one block per env id). Training
 runs ``n_envs`` environments in ``SubprocVecEnv`` workers (forkserver). With ``group_size`` G > 1, every G
@@ -42,6 +47,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv
 
 from agents.ppo.buffers import GroupRolloutBuffer
 from agents.ppo.policy import SoundMatcherPolicy
+from agents.ppo.refine import MatcherStart, RefinePolicy
 from agents.supervised.checkpoint import read_config, without_encoder_file
 from agents.supervised.model import ModelConfig
 from vital_gym.envs import VitalMatchEnv
@@ -74,6 +80,7 @@ class RLConfig:
     eval_every: int = 2048
     vec: str = "subproc"  # or "dummy" (one process), or "ray" (Ray actors: agents/ppo/ray_vec_env.py)
     ray_address: str | None = None  # with vec "ray": the cluster to join (None: start Ray here, or RAY_ADDRESS's)
+    start: str | None = None  # refine mode: a model folder whose matcher choice starts each episode (None: the base preset)
     seed: int = 0
     out: str = "runs/ppo"
 
@@ -97,8 +104,19 @@ class RLConfig:
             raise ValueError(f"vec {self.vec!r}: one of {VEC_ENVS}")
         if self.group_size < 1 or self.n_envs % self.group_size:
             raise ValueError(f"group_size={self.group_size} must be at least 1 and divide n_envs={self.n_envs}")
-        if self.group_size > 1 and self.env_kwargs.get("mode", "one_shot") != "one_shot":
+        if self.group_size > 1 and self.refine:
             raise ValueError("group_size > 1 needs one-step episodes: env_kwargs mode 'one_shot'")
+        if self.start and not self.refine:
+            raise ValueError("start names where refine episodes begin: it needs env_kwargs mode 'refine'")
+
+    @property
+    def refine(self) -> bool:
+        return self.env_kwargs.get("mode", "one_shot") == "refine"
+
+
+def policy_class(env_kwargs: dict[str, Any]) -> type[SoundMatcherPolicy] | type[RefinePolicy]:
+    """The policy an env of ``env_kwargs`` is played by: one-shot, the supervised actor; refine, the refiner."""
+    return RefinePolicy if env_kwargs.get("mode", "one_shot") == "refine" else SoundMatcherPolicy
 
 
 def train_and_eval_targets(targets: Any, held_out_every: int, env_kwargs: dict[str, Any]) -> tuple[Any, Any]:
@@ -159,18 +177,28 @@ def make_eval_env(env_kwargs: dict[str, Any], targets: Any, n: int) -> VitalMatc
 
 
 def evaluate(model: BaseAlgorithm, env: VitalMatchEnv) -> tuple[dict[str, float], np.ndarray | None]:
-    """Mean reward and spectral distance over the fixed targets with the policy's mean action."""
+    """Over the fixed targets, acting with the policy's mean: the mean return and final spectral distance;
+    refine episodes also the start's distance and the best distance seen (the start included)."""
     env.targets.k = 0
-    rewards, distances, image = [], [], None
+    returns, distances, starts, bests, image = [], [], [], [], None
     for k in range(len(env.targets.targets)):
-        obs, _ = env.reset(seed=k)
-        action, _ = model.predict(obs, deterministic=True)
-        _, reward, _, _, info = env.step(action)
-        rewards.append(reward)
+        obs, info = env.reset(seed=k)
+        start = best = info.get("spectral_distance", np.inf)
+        done, total = False, 0.0
+        while not done:
+            action, _ = model.predict(obs, deterministic=True)
+            obs, reward, terminated, truncated, info = env.step(action)
+            total, best, done = total + reward, min(best, info["spectral_distance"]), terminated or truncated
+        returns.append(total)
         distances.append(info["spectral_distance"])
+        starts.append(start)
+        bests.append(best)
         if k == 0:
             image = env.render()
-    return {"mean_reward": float(np.mean(rewards)), "spectral_distance": float(np.mean(distances))}, image
+    metrics = {"mean_reward": float(np.mean(returns)), "spectral_distance": float(np.mean(distances))}
+    if env.mode == "refine":
+        metrics.update(start_distance=float(np.mean(starts)), best_distance=float(np.mean(bests)))
+    return metrics, image
 
 
 class RewardTermsCallback(BaseCallback):
@@ -239,6 +267,8 @@ def save_policy(folder: Path, model: BaseAlgorithm, config: RLConfig, source: di
         "timesteps": model.num_timesteps,
         "metrics": metrics,
         "warm_start": config.policy_kwargs.get("checkpoint"),  # provenance: the supervised model it started from
+        "start": config.start,  # refine mode: the matcher whose choice starts each episode
+        "held_out_every": config.held_out_every,  # which files of a folder evaluation held out
         "seed": config.seed,
     }
     (folder / "config.json").write_text(json.dumps(meta, indent=2, default=str))
@@ -253,9 +283,17 @@ def load_policy(folder: str | Path, env: Any, device: str = "cpu") -> BaseAlgori
     meta = json.loads((folder / "config.json").read_text())
     algo = algorithms()[meta["algo"]]
     # The rollout size only matters for training; a loaded policy is for acting (or for training anew).
-    model = algo(SoundMatcherPolicy, env, policy_kwargs=meta["policy_kwargs"], device=device, n_steps=2, batch_size=2)
+    model = algo(policy_class(meta["env_kwargs"]), env, policy_kwargs=meta["policy_kwargs"], device=device, n_steps=2, batch_size=2)
     load_model(model.policy, str(folder / "policy.safetensors"), device=device)
     return model
+
+
+def env_start(config: RLConfig) -> dict[str, Any]:
+    """The env argument ``start`` of a refine run that starts from a matcher's choice (else nothing)."""
+    if not config.start:
+        return {}
+    render = RenderConfig.from_dict(config.env_kwargs.get("render"))
+    return {"start": MatcherStart(config.start, render.midi_note, render.velocity)}
 
 
 def make_env_fn(env_kwargs: dict[str, Any], targets: Any, seed: int) -> Callable[[], VitalMatchEnv]:
@@ -308,7 +346,7 @@ def train(config: RLConfig, log=print, progress: bool = False) -> dict[str, Any]
     a progress bar of the environment steps."""
     config.check()
     out = Path(config.out)
-    env_kwargs = dict(config.env_kwargs)
+    env_kwargs = {**config.env_kwargs, **env_start(config)}
     check_observation(config.policy_kwargs, env_kwargs)
     train_targets, eval_targets = train_and_eval_targets(env_kwargs.pop("targets", "random"), config.held_out_every, env_kwargs)
     # The envs' seeds are theirs alone (the algorithm is not given a seed, which would reseed them
@@ -319,17 +357,16 @@ def train(config: RLConfig, log=print, progress: bool = False) -> dict[str, Any]
     policy_kwargs = dict(config.policy_kwargs)
     if not policy_kwargs.get("checkpoint"):  # from scratch: the architecture for the env's space
         policy_kwargs.setdefault("space", config.env_kwargs.get("space", "core"))
-    policy_kwargs.setdefault("midi_note", RenderConfig.from_dict(env_kwargs.get("render")).midi_note)  # the env's note
+    if not config.refine:
+        policy_kwargs.setdefault("midi_note", RenderConfig.from_dict(env_kwargs.get("render")).midi_note)  # the env's note
     algo = algorithms()[config.algo]
     set_random_seed(config.seed)  # python, numpy, torch: the policy's draws and its new weights
     groups = {"rollout_buffer_class": GroupRolloutBuffer, "rollout_buffer_kwargs": {"group_size": config.group_size}} if config.group_size > 1 else {}
-    model = algo(SoundMatcherPolicy, venv, policy_kwargs=policy_kwargs, device="auto", **groups, **config.hyperparams)
+    model = algo(policy_class(env_kwargs), venv, policy_kwargs=policy_kwargs, device="auto", **groups, **config.hyperparams)
     # What rebuilds this policy without the checkpoint, its distribution included (a default may change).
-    source = {
-        **policy_source(policy_kwargs, config.env_kwargs),
-        "midi_note": policy_kwargs["midi_note"],
-        "action_distribution": model.policy.action_distribution,
-    }
+    source = policy_source(policy_kwargs, config.env_kwargs)
+    if not config.refine:
+        source.update(midi_note=policy_kwargs["midi_note"], action_distribution=model.policy.action_distribution)
     save = lambda name, metrics: save_policy(out / name, model, config, source, metrics)  # noqa: E731
     evaluator = HeldOutEvalCallback(eval_env, config.eval_every, save)
     # TensorBoard under OUT/tb; a custom logger also keeps learn() from configuring its own.

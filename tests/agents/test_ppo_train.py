@@ -79,10 +79,11 @@ def test_ppo_from_scratch_and_trpo_run(tmp_path, tiny_space_file):
     assert np.isfinite(train(config, log=lambda *_: None)["after"]["mean_reward"])
 
 
-@pytest.mark.parametrize("name", ["ppo", "trpo"])
-def test_shipped_rl_configs_parse(name):
+@pytest.mark.parametrize("name, algo", [("ppo", "ppo"), ("trpo", "trpo"), ("ppo_refine", "ppo")])
+def test_shipped_rl_configs_parse(name, algo):
     config = RLConfig.from_yaml(find_config("rl", name))
-    assert config.algo == name and config.env_kwargs["space"] == "core"
+    assert config.algo == algo and config.env_kwargs["space"] == "core"
+    assert config.refine == (name == "ppo_refine") and bool(config.start) == config.refine
 
 
 def test_bad_rl_config_is_named(tmp_path):

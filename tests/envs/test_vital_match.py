@@ -220,3 +220,23 @@ def test_sb3_subproc_vec_env(tiny_space):
         assert rewards.shape == (2,) and dones.all() and "spectral_distance" in infos[0]
     finally:
         envs.close()
+
+
+def test_a_refine_episode_starts_where_start_says(make_env, tiny_space):
+    from gymnasium.utils.env_checker import check_env
+
+    chosen = tiny_space.sample(np.random.default_rng(3))
+    seen = []
+
+    def start(target):
+        seen.append(target.name)
+        return chosen
+
+    env = make_env(mode="refine", refine_action="delta", start=start)
+    check_env(env, skip_render_check=True)
+    _, info = env.reset(seed=0)
+    assert np.array_equal(info["params"], env.codec.canonical(chosen)) and seen[-1] == env.target.name
+    plain = make_env(mode="refine")
+    assert np.array_equal(plain.reset(seed=0)[1]["params"], plain.codec.from_preset(plain.codec.base))
+    with pytest.raises(ValueError, match="the start's parameter vector has shape"):
+        make_env(mode="refine", start=lambda target: chosen[:-1]).reset(seed=0)

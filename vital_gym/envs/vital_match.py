@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -41,7 +42,8 @@ class VitalMatchEnv(gym.Env):
     ## Reward
     ``score = clap_weight * CLAP similarity - spectral_weight * multi-resolution STFT distance`` (see
     :mod:`vital_gym.rewards`). One-shot: the score of the render. Refine: the score's improvement over
-    the previous step (the episode starts from the base preset, Vital's init preset by default).
+    the previous step (the episode starts from ``start``'s preset, by default the base preset, Vital's
+    init preset unless the space names another; ``reset``'s info holds the start's terms and ``params``).
     ``info`` holds every term, the rendered preset (``info["preset"]``, a :class:`Preset` that
     ``.save()`` writes as a ``.vital``), its parameter vector, the render's status, and with
     ``return_audio=True`` the audio.
@@ -55,7 +57,9 @@ class VitalMatchEnv(gym.Env):
     * ``targets``: ``"random"`` (presets drawn from the space), ``"presets:DIR"`` (``.vital`` files),
       ``"audio:DIR"`` (wav/flac/ogg), or a ``TargetSource``.
     * ``mode``: ``"one_shot"`` or ``"refine"``; ``max_steps``, ``refine_action``, ``delta_scale``,
-      ``success_distance`` for refine episodes.
+      ``success_distance`` for refine episodes; ``start``: a callable that gives each refine episode's
+      first parameter vector from its :class:`~vital_gym.targets.Target` (e.g. a trained matcher's
+      choice, :class:`agents.ppo.refine.MatcherStart`), None for the base preset.
     * ``reward``: :class:`RewardConfig` fields (weights, FFT sizes, CLAP checkpoint).
     * ``render``: :class:`RenderConfig` fields (note, velocity, lengths, sample rate, channels, phase,
       reset policy); ``observation``: :class:`MelConfig` fields.
@@ -80,6 +84,7 @@ class VitalMatchEnv(gym.Env):
         return_audio: bool = False,
         render_mode: str | None = None,
         clap: ClapEmbedder | None = None,
+        start: Callable[[Target], np.ndarray] | None = None,
     ):
         if mode not in ("one_shot", "refine"):
             raise ValueError(f"mode={mode!r}: use 'one_shot' or 'refine'")
@@ -98,6 +103,7 @@ class VitalMatchEnv(gym.Env):
         self.refine_action, self.delta_scale = refine_action, float(delta_scale)
         self.success_distance = float(success_distance)
         self.return_audio, self.render_mode = return_audio, render_mode
+        self.start = start
 
         self.renderer = Renderer(self.render_config)
         self.features = spectrogram(self.mel_config, self.render_config.sample_rate)
@@ -136,10 +142,11 @@ class VitalMatchEnv(gym.Env):
         if self.target.params is not None:
             info["target_params"] = self.target.params.copy()
         if self.mode == "refine":
-            self._params = self.codec.from_preset(self.codec.base)
+            start = self.codec.from_preset(self.codec.base) if self.start is None else self.start(self.target)
+            self._params = self.codec.canonical(self.space.check_vector(start, "the start's parameter vector"))
             result, terms = self._evaluate(self._params)
             self._score = terms.score
-            info.update(terms.as_info())
+            info.update(terms.as_info(), params=self._params.copy())
         return self._observation(), info
 
     def step(self, action: np.ndarray):
