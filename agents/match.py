@@ -314,7 +314,7 @@ class Matcher:
             if found_distance < distance:
                 best = found[int(np.argmin(neighbour_distances))]
                 codec, x, rendered, distance, neighbour = best.codec, best.x, found_rendered, found_distance, best.sample
-                origin = f"From the training data: sample {best.sample} of {self.neighbours.dataset or 'the model dataset'}\n\n"
+                origin = f"From the training data: sample {best.sample} of {self.neighbours.dataset or 'its dataset'}\n\n"
         if self.library is not None and self.library_shortlist and select:
             entries = self.library.shortlist(target, note, self.library_shortlist)
             _, library_rendered, library_distance, library_distances = render_closest(

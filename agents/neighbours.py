@@ -62,6 +62,7 @@ class DatasetNeighbours:
         samples: np.ndarray,
         space: ParameterSpace,
         dataset: str = "",
+        seed: int | None = None,
     ):
         if not len(embeddings) == len(params) == len(notes) == len(bases) == len(samples) or not len(samples):
             raise ValueError("a dataset index needs one embedding, parameter vector, note, base and index per sample, and a sample")
@@ -70,6 +71,7 @@ class DatasetNeighbours:
         self.embeddings = torch.from_numpy(np.asarray(embeddings, dtype=np.float32))
         self.params, self.notes, self.bases = params, notes.astype(np.int64), bases.astype(np.int64)
         self.base_files, self.samples, self.space, self.dataset = list(base_files), samples.astype(np.int64), space, dataset
+        self.seed = seed  # the dataset's seed: a benchmark refuses an index of its synthetic set's
         self.codec = PresetCodec(space)
         self.note_values = np.unique(self.notes)
         self._codecs: dict[int, PresetCodec | None] = {}  # base -> its codec, read when first needed
@@ -133,6 +135,7 @@ class DatasetNeighbours:
             arrays["index"],
             space,
             str(folder),
+            int(manifest.config.get("seed", -1)),
         )
 
     def save(self, path: str | Path) -> Path:
@@ -151,6 +154,7 @@ class DatasetNeighbours:
                 index=self.samples,
                 space_fingerprint=np.array(self.space.fingerprint),
                 dataset=np.array(self.dataset),
+                seed=np.array(-1 if self.seed is None else self.seed),
             )
         return path
 
@@ -178,6 +182,7 @@ class DatasetNeighbours:
             arrays["index"][keep],
             space,
             str(arrays["dataset"]),
+            int(arrays["seed"]),
         )
 
     def nearest(self, embedding: torch.Tensor, midi_note: int, k: int = DEFAULT_NEIGHBOURS) -> list[Neighbour]:

@@ -280,6 +280,7 @@ class Supervised:
         library: bool = False,
         render_workers: int | None = None,
         neighbours: bool = False,
+        test_seed: int = TEST_SEED,
     ):
         from agents.library import shipped_library_dir
         from agents.match import Matcher
@@ -295,6 +296,8 @@ class Supervised:
             neighbours=neighbours,
         )
         self.library, self.neighbours = library, neighbours
+        if neighbours and self.matcher.neighbours.seed == test_seed:
+            raise ValueError(f"the dataset index of {checkpoint} was made with the synthetic test set's seed {test_seed}: it holds the test presets")
         if self.matcher.space.fingerprint != codec.space.fingerprint:
             raise ValueError(f"checkpoint {checkpoint} was trained on space '{self.matcher.space.name}', not '{codec.space.name}'")
         self.refine_budget, self.seed, self.select, self.draws = refine_budget, seed, select, draws if select else 0

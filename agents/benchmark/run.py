@@ -169,6 +169,7 @@ def build_methods(config: BenchmarkConfig, codec: PresetCodec, render: RenderCon
                         library,
                         config.render_workers,
                         neighbours,
+                        config.synthetic_seed,
                     )
                 )
             elif name == "ppo":

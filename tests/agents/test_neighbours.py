@@ -44,6 +44,7 @@ def test_each_sample_is_its_own_nearest_neighbour_and_the_index_round_trips(tiny
     np.testing.assert_allclose(index.params, data["params"], atol=1e-3)  # float16
     again = DatasetNeighbours.load(index.save(tmp_path / "n.npz"), index.space)
     assert np.array_equal(again.samples, index.samples) and torch.equal(again.embeddings, index.embeddings)
+    assert again.seed == index.seed == tiny_config().seed
     model = load_model(tiny_checkpoint)[0].eval()
     with torch.no_grad():
         embeddings = embed(model, torch.from_numpy(dequantise(data["logmel"]))[:, None])
@@ -150,6 +151,9 @@ def test_the_benchmark_method_takes_the_model_folders_index(tiny_checkpoint, tin
     method = Supervised(model, tiny_codec, neighbours=True)
     assert method.name == "supervised+neighbours" and "nearest the target by sound of the 12 of its dataset index" in method.description
     assert Supervised(model, tiny_codec).matcher.neighbours is None  # the model alone stays alone
+    seed = tiny_config().seed  # an index of the synthetic test set's seed would hold its items
+    with pytest.raises(ValueError, match=f"synthetic test set's seed {seed}"):
+        Supervised(model, tiny_codec, neighbours=True, test_seed=seed)
     data = load_all(tiny_dataset)
     i = int(np.argmax(data["midi_note"] == 60))
     target = method.matcher.renderer.render(method.matcher.codec.to_preset(method.matcher.neighbours.params[i].astype(np.float32)), 60).audio
