@@ -218,7 +218,7 @@ class Matcher:
         hypotheses and ``pool_draws`` rounds of draws."""
         if draws < 0:
             raise ValueError(f"draws={draws}: must be >= 0")
-        logmel = torch.from_numpy(dequantise(quantise(self.mel(target))))[None, None].to(self.device)  # as the data stores it
+        logmel = self._logmel(target)
         note = torch.tensor([float(midi_note)], device=self.device)
         tokens = self.model.encoder(logmel)
         z, scores, log_spread = self.model.decoder.predictive(tokens, note)
@@ -357,8 +357,11 @@ class Matcher:
     def embedding(self, target: np.ndarray) -> torch.Tensor:
         """``(D,)``: the model's view of ``target`` ``(1, samples)`` that the dataset index compares
         (:func:`agents.neighbours.embed` of its log-mel, quantised as the data stores it)."""
-        logmel = torch.from_numpy(dequantise(quantise(self.mel(target))))[None, None].to(self.device)
-        return embed(self.model, logmel)[0].cpu()
+        return embed(self.model, self._logmel(target))[0].cpu()
+
+    def _logmel(self, target: np.ndarray) -> torch.Tensor:
+        """``(1, 1, mels, frames)``: the network's input for ``target``, its log-mel quantised as the data stores it."""
+        return torch.from_numpy(dequantise(quantise(self.mel(target))))[None, None].to(self.device)
 
     def refine(
         self,

@@ -215,7 +215,6 @@ class PresetCodec:
         self._control_params = [(i, p) for i, p in enumerate(space.parameters) if p.is_control]
         self._lfo_params = [(i, p.lfo_index) for i, p in enumerate(space.parameters) if p.lfo_index is not None]
         self._wavetable_params = [(i, p.wavetable_index) for i, p in enumerate(space.parameters) if p.wavetable_index is not None]
-        self.keep_base = keep_base
         self.base_vector: np.ndarray | None = None  # with keep_base: the base's encoding; a value equal to it keeps the base's setting
         self._base_routes: list[int] = []  # with keep_base: the base's modulation index of slot k's route
         self._route_dims = np.array([space.index[f"mod_{k}_{c}"] for k in range(1, space.modulation.slots + 1) for c in ("source", "destination")], dtype=int)
@@ -254,8 +253,8 @@ class PresetCodec:
                 if not kept[i]:
                     tables[osc] = bank.vital(entry)
         if self.space.modulation.slots:
-            if self.keep_base and kept[self._route_dims].all():
-                self._write_amounts(x, settings)
+            if self.base_vector is not None and kept[self._route_dims].all():
+                self._write_amounts(x, kept, settings)
             else:
                 self._write_slots(x, settings)
         return Preset.from_dict(data, name=name)
@@ -264,13 +263,13 @@ class PresetCodec:
         """Per parameter: does ``x`` hold the base's own encoding there (always False without keep_base)?"""
         if self.base_vector is None:
             return np.zeros(len(self.space), dtype=bool)
-        return np.asarray(x, dtype=np.float32) == self.base_vector.astype(np.float32)
+        return x == self.base_vector  # both float32: check_vector's and from_preset's
 
-    def _write_amounts(self, x: np.ndarray, settings: dict[str, Any]) -> None:
-        """The base's routing kept; each slot's amount written to the base modulation it encodes."""
+    def _write_amounts(self, x: np.ndarray, kept: np.ndarray, settings: dict[str, Any]) -> None:
+        """The base's routing kept; each moved slot amount written to the base modulation it encodes."""
         for slot, k in enumerate(self._base_routes, start=1):
             i = self.space.index[f"mod_{slot}_amount"]
-            if x[i] != self.base_vector[i]:
+            if not kept[i]:
                 settings[f"modulation_{k + 1}_amount"] = self.space.parameters[i].denormalize(float(x[i]))
 
     def _table_entry(self, preset: Preset, osc: int) -> int:

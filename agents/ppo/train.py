@@ -111,12 +111,17 @@ class RLConfig:
 
     @property
     def refine(self) -> bool:
-        return self.env_kwargs.get("mode", "one_shot") == "refine"
+        return refines(self.env_kwargs)
+
+
+def refines(env_kwargs: dict[str, Any]) -> bool:
+    """Does an env of ``env_kwargs`` play refine episodes (else one-shot ones)?"""
+    return env_kwargs.get("mode", "one_shot") == "refine"
 
 
 def policy_class(env_kwargs: dict[str, Any]) -> type[SoundMatcherPolicy] | type[RefinePolicy]:
     """The policy an env of ``env_kwargs`` is played by: one-shot, the supervised actor; refine, the refiner."""
-    return RefinePolicy if env_kwargs.get("mode", "one_shot") == "refine" else SoundMatcherPolicy
+    return RefinePolicy if refines(env_kwargs) else SoundMatcherPolicy
 
 
 def train_and_eval_targets(targets: Any, held_out_every: int, env_kwargs: dict[str, Any]) -> tuple[Any, Any]:
@@ -176,28 +181,41 @@ def make_eval_env(env_kwargs: dict[str, Any], targets: Any, n: int) -> VitalMatc
     return env
 
 
+@dataclass
+class Episode:
+    """One episode played with the policy's mean action."""
+
+    start: dict[str, Any]  # reset's info (refine: the start's terms and parameters)
+    ret: float  # the sum of its rewards
+    distance: float  # the last render's spectral distance
+    best: float  # the closest render's (a refine episode's start included)
+
+
+def play(model: BaseAlgorithm, env: VitalMatchEnv, seed: int) -> Episode:
+    """Reset ``env`` with ``seed`` and act with ``model``'s mean action until the episode ends."""
+    obs, start = env.reset(seed=seed)
+    best, total, done = start.get("spectral_distance", np.inf), 0.0, False
+    while not done:
+        action, _ = model.predict(obs, deterministic=True)
+        obs, reward, terminated, truncated, info = env.step(action)
+        total, best, done = total + reward, min(best, info["spectral_distance"]), terminated or truncated
+    return Episode(start, total, info["spectral_distance"], best)
+
+
 def evaluate(model: BaseAlgorithm, env: VitalMatchEnv) -> tuple[dict[str, float], np.ndarray | None]:
     """Over the fixed targets, acting with the policy's mean: the mean return and final spectral distance;
     refine episodes also the start's distance and the best distance seen (the start included)."""
     env.targets.k = 0
-    returns, distances, starts, bests, image = [], [], [], [], None
+    episodes, image = [], None
     for k in range(len(env.targets.targets)):
-        obs, info = env.reset(seed=k)
-        start = best = info.get("spectral_distance", np.inf)
-        done, total = False, 0.0
-        while not done:
-            action, _ = model.predict(obs, deterministic=True)
-            obs, reward, terminated, truncated, info = env.step(action)
-            total, best, done = total + reward, min(best, info["spectral_distance"]), terminated or truncated
-        returns.append(total)
-        distances.append(info["spectral_distance"])
-        starts.append(start)
-        bests.append(best)
+        episodes.append(play(model, env, k))
         if k == 0:
             image = env.render()
-    metrics = {"mean_reward": float(np.mean(returns)), "spectral_distance": float(np.mean(distances))}
+    metrics = {"mean_reward": float(np.mean([e.ret for e in episodes])), "spectral_distance": float(np.mean([e.distance for e in episodes]))}
     if env.mode == "refine":
-        metrics.update(start_distance=float(np.mean(starts)), best_distance=float(np.mean(bests)))
+        metrics.update(
+            start_distance=float(np.mean([e.start["spectral_distance"] for e in episodes])), best_distance=float(np.mean([e.best for e in episodes]))
+        )
     return metrics, image
 
 
@@ -288,12 +306,13 @@ def load_policy(folder: str | Path, env: Any, device: str = "cpu") -> BaseAlgori
     return model
 
 
-def env_start(config: RLConfig) -> dict[str, Any]:
-    """The env argument ``start`` of a refine run that starts from a matcher's choice (else nothing)."""
-    if not config.start:
+def env_start(start: str | None, env_kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The env argument ``start`` of a refine run that starts from the choice of the matcher in folder
+    ``start``, at the note and velocity of ``env_kwargs``' renders (nothing for None)."""
+    if not start:
         return {}
-    render = RenderConfig.from_dict(config.env_kwargs.get("render"))
-    return {"start": MatcherStart(config.start, render.midi_note, render.velocity)}
+    render = RenderConfig.from_dict(env_kwargs.get("render"))
+    return {"start": MatcherStart(start, render.midi_note, render.velocity)}
 
 
 def make_env_fn(env_kwargs: dict[str, Any], targets: Any, seed: int) -> Callable[[], VitalMatchEnv]:
@@ -346,7 +365,7 @@ def train(config: RLConfig, log=print, progress: bool = False) -> dict[str, Any]
     a progress bar of the environment steps."""
     config.check()
     out = Path(config.out)
-    env_kwargs = {**config.env_kwargs, **env_start(config)}
+    env_kwargs = {**config.env_kwargs, **env_start(config.start, config.env_kwargs)}
     check_observation(config.policy_kwargs, env_kwargs)
     train_targets, eval_targets = train_and_eval_targets(env_kwargs.pop("targets", "random"), config.held_out_every, env_kwargs)
     # The envs' seeds are theirs alone (the algorithm is not given a seed, which would reseed them

@@ -21,25 +21,9 @@ from pathlib import Path
 import numpy as np
 
 from agents.benchmark.metrics import mean_ci95
-from agents.ppo.refine import MatcherStart
-from agents.ppo.train import load_policy, make_eval_env, train_and_eval_targets
+from agents.ppo.train import env_start, load_policy, make_eval_env, play, refines, train_and_eval_targets
 from agents.refine import refine
 from vital_gym.render import Renderer
-
-
-def agent_best(model, env, k: int, steps: int) -> tuple[np.ndarray, float, float]:
-    """The start's parameters and distance, and the closest the agent comes in ``steps`` steps, on
-    evaluation target ``k``."""
-    env.targets.k, env.max_steps = k, steps
-    obs, info = env.reset(seed=k)
-    x0, start = info["params"], info["spectral_distance"]
-    best = start
-    done = False
-    while not done:
-        action, _ = model.predict(obs, deterministic=True)
-        obs, _, terminated, truncated, info = env.step(action)
-        best, done = min(best, info["spectral_distance"]), terminated or truncated
-    return x0, start, best
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -52,12 +36,10 @@ def main(argv: list[str] | None = None) -> int:
     folder = Path(args.policy)
     meta = json.loads((folder / "config.json").read_text())
     env_kwargs = dict(meta["env_kwargs"])
-    if env_kwargs.get("mode") != "refine":
+    if not refines(env_kwargs):
         raise SystemExit(f"{folder}: not a refine-mode policy (its env's mode is {env_kwargs.get('mode', 'one_shot')!r})")
     _, eval_targets = train_and_eval_targets(env_kwargs.pop("targets", "random"), meta.get("held_out_every", 4), env_kwargs)
-    env = make_eval_env({**env_kwargs, "success_distance": 0.0}, eval_targets, args.n)
-    if meta.get("start"):
-        env.start = MatcherStart(meta["start"], env.render_config.midi_note, env.render_config.velocity)
+    env = make_eval_env({**env_kwargs, **env_start(meta.get("start"), env_kwargs), "success_distance": 0.0}, eval_targets, args.n)
     model = load_policy(folder, env)
     renderer = Renderer(env.render_config)
     n = len(env.targets.targets)
@@ -67,11 +49,14 @@ def main(argv: list[str] | None = None) -> int:
     for budget in args.budgets:
         starts, agent, cma = [], [], []
         for k in range(n):
-            x0, start, best = agent_best(model, env, k, budget)
-            cfg = env.render_config
-            searched = refine(env.target.audio, x0, env.codec, renderer, cfg.midi_note, cfg.velocity, budget, seed=args.seed + k, start_distance=start)
+            env.targets.k, env.max_steps = k, budget  # target k, played for ``budget`` steps
+            episode = play(model, env, k)
+            cfg, start = env.render_config, episode.start["spectral_distance"]
+            searched = refine(
+                env.target.audio, episode.start["params"], env.codec, renderer, cfg.midi_note, cfg.velocity, budget, seed=args.seed + k, start_distance=start
+            )
             starts.append(start)
-            agent.append(best)
+            agent.append(episode.best)
             cma.append(searched.distance)
         diff, half = mean_ci95(np.array(agent) - np.array(cma))
         print(f"| {budget} | {np.mean(starts):.3f} | {np.mean(cma):.3f} | {np.mean(agent):.3f} | {diff:+.3f} ± {half:.3f} |", flush=True)
