@@ -88,6 +88,12 @@ def dequantise(stored: np.ndarray) -> np.ndarray:
     return np.asarray(stored).astype(np.float32) / 255.0
 
 
+def as_stored(features: Any) -> Any:
+    """A tensor of features in ``[0, 1]`` at the 256 levels a shard stores, ``dequantise(quantise(x))`` on any
+    device: what a model trained on the data reads, whichever front end computed the features."""
+    return (features * 255.0).round() / 255.0
+
+
 def read_shard(path: str | Path, fields: tuple[str, ...] | None = None) -> dict[str, np.ndarray]:
     """The shard's arrays, or only ``fields`` (an .npz member is read only when asked for)."""
     with np.load(path, allow_pickle=False) as data:

@@ -41,6 +41,7 @@ from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from torch import nn
 
+from agents.dataset.shards import as_stored
 from agents.ppo.distributions import LayoutDistribution
 from agents.supervised.checkpoint import load_model
 from agents.supervised.model import ModelConfig, SoundMatcher
@@ -61,7 +62,9 @@ def build_matcher(checkpoint: str | None, model: dict[str, Any] | None, space: s
 
 
 class SoundMatcherEncoder(BaseFeaturesExtractor):
-    """Log-mel observation ``(B, 1, n_mels, frames)`` -> flattened patch tokens ``(B, N * E)``."""
+    """Log-mel observation ``(B, 1, n_mels, frames)`` -> flattened patch tokens ``(B, N * E)``. The encoder
+    reads the observation at the 256 levels its training data stored, as the matcher does, so the policy's
+    first action is exactly the supervised model's prediction for the target."""
 
     def __init__(self, observation_space: gym.spaces.Box, encoder: nn.Module):
         with torch.no_grad():
@@ -71,7 +74,7 @@ class SoundMatcherEncoder(BaseFeaturesExtractor):
         self.num_tokens, self.token_dim = tokens.shape[1], tokens.shape[2]
 
     def forward(self, observations: torch.Tensor) -> torch.Tensor:
-        return self.encoder(observations).flatten(1)
+        return self.encoder(as_stored(observations)).flatten(1)
 
 
 class DecoderAndValue(nn.Module):

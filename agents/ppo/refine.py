@@ -3,8 +3,8 @@
 Refine mode (``mode="refine"``, ``refine_action="delta"``) observes the target's log-mel, the current
 preset's log-mel and its parameter vector, and acts with a change to the parameters; each step is one
 render, so an episode of ``max_steps`` steps spends as many renders as CMA-ES (:mod:`agents.refine`) with
-that budget. Episodes start where ``vital-gym match`` would start refining: :class:`MatcherStart` gives
-the env the closest of a trained model's candidates for the target.
+that budget. Episodes start where ``vital-gym match`` would start refining: :class:`~agents.ppo.start.MatcherStart`
+gives the env the closest of a trained model's candidates for the target.
 
 :class:`RefinePolicy` is an SB3 ``MultiInputActorCriticPolicy`` (built through its extension points):
 
@@ -26,7 +26,6 @@ the env the closest of a trained model's candidates for the target.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
 import gymnasium as gym
@@ -38,9 +37,9 @@ from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from torch import nn
 from torch.distributions import Normal
 
+from agents.dataset.shards import as_stored
 from agents.ppo.policy import build_matcher
 from vital_gym.params import Kind, ParameterSpace
-from vital_gym.targets import Target
 
 
 class RefineFeatures(BaseFeaturesExtractor):
@@ -55,8 +54,8 @@ class RefineFeatures(BaseFeaturesExtractor):
 
     def forward(self, observations: dict[str, torch.Tensor]) -> torch.Tensor:
         with torch.no_grad():
-            target = self.encoder(observations["target"]).mean(1)
-            current = self.encoder(observations["current"]).mean(1)
+            target = self.encoder(as_stored(observations["target"])).mean(1)
+            current = self.encoder(as_stored(observations["current"])).mean(1)
         return torch.cat([target, current, target - current, observations["params"]], dim=1)
 
 
@@ -147,30 +146,3 @@ def standing_still(space: ParameterSpace) -> tuple[np.ndarray, np.ndarray]:
             stay[s.slice] = -1.0
         discrete[s.slice] = p.kind in (Kind.CATEGORICAL, Kind.TOGGLE)
     return stay, discrete
-
-
-@dataclass
-class MatcherStart:
-    """A refine episode's start for its target: the closest by rendering of a trained model's hypotheses
-    (and ``draws`` drawn presets of each), played at ``midi_note`` and ``velocity``, in the model's space
-    over its base preset (the library and dataset samples are left out: their presets are not the env's).
-
-    Picklable: each process (a ``SubprocVecEnv`` worker) loads the model once, on its first episode."""
-
-    checkpoint: str
-    midi_note: int = 60
-    velocity: float = 0.7
-    draws: int = 0
-    _matcher: Any = field(default=None, init=False, repr=False, compare=False)
-
-    def __call__(self, target: Target) -> np.ndarray:
-        if self._matcher is None:
-            from agents.match import Matcher
-
-            self._matcher = Matcher(self.checkpoint, render_workers=1, neighbours=False)
-        for renderer in self._matcher.candidate_renderers:
-            renderer.start_fresh()  # the start depends on the target alone, not on the episodes before
-        return self._matcher.closest(target.audio, self.midi_note, self.velocity, draws=self.draws)[0]
-
-    def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "_matcher": None}  # the model is loaded again where the start is used

@@ -9,7 +9,9 @@
 
 One-shot envs train :class:`~agents.ppo.policy.SoundMatcherPolicy` (the supervised network as the actor);
 refine-mode envs train :class:`~agents.ppo.refine.RefinePolicy`, whose episodes start from ``start``'s
-matcher choice (:class:`~agents.ppo.refine.MatcherStart`) and are evaluated over whole episodes.
+matcher choice (:class:`~agents.ppo.start.MatcherStart`) and are evaluated over whole episodes. A one-shot
+run with ``start`` (and ``start_choice: top``, the supervised model's own choice) is rewarded with the
+improvement over that choice's score instead of the score itself.
 
 Hyperparameters are rl-baselines3-zoo-style YAML (``configs/rl/*.yaml``, shipped as ``ppo`` and ``trpo``: one block per env id). Training
 runs ``n_envs`` environments in ``SubprocVecEnv`` workers (forkserver). With ``group_size`` G > 1, every G
@@ -47,7 +49,8 @@ from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv
 
 from agents.ppo.buffers import GroupRolloutBuffer
 from agents.ppo.policy import SoundMatcherPolicy
-from agents.ppo.refine import MatcherStart, RefinePolicy
+from agents.ppo.refine import RefinePolicy
+from agents.ppo.start import START_CHOICES, MatcherStart
 from agents.supervised.checkpoint import read_config, without_encoder_file
 from agents.supervised.model import ModelConfig
 from vital_gym.envs import VitalMatchEnv
@@ -80,7 +83,8 @@ class RLConfig:
     eval_every: int = 2048
     vec: str = "subproc"  # or "dummy" (one process), or "ray" (Ray actors: agents/ppo/ray_vec_env.py)
     ray_address: str | None = None  # with vec "ray": the cluster to join (None: start Ray here, or RAY_ADDRESS's)
-    start: str | None = None  # refine mode: a model folder whose matcher choice starts each episode (None: the base preset)
+    start: str | None = None  # a model folder whose choice starts refine episodes / is one-shot rewards' reference
+    start_choice: str = "closest"  # the start: "closest" of the model's hypotheses by rendering, or its "top"-scored one
     seed: int = 0
     out: str = "runs/ppo"
 
@@ -106,8 +110,8 @@ class RLConfig:
             raise ValueError(f"group_size={self.group_size} must be at least 1 and divide n_envs={self.n_envs}")
         if self.group_size > 1 and self.refine:
             raise ValueError("group_size > 1 needs one-step episodes: env_kwargs mode 'one_shot'")
-        if self.start and not self.refine:
-            raise ValueError("start names where refine episodes begin: it needs env_kwargs mode 'refine'")
+        if self.start_choice not in START_CHOICES:
+            raise ValueError(f"start_choice {self.start_choice!r}: one of {START_CHOICES}")
 
     @property
     def refine(self) -> bool:
@@ -285,7 +289,8 @@ def save_policy(folder: Path, model: BaseAlgorithm, config: RLConfig, source: di
         "timesteps": model.num_timesteps,
         "metrics": metrics,
         "warm_start": config.policy_kwargs.get("checkpoint"),  # provenance: the supervised model it started from
-        "start": config.start,  # refine mode: the matcher whose choice starts each episode
+        "start": config.start,  # the matcher whose choice starts each episode (refine) or is the reward's reference
+        "start_choice": config.start_choice,
         "held_out_every": config.held_out_every,  # which files of a folder evaluation held out
         "seed": config.seed,
     }
@@ -306,13 +311,13 @@ def load_policy(folder: str | Path, env: Any, device: str = "cpu") -> BaseAlgori
     return model
 
 
-def env_start(start: str | None, env_kwargs: dict[str, Any]) -> dict[str, Any]:
-    """The env argument ``start`` of a refine run that starts from the choice of the matcher in folder
-    ``start``, at the note and velocity of ``env_kwargs``' renders (nothing for None)."""
+def env_start(start: str | None, env_kwargs: dict[str, Any], choice: str = "closest") -> dict[str, Any]:
+    """The env argument ``start``: the ``choice`` of the matcher in folder ``start``, at the note and velocity
+    of ``env_kwargs``' renders (nothing for None)."""
     if not start:
         return {}
     render = RenderConfig.from_dict(env_kwargs.get("render"))
-    return {"start": MatcherStart(start, render.midi_note, render.velocity)}
+    return {"start": MatcherStart(start, render.midi_note, render.velocity, choice=choice)}
 
 
 def make_env_fn(env_kwargs: dict[str, Any], targets: Any, seed: int) -> Callable[[], VitalMatchEnv]:
@@ -365,7 +370,7 @@ def train(config: RLConfig, log=print, progress: bool = False) -> dict[str, Any]
     a progress bar of the environment steps."""
     config.check()
     out = Path(config.out)
-    env_kwargs = {**config.env_kwargs, **env_start(config.start, config.env_kwargs)}
+    env_kwargs = {**config.env_kwargs, **env_start(config.start, config.env_kwargs, config.start_choice)}
     check_observation(config.policy_kwargs, env_kwargs)
     train_targets, eval_targets = train_and_eval_targets(env_kwargs.pop("targets", "random"), config.held_out_every, env_kwargs)
     # The envs' seeds are theirs alone (the algorithm is not given a seed, which would reseed them

@@ -39,7 +39,9 @@ def main(argv: list[str] | None = None) -> int:
     if not refines(env_kwargs):
         raise SystemExit(f"{folder}: not a refine-mode policy (its env's mode is {env_kwargs.get('mode', 'one_shot')!r})")
     _, eval_targets = train_and_eval_targets(env_kwargs.pop("targets", "random"), meta.get("held_out_every", 4), env_kwargs)
-    env = make_eval_env({**env_kwargs, **env_start(meta.get("start"), env_kwargs), "success_distance": 0.0}, eval_targets, args.n)
+    env = make_eval_env(
+        {**env_kwargs, **env_start(meta.get("start"), env_kwargs, meta.get("start_choice", "closest")), "success_distance": 0.0}, eval_targets, args.n
+    )
     model = load_policy(folder, env)
     renderer = Renderer(env.render_config)
     n = len(env.targets.targets)

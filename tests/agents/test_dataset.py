@@ -10,7 +10,7 @@ import torch
 
 from agents.dataset import DatasetConfig, InterleavedDatasets, Manifest, ShardDataset, generate, read_shard
 from agents.dataset.generate import SampleMaker
-from agents.dataset.shards import shard_name
+from agents.dataset.shards import as_stored, dequantise, quantise, shard_name
 from tests.conftest import TINY_SPACE
 
 
@@ -323,3 +323,10 @@ def test_logmel_augmentation_adds_a_noise_floor_and_colour_reproducibly(referenc
     clean = [x["logmel"] for x in ShardDataset(reference[0], seed=3)]
     assert all(torch.equal(x, y) for x, y in zip(a, b)) and not all(torch.equal(x, y) for x, y in zip(a, clean))
     assert all(float(x.min()) >= 0.0 and float(x.max()) <= 1.0 for x in a)
+
+
+def test_a_tensor_as_stored_is_what_the_shard_gives_back():
+    features = np.random.default_rng(0).uniform(0, 1, (2, 32, 9)).astype(np.float32)
+    features[0, 0, :3] = [0.5 / 255, 1.5 / 255, 1.0]  # ties round to even, as numpy does
+    stored = as_stored(torch.from_numpy(features)).numpy()
+    assert np.array_equal(stored, dequantise(quantise(features))) and not np.array_equal(stored, features)

@@ -3,6 +3,7 @@ import pytest
 import torch
 from stable_baselines3 import PPO
 
+from agents.dataset.shards import as_stored
 from agents.ppo import SoundMatcherPolicy
 from agents.supervised.checkpoint import load_model
 from agents.supervised.model import SoundMatcher
@@ -42,8 +43,8 @@ def test_policy_acts_as_the_supervised_network_at_the_env_note(tiny_env, tiny_sp
         model.policy.mlp_extractor.decoder.note_proj.weight.copy_(weight)
     obs = torch.stack([torch.from_numpy(tiny_env.reset(seed=s)[0]) for s in range(3)])
     with torch.no_grad():
-        expected = SoundMatcher.actions(supervised(obs, torch.full((3,), 48.0)))
-        assert not torch.allclose(expected, SoundMatcher.actions(supervised(obs, torch.full((3,), 60.0))), atol=1e-3)
+        expected = SoundMatcher.actions(supervised(as_stored(obs), torch.full((3,), 48.0)))  # read as the data stores it
+        assert not torch.allclose(expected, SoundMatcher.actions(supervised(as_stored(obs), torch.full((3,), 60.0))), atol=1e-3)
         dist = model.policy.get_distribution(obs)
     # The deterministic action decodes into exactly the supervised prediction.
     assert np.array_equal(decoded(tiny_space, mode(model.policy, obs)), decoded(tiny_space, expected))
@@ -126,7 +127,7 @@ def test_ppo_starts_from_the_best_scored_hypothesis_and_its_spread(tiny_env, tin
     supervised, _, _ = load_model(folder)
     obs = torch.stack([torch.from_numpy(tiny_env.reset(seed=s)[0]) for s in range(3)])
     with torch.no_grad():
-        z, scores, log_spread = supervised.predictive(obs, torch.full((3,), 60.0))
+        z, scores, log_spread = supervised.predictive(as_stored(obs), torch.full((3,), 60.0))
         best = torch.arange(3), scores.argmax(1)
         dist = model.policy.get_distribution(obs)
     continuous = dist.continuous_dims

@@ -2,13 +2,12 @@
 its training, saving and comparison with CMA-ES."""
 
 import json
-import pickle
 
 import numpy as np
 import pytest
 
-from agents.match import Matcher
-from agents.ppo.refine import MatcherStart, RefinePolicy, standing_still
+from agents.ppo.refine import RefinePolicy, standing_still
+from agents.ppo.start import MatcherStart
 from agents.ppo.train import RLConfig, load_policy, train
 from tests.agents.test_dataset import tiny_config
 from tests.agents.test_ppo_train import tiny_space_file  # noqa: F401  (fixture)
@@ -21,15 +20,6 @@ def refine_env(space, checkpoint, **kwargs) -> VitalMatchEnv:
     render = {**config.render, "midi_note": 60}
     start = MatcherStart(str(checkpoint), 60, 0.7)
     return VitalMatchEnv(space=space, mode="refine", refine_action="delta", render=render, observation=config.observation, start=start, **kwargs)
-
-
-def test_the_matcher_start_is_the_matchers_choice_and_survives_pickling(tiny_checkpoint, tiny_space):
-    env = refine_env(tiny_space, tiny_checkpoint)
-    env.reset(seed=0)
-    start = pickle.loads(pickle.dumps(env.start))  # as a SubprocVecEnv worker receives it
-    assert start._matcher is None
-    expected = Matcher(tiny_checkpoint, render_workers=1, neighbours=False).closest(env.target.audio, 60, 0.7, draws=0)[0]
-    assert np.array_equal(start(env.target), expected) and np.array_equal(env.start(env.target), expected)
 
 
 def test_the_refine_policy_stands_still_until_it_learns_and_explores_the_continuous_values(tiny_checkpoint, tiny_space):
@@ -108,5 +98,5 @@ def test_refine_mode_trains_from_the_matcher_saves_reloads_and_is_compared_with_
     assert module.main(["--policy", str(tmp_path / "run" / "last"), "--n", "2", "--budgets", "2", "3"]) == 0
     table = capsys.readouterr().out
     assert "| 2 |" in table and "| 3 |" in table and "agent - CMA-ES" in table
-    with pytest.raises(ValueError, match="needs env_kwargs mode 'refine'"):
-        RLConfig(start=str(tiny_checkpoint)).check()
+    with pytest.raises(ValueError, match="start_choice 'best'"):
+        RLConfig(start=str(tiny_checkpoint), start_choice="best").check()

@@ -240,3 +240,21 @@ def test_a_refine_episode_starts_where_start_says(make_env, tiny_space):
     assert np.array_equal(plain.reset(seed=0)[1]["params"], plain.codec.from_preset(plain.codec.base))
     with pytest.raises(ValueError, match="the start's parameter vector has shape"):
         make_env(mode="refine", start=lambda target: chosen[:-1]).reset(seed=0)
+
+
+def test_a_one_shot_start_makes_the_reward_the_improvement_over_it(make_env, tiny_space):
+    from gymnasium.utils.env_checker import check_env
+
+    chosen = tiny_space.sample(np.random.default_rng(3))
+    env, plain = make_env(start=lambda target: chosen), make_env()
+    check_env(env, skip_render_check=True)
+    _, info = env.reset(seed=0)
+    plain.reset(seed=0)
+    assert np.array_equal(info["params"], env.codec.canonical(chosen)) and "spectral_distance" in info
+    action = np.random.default_rng(1).uniform(-1, 1, env.action_space.shape).astype(np.float32)
+    _, reward, terminated, _, stepped = env.step(action)
+    _, score, *_ = plain.step(action)
+    assert terminated and reward == pytest.approx(score - info["score"], abs=1e-5) and abs(reward) > 1e-3
+    env.reset(seed=0)
+    _, reward, *_ = env.step(tiny_space.vector_to_action(env.codec.canonical(chosen)))
+    assert reward == pytest.approx(0.0, abs=1e-5)  # the start itself earns nothing

@@ -41,9 +41,11 @@ class VitalMatchEnv(gym.Env):
 
     ## Reward
     ``score = clap_weight * CLAP similarity - spectral_weight * multi-resolution STFT distance`` (see
-    :mod:`vital_gym.rewards`). One-shot: the score of the render. Refine: the score's improvement over
-    the previous step (the episode starts from ``start``'s preset, by default the base preset, Vital's
-    init preset unless the space names another; ``reset``'s info holds the start's terms and ``params``).
+    :mod:`vital_gym.rewards`). One-shot: the score of the render; with ``start``, the score's improvement
+    over the start's render (a per-target baseline: e.g. the supervised model's own choice). Refine: the
+    score's improvement over the previous step (the episode starts from ``start``'s preset, by default the
+    base preset, Vital's init preset unless the space names another). With a start, ``reset``'s info holds
+    the start's terms and ``params``.
     ``info`` holds every term, the rendered preset (``info["preset"]``, a :class:`Preset` that
     ``.save()`` writes as a ``.vital``), its parameter vector, the render's status, and with
     ``return_audio=True`` the audio.
@@ -57,9 +59,11 @@ class VitalMatchEnv(gym.Env):
     * ``targets``: ``"random"`` (presets drawn from the space), ``"presets:DIR"`` (``.vital`` files),
       ``"audio:DIR"`` (wav/flac/ogg), or a ``TargetSource``.
     * ``mode``: ``"one_shot"`` or ``"refine"``; ``max_steps``, ``refine_action``, ``delta_scale``,
-      ``success_distance`` for refine episodes; ``start``: a callable that gives each refine episode's
-      first parameter vector from its :class:`~vital_gym.targets.Target` (e.g. a trained matcher's
-      choice, :class:`agents.ppo.refine.MatcherStart`), None for the base preset.
+      ``success_distance`` for refine episodes; ``start``: a callable that gives a parameter vector
+      from each episode's :class:`~vital_gym.targets.Target` (e.g. a trained matcher's choice,
+      :class:`agents.ppo.start.MatcherStart`): a refine episode's first preset (None: the base preset), a
+      one-shot episode's reference score (None: the reward is the score itself). One render more per
+      one-shot episode.
     * ``reward``: :class:`RewardConfig` fields (weights, FFT sizes, CLAP checkpoint).
     * ``render``: :class:`RenderConfig` fields (note, velocity, lengths, sample rate, channels, phase,
       reset policy); ``observation``: :class:`MelConfig` fields.
@@ -141,7 +145,7 @@ class VitalMatchEnv(gym.Env):
         info: dict[str, Any] = {"target": self.target.name}
         if self.target.params is not None:
             info["target_params"] = self.target.params.copy()
-        if self.mode == "refine":
+        if self.mode == "refine" or self.start is not None:
             start = self.codec.from_preset(self.codec.base) if self.start is None else self.start(self.target)
             self._params = self.codec.canonical(self.space.check_vector(start, "the start's parameter vector"))
             result, terms = self._evaluate(self._params)
@@ -156,7 +160,8 @@ class VitalMatchEnv(gym.Env):
         result, terms = self._evaluate(params)
         self._steps += 1
         if self.mode == "one_shot":
-            reward, terminated, truncated = terms.score, True, False
+            reward = terms.score if self.start is None else terms.score - self._score
+            terminated, truncated = True, False
         else:
             reward, self._score = terms.score - self._score, terms.score
             terminated = terms.spectral_distance < self.success_distance
