@@ -23,6 +23,15 @@ exactly the parameters the supervised network predicts.
 As SB3's own distributions wrap a torch one, :class:`LayoutDistribution` wraps :class:`Layout`, a
 ``torch.distributions.Distribution`` built from torch's ``Categorical``, ``Bernoulli`` and ``Normal``; its
 KL divergence is registered with ``torch.distributions.kl``, which TRPO's trust region needs.
+
+A network of K hypotheses says K presets per sound and scores them. :class:`HypothesesDistribution`
+(wrapping :class:`HypothesisMixture`) is the mixture of their layouts weighted by ``softmax(scores)``: an
+action first picks a hypothesis, then draws from its layout, and its log-probability is the mixture's,
+``logsumexp_k(log softmax(scores)_k + log p_k(a))``. Its mode is the best-scored hypothesis' layout mode
+(the supervised prediction again), and PPO's gradient reaches the scores: the choice among hypotheses,
+which the supervised loss trained on parameter closeness, is learnt from the reward. The mixture has no
+closed-form entropy or KL divergence (SB3 then estimates the entropy from log-probabilities; TRPO cannot
+use it).
 """
 
 from __future__ import annotations
@@ -168,4 +177,80 @@ class LayoutDistribution(Distribution):
 
     def log_prob_from_params(self, raw: torch.Tensor, log_std: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         actions = self.actions_from_params(raw, log_std)
+        return actions, self.log_prob(actions)
+
+
+class HypothesisMixture(torch.distributions.Distribution):
+    """Raw outputs ``(B, K, action_dim)``, continuous log standard deviations (``(B, K, action_dim)`` or
+    ``(action_dim,)``) and hypothesis scores ``(B, K)`` -> the mixture of the K hypotheses' :class:`Layout`
+    weighted by ``softmax(scores)``, a distribution over actions ``(B, action_dim)``."""
+
+    arg_constraints: dict = {}
+
+    def __init__(self, raw: torch.Tensor, log_std: torch.Tensor, scores: torch.Tensor, index: LayoutIndex):
+        if raw.dim() != 3 or scores.shape != raw.shape[:2]:
+            raise ValueError(f"raw outputs {tuple(raw.shape)} and scores {tuple(scores.shape)}: expected (B, K, action_dim) and (B, K)")
+        self.batch, self.k = raw.shape[:2]
+        flat = raw.flatten(0, 1)
+        self.components = Layout(flat, log_std.expand_as(raw).flatten(0, 1), index)  # (B * K) rows
+        self.choice = Categorical(logits=scores, validate_args=False)
+        super().__init__(raw.shape[:1], raw.shape[2:], validate_args=False)
+
+    def _of_choice(self, per_row: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+        """Row ``k[b]`` of each sound's K rows ``(B * K, action_dim)`` -> ``(B, action_dim)``."""
+        return per_row.view(self.batch, self.k, -1)[torch.arange(self.batch, device=k.device), k]
+
+    def log_prob(self, actions: torch.Tensor) -> torch.Tensor:
+        """``(B, action_dim)`` -> ``(B,)``, summed over the hypotheses that could have drawn each action."""
+        per_hypothesis = self.components.log_prob(actions.repeat_interleave(self.k, 0)).view(self.batch, self.k)
+        return torch.logsumexp(self.choice.logits + per_hypothesis, -1)
+
+    def sample(self, sample_shape: torch.Size = torch.Size()) -> torch.Tensor:
+        if sample_shape != torch.Size():
+            raise ValueError("HypothesisMixture draws one action per batch row")
+        with torch.no_grad():
+            return self._of_choice(self.components.sample(), self.choice.sample())
+
+    @property
+    def mode(self) -> torch.Tensor:
+        """The best-scored hypothesis' layout mode ``(B, action_dim)``."""
+        return self._of_choice(self.components.mode, self.choice.logits.argmax(-1))
+
+
+class HypothesesDistribution(Distribution):
+    """SB3's face of :class:`HypothesisMixture` over the action layout of ``space`` (module docstring)."""
+
+    def __init__(self, space: ParameterSpace):
+        super().__init__()
+        self.index = LayoutIndex(space)
+        self.distribution: HypothesisMixture | None = None
+
+    def proba_distribution_net(self, log_std_init: float = 0.0) -> nn.Parameter:
+        """The learnt shift of every continuous dimension's log standard deviation, ``(action_dim,)``."""
+        return nn.Parameter(torch.full((self.index.action_dim,), float(log_std_init)), requires_grad=True)
+
+    def proba_distribution(self, raw: torch.Tensor, log_std: torch.Tensor, scores: torch.Tensor) -> HypothesesDistribution:
+        """``raw`` ``(B, K, action_dim)``: every hypothesis' raw outputs; ``log_std``: their continuous log
+        standard deviations in action units, ``(B, K, action_dim)`` or ``(action_dim,)``; ``scores`` ``(B, K)``."""
+        self.distribution = HypothesisMixture(raw, log_std, scores, self.index)
+        return self
+
+    def log_prob(self, actions: torch.Tensor) -> torch.Tensor:
+        return self.distribution.log_prob(actions)
+
+    def entropy(self) -> None:
+        return None  # no closed form: SB3 estimates it as the mean negative log-probability
+
+    def sample(self) -> torch.Tensor:
+        return self.distribution.sample()
+
+    def mode(self) -> torch.Tensor:
+        return self.distribution.mode
+
+    def actions_from_params(self, raw: torch.Tensor, log_std: torch.Tensor, scores: torch.Tensor, deterministic: bool = False) -> torch.Tensor:
+        self.proba_distribution(raw, log_std, scores)
+        return self.get_actions(deterministic=deterministic)
+
+    def log_prob_from_params(self, raw: torch.Tensor, log_std: torch.Tensor, scores: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        actions = self.actions_from_params(raw, log_std, scores)
         return actions, self.log_prob(actions)

@@ -14,12 +14,17 @@ Built through SB3's extension points, nothing patched:
     continuous values from a Gaussian about ``tanh(z / 2)`` whose scale starts at the supervised spread
     heads (``DecoderConfig.spread``; a network without them starts at ``exp(log_std_init)``). PPO's
     gradient reaches the spread heads, so the exploration scale is learnt per sound.
+  - ``"hypotheses"``: :class:`~agents.ppo.distributions.HypothesesDistribution`, the mixture of every
+    hypothesis' layout distribution weighted by the softmax of the decoder's scores. The actor latent is
+    every hypothesis' raw outputs and continuous log standard deviations, and the scores,
+    ``(B, K * 2 * action_dim + K)``. Exploration also tries the other hypotheses, and PPO learns which one
+    to act with.
   - ``"gaussian"``: SB3's diagonal Gaussian over every action dimension. The actor latent is the action
     mean ``tanh(z / 2)`` ``(B, action_dim)``; ``_build`` sets SB3's ``action_net`` to the identity, and the
     log-std is one learnt value per dimension starting at ``log_std_init`` (default -2: std 0.14).
 
-  Either way, before any update the policy's deterministic action decodes to exactly the supervised
-  network's prediction (``tests/agents/test_ppo.py`` checks it).
+  Whichever, before any update the policy's deterministic action decodes to exactly the supervised
+  network's prediction, its best-scored hypothesis (``tests/agents/test_ppo.py`` checks it).
 
 A note-conditioned network (``DecoderConfig.note_conditioning``) is told ``midi_note``, the note the env
 plays its presets at (``vital-gym ppo`` passes the env's); ``play_at`` changes it (the benchmark's
@@ -42,12 +47,14 @@ from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from torch import nn
 
 from agents.dataset.shards import as_stored
-from agents.ppo.distributions import LayoutDistribution
+from agents.ppo.distributions import HypothesesDistribution, LayoutDistribution
 from agents.supervised.checkpoint import load_model
 from agents.supervised.model import ModelConfig, SoundMatcher
 from vital_gym.params import ParameterSpace
 
-ACTION_DISTRIBUTIONS = ("layout", "gaussian")
+# What the actor latent carries for each action distribution (DecoderAndValue's ``latent``).
+ACTOR_LATENTS = {"layout": "best", "hypotheses": "all", "gaussian": "mean"}
+ACTION_DISTRIBUTIONS = tuple(ACTOR_LATENTS)
 
 
 def build_matcher(checkpoint: str | None, model: dict[str, Any] | None, space: str | dict[str, Any] | None) -> tuple[SoundMatcher, ParameterSpace]:
@@ -78,29 +85,36 @@ class SoundMatcherEncoder(BaseFeaturesExtractor):
 
 
 class DecoderAndValue(nn.Module):
-    """SB3's ``mlp_extractor``. Actor latent: with ``raw``, the best-scored hypothesis' raw outputs and the
-    log standard deviations of its continuous values in action units ``(B, 2 * action_dim)`` (zeros
-    without spread heads); else its action mean ``(B, action_dim)``. Critic latent: pooled tokens' MLP."""
+    """SB3's ``mlp_extractor``. Actor latent, by ``latent``: ``"best"``, the best-scored hypothesis' raw
+    outputs and the log standard deviations of its continuous values in action units ``(B, 2 * action_dim)``
+    (zeros without spread heads); ``"all"``, the same of every hypothesis and their scores
+    ``(B, K * 2 * action_dim + K)``; ``"mean"``, the best-scored hypothesis' action mean ``(B, action_dim)``.
+    Critic latent: pooled tokens' MLP."""
 
-    def __init__(self, decoder: nn.Module, num_tokens: int, token_dim: int, action_dim: int, value_hidden: int = 256, midi_note: int = 60, raw: bool = False):
+    def __init__(
+        self, decoder: nn.Module, num_tokens: int, token_dim: int, action_dim: int, value_hidden: int = 256, midi_note: int = 60, latent: str = "mean"
+    ):
         super().__init__()
         self.decoder, self.num_tokens, self.token_dim, self.midi_note = decoder, num_tokens, token_dim, float(midi_note)
-        self.raw = raw
+        self.latent, self.num_hypotheses = latent, decoder.num_hypotheses
         self.value = nn.Sequential(nn.LayerNorm(token_dim), nn.Linear(token_dim, value_hidden), nn.Tanh(), nn.Linear(value_hidden, value_hidden), nn.Tanh())
-        self.latent_dim_pi, self.latent_dim_vf = (2 * action_dim if raw else action_dim), value_hidden
+        widths = {"mean": action_dim, "best": 2 * action_dim, "all": self.num_hypotheses * (2 * action_dim + 1)}
+        self.latent_dim_pi, self.latent_dim_vf = widths[latent], value_hidden
 
     def _tokens(self, features: torch.Tensor) -> torch.Tensor:
         return features.view(features.shape[0], self.num_tokens, self.token_dim)
 
     def forward_actor(self, features: torch.Tensor) -> torch.Tensor:
         notes = features.new_full((features.shape[0],), self.midi_note)
-        if not self.raw:
+        if self.latent == "mean":
             return SoundMatcher.actions(self.decoder(self._tokens(features), notes))
         z, scores, log_spread = self.decoder.predictive(self._tokens(features), notes)
-        best = torch.arange(z.shape[0], device=z.device), scores.argmax(1)
         # A spread is the standard deviation of a value in [0, 1]; the action 2 v - 1 has twice it.
-        log_std = log_spread[best] + math.log(2.0) if log_spread is not None else torch.zeros_like(z[best])
-        return torch.cat([z[best], log_std], 1)
+        log_std = log_spread + math.log(2.0) if log_spread is not None else torch.zeros_like(z)
+        if self.latent == "all":
+            return torch.cat([z.flatten(1), log_std.flatten(1), scores], 1)
+        best = torch.arange(z.shape[0], device=z.device), scores.argmax(1)
+        return torch.cat([z[best], log_std[best]], 1)
 
     def forward_critic(self, features: torch.Tensor) -> torch.Tensor:
         return self.value(self._tokens(features).mean(1))
@@ -155,8 +169,10 @@ class SoundMatcherPolicy(ActorCriticPolicy):
                 "(a checkpoint of another parameter space?)"
             )
         fx = self.features_extractor
-        raw = self.action_distribution == "layout"
-        self.mlp_extractor = DecoderAndValue(matcher.decoder, fx.num_tokens, fx.token_dim, self.action_space.shape[0], self.value_hidden, self.midi_note, raw)
+        latent = ACTOR_LATENTS[self.action_distribution]
+        self.mlp_extractor = DecoderAndValue(
+            matcher.decoder, fx.num_tokens, fx.token_dim, self.action_space.shape[0], self.value_hidden, self.midi_note, latent
+        )
 
     def play_at(self, midi_note: int) -> None:
         """Act for presets played at ``midi_note`` from now on (a note-conditioned network's input; the env
@@ -186,7 +202,7 @@ class SoundMatcherPolicy(ActorCriticPolicy):
             return
         # SB3's _build knows only its own distributions; this is the same build with the layout's.
         self._build_mlp_extractor()
-        self.action_dist = LayoutDistribution(self.space)
+        self.action_dist = LayoutDistribution(self.space) if self.action_distribution == "layout" else HypothesesDistribution(self.space)
         spread = self.mlp_extractor.decoder.spread_heads is not None
         self.log_std = self.action_dist.proba_distribution_net(log_std_init=0.0 if spread else self.log_std_init)
         self.action_net = nn.Identity()
@@ -196,5 +212,9 @@ class SoundMatcherPolicy(ActorCriticPolicy):
     def _get_action_dist_from_latent(self, latent_pi: torch.Tensor):
         if self.action_distribution == "gaussian":
             return super()._get_action_dist_from_latent(latent_pi)
-        raw, log_std = latent_pi.chunk(2, dim=1)
-        return self.action_dist.proba_distribution(raw, log_std + self.log_std)
+        if self.action_distribution == "layout":
+            raw, log_std = latent_pi.chunk(2, dim=1)
+            return self.action_dist.proba_distribution(raw, log_std + self.log_std)
+        k, d = self.mlp_extractor.num_hypotheses, self.action_space.shape[0]
+        raw, log_std, scores = latent_pi.split([k * d, k * d, k], dim=1)
+        return self.action_dist.proba_distribution(raw.view(-1, k, d), log_std.view(-1, k, d) + self.log_std, scores)

@@ -110,6 +110,8 @@ class RLConfig:
             raise ValueError(f"group_size={self.group_size} must be at least 1 and divide n_envs={self.n_envs}")
         if self.group_size > 1 and self.refine:
             raise ValueError("group_size > 1 needs one-step episodes: env_kwargs mode 'one_shot'")
+        if self.algo == "trpo" and self.policy_kwargs.get("action_distribution") == "hypotheses":
+            raise ValueError("TRPO's trust region needs a closed-form KL divergence: action_distribution 'hypotheses' has none (use 'layout')")
         if self.start_choice not in START_CHOICES:
             raise ValueError(f"start_choice {self.start_choice!r}: one of {START_CHOICES}")
 

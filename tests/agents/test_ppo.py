@@ -20,7 +20,7 @@ def tiny_env(tiny_space):
     return VitalMatchEnv(space=tiny_space, render=config.render, observation=config.observation)
 
 
-DISTRIBUTIONS = ["layout", "gaussian"]
+DISTRIBUTIONS = ["layout", "hypotheses", "gaussian"]
 
 
 def mode(policy: SoundMatcherPolicy, obs: torch.Tensor) -> torch.Tensor:
@@ -51,7 +51,7 @@ def test_policy_acts_as_the_supervised_network_at_the_env_note(tiny_env, tiny_sp
     if distribution == "gaussian":
         assert torch.allclose(dist.distribution.mean, expected, atol=1e-6)
         assert torch.allclose(dist.distribution.stddev, torch.full_like(expected, np.exp(-2.0)))
-    else:  # no spread heads in this network: continuous values start at exp(log_std_init)
+    elif distribution == "layout":  # no spread heads in this network: continuous values start at exp(log_std_init)
         continuous = dist.continuous_dims
         assert torch.allclose(dist.mean, expected[:, continuous], atol=1e-6)
         assert torch.allclose(dist.std, torch.full_like(dist.std, np.exp(-2.0)))
@@ -135,3 +135,23 @@ def test_ppo_starts_from_the_best_scored_hypothesis_and_its_spread(tiny_env, tin
     # A spread is the standard deviation of a value in [0, 1]; in action units it is twice that.
     assert torch.allclose(dist.std, 2 * log_spread[best][:, continuous].exp(), atol=1e-6)
     assert np.array_equal(decoded(tiny_space, dist.mode()), decoded(tiny_space, SoundMatcher.actions(z[best])))
+
+
+def test_the_hypotheses_mixture_learns_which_hypothesis_to_act_with(tiny_env, tiny_space, tmp_path):
+    from agents.supervised.checkpoint import save_checkpoint
+
+    torch.manual_seed(0)
+    folder = save_checkpoint(tmp_path / "k3", SoundMatcher(tiny_space, with_hypotheses(TINY_MODEL, 3)), TINY_SPACE)
+    moved = {}
+    for distribution in ("layout", "hypotheses"):
+        kwargs = {"checkpoint": str(folder), "midi_note": 60, "action_distribution": distribution}
+        model = PPO(SoundMatcherPolicy, tiny_env, policy_kwargs=kwargs, n_steps=8, batch_size=4, n_epochs=2, learning_rate=1e-3, seed=0, device="cpu")
+        obs = torch.stack([torch.from_numpy(tiny_env.reset(seed=s)[0]) for s in range(3)])
+        supervised, _, _ = load_model(folder)
+        with torch.no_grad():
+            z, scores, _ = supervised.predictive(as_stored(obs), torch.full((3,), 60.0))
+        assert np.array_equal(decoded(tiny_space, mode(model.policy, obs)), decoded(tiny_space, SoundMatcher.actions(z[torch.arange(3), scores.argmax(1)])))
+        head = model.policy.mlp_extractor.decoder.score_head.weight.detach().clone()
+        model.learn(total_timesteps=16)
+        moved[distribution] = not torch.equal(head, model.policy.mlp_extractor.decoder.score_head.weight)
+    assert moved == {"layout": False, "hypotheses": True}  # only the mixture's gradient reaches the scores

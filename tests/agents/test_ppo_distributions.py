@@ -3,7 +3,7 @@ import pytest
 import torch
 from torch.distributions import Bernoulli, Categorical, Normal
 
-from agents.ppo.distributions import LayoutDistribution
+from agents.ppo.distributions import HypothesesDistribution, LayoutDistribution
 from agents.supervised.model import SoundMatcher
 from vital_gym.params import Kind
 
@@ -107,3 +107,45 @@ def test_kl_divergence_is_zero_to_itself_and_the_sum_over_blocks(tiny_space, raw
     assert torch.allclose(kl_divergence(p, p), torch.zeros(5), atol=1e-6)
     expected = sum(kl_divergence(a, b) for (_, a), (_, b) in zip(reference(tiny_space, raw, log_std), reference(tiny_space, other, log_std - 0.5)))
     assert torch.allclose(kl_divergence(p, q), expected, atol=1e-4)
+
+
+@pytest.fixture
+def mixture_inputs(tiny_space) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Raw outputs ``(5, 3, D)``, log standard deviations and scores ``(5, 3)`` of three hypotheses."""
+    torch.manual_seed(2)
+    raw = torch.randn(5, 3, tiny_space.action_dim) * 2
+    return raw, torch.randn_like(raw) * 0.3 - 2, torch.randn(5, 3)
+
+
+def test_the_mixture_weighs_each_hypothesis_layout_by_its_score(tiny_space, mixture_inputs):
+    raw, log_std, scores = mixture_inputs
+    dist = HypothesesDistribution(tiny_space).proba_distribution(raw, log_std, scores)
+    actions = dist.sample()
+    per_hypothesis = torch.stack([LayoutDistribution(tiny_space).proba_distribution(raw[:, k], log_std[:, k]).log_prob(actions) for k in range(3)], 1)
+    expected = torch.logsumexp(torch.log_softmax(scores, 1) + per_hypothesis, 1)
+    assert torch.allclose(dist.log_prob(actions), expected, atol=1e-4) and dist.entropy() is None
+    best = scores.argmax(1)
+    modes = torch.stack([LayoutDistribution(tiny_space).proba_distribution(raw[:, k], log_std[:, k]).mode() for k in range(3)], 1)
+    assert torch.equal(dist.mode(), modes[torch.arange(5), best])  # the best-scored hypothesis' prediction
+
+
+def test_the_mixture_picks_hypotheses_with_the_scores_probabilities(tiny_space):
+    model = next(s for s in tiny_space.layout if s.kind is Kind.CATEGORICAL)
+    raw = torch.zeros(4000, 2, tiny_space.action_dim)
+    raw[:, 0, model.slice] = torch.tensor([30.0] + [0.0] * (model.stop - model.start - 1))  # hypothesis 0: option 0, surely
+    raw[:, 1, model.slice] = torch.tensor([0.0, 30.0] + [0.0] * (model.stop - model.start - 2))  # hypothesis 1: option 1
+    scores = torch.log(torch.tensor([[0.25, 0.75]])).expand(4000, 2)
+    torch.manual_seed(3)
+    actions = HypothesesDistribution(tiny_space).proba_distribution(raw, torch.full_like(raw, -2.0), scores).sample()
+    picked_second = (actions[:, model.slice].argmax(1) == 1).float().mean()
+    assert abs(picked_second.item() - 0.75) < 0.03
+
+
+def test_the_mixture_log_prob_reaches_the_scores(tiny_space, mixture_inputs):
+    raw, log_std, scores = mixture_inputs
+    scores = scores.clone().requires_grad_(True)
+    dist = HypothesesDistribution(tiny_space).proba_distribution(raw, log_std, scores)
+    dist.log_prob(dist.sample()).sum().backward()
+    assert scores.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="expected \\(B, K, action_dim\\) and \\(B, K\\)"):
+        HypothesesDistribution(tiny_space).proba_distribution(raw, log_std, scores[:, :2])

@@ -98,5 +98,3 @@ def test_refine_mode_trains_from_the_matcher_saves_reloads_and_is_compared_with_
     assert module.main(["--policy", str(tmp_path / "run" / "last"), "--n", "2", "--budgets", "2", "3"]) == 0
     table = capsys.readouterr().out
     assert "| 2 |" in table and "| 3 |" in table and "agent - CMA-ES" in table
-    with pytest.raises(ValueError, match="start_choice 'best'"):
-        RLConfig(start=str(tiny_checkpoint), start_choice="best").check()

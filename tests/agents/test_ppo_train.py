@@ -102,9 +102,11 @@ def test_bad_rl_config_is_named(tmp_path):
         ({"group_size": 0}, "at least 1"),
         ({"group_size": 2, "env_kwargs": {"mode": "refine"}}, "one-step episodes"),
         ({"vec": "threads"}, "vec 'threads'"),
+        ({"algo": "trpo", "policy_kwargs": {"action_distribution": "hypotheses"}}, "closed-form KL"),
+        ({"start_choice": "best"}, "start_choice 'best'"),
     ],
 )
-def test_bad_group_settings_are_named(changes, problem):
+def test_bad_settings_are_named(changes, problem):
     with pytest.raises(ValueError, match=problem):
         RLConfig(n_envs=2, **changes).check()
 
