@@ -183,7 +183,7 @@ def _curves(args: argparse.Namespace) -> int:
         labelled = _labelled(spec)
         if labelled is None:
             raise ValueError(f"--run {spec!r}: expected LABEL=FOLDER")
-        runs[labelled[0]] = read_history(labelled[1])
+        runs.setdefault(labelled[0], []).append(read_history(labelled[1]))  # one label, several seeds
     print(table(runs))
     print(f"wrote {plot(runs, args.out, args.title)}")
     return 0
@@ -597,7 +597,13 @@ def build_parser() -> argparse.ArgumentParser:
     ppo.add_argument("--n-eval", type=int, help="held-out targets per evaluation")
     _ray(ppo, "run the environments in Ray actors")
     curves = command(sub, "curves", "plot the held-out learning curves of PPO runs", _curves)
-    curves.add_argument("--run", action="append", required=True, metavar="LABEL=FOLDER", help="a finished run (repeat for several)")
+    curves.add_argument(
+        "--run",
+        action="append",
+        required=True,
+        metavar="LABEL=FOLDER",
+        help="a finished run (repeat for several; runs of one label are seeds, drawn as mean and range)",
+    )
     _out(curves, "the PNG to write")
     curves.add_argument("--title", default="PPO on VitalMatch-v0: held-out evaluation")
 

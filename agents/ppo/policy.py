@@ -8,13 +8,13 @@ Built through SB3's extension points, nothing patched:
   says of its best-scored hypothesis; the critic latent is an MLP on the mean-pooled tokens;
 * the action distribution (``action_distribution``):
 
-  - ``"layout"`` (default): :class:`~agents.ppo.distributions.LayoutDistribution`. The actor latent is
+  - ``"layout"``: :class:`~agents.ppo.distributions.LayoutDistribution`. The actor latent is
     the raw outputs ``z`` and the log standard deviations of the continuous values in action units
     ``(B, 2 * action_dim)``: categorical and on/off blocks are drawn from the network's own logits, the
     continuous values from a Gaussian about ``tanh(z / 2)`` whose scale starts at the supervised spread
     heads (``DecoderConfig.spread``; a network without them starts at ``exp(log_std_init)``). PPO's
     gradient reaches the spread heads, so the exploration scale is learnt per sound.
-  - ``"hypotheses"``: :class:`~agents.ppo.distributions.HypothesesDistribution`, the mixture of every
+  - ``"hypotheses"`` (default): :class:`~agents.ppo.distributions.HypothesesDistribution`, the mixture of every
     hypothesis' layout distribution weighted by the softmax of the decoder's scores. The actor latent is
     every hypothesis' raw outputs and continuous log standard deviations, and the scores,
     ``(B, K * 2 * action_dim + K)``. Exploration also tries the other hypotheses, and PPO learns which one
@@ -55,6 +55,7 @@ from vital_gym.params import ParameterSpace
 # What the actor latent carries for each action distribution (DecoderAndValue's ``latent``).
 ACTOR_LATENTS = {"layout": "best", "hypotheses": "all", "gaussian": "mean"}
 ACTION_DISTRIBUTIONS = tuple(ACTOR_LATENTS)
+DEFAULT_ACTION_DISTRIBUTION = "hypotheses"
 
 
 def build_matcher(checkpoint: str | None, model: dict[str, Any] | None, space: str | dict[str, Any] | None) -> tuple[SoundMatcher, ParameterSpace]:
@@ -137,7 +138,7 @@ class SoundMatcherPolicy(ActorCriticPolicy):
         value_hidden: int = 256,
         midi_note: int = 60,
         log_std_init: float = -2.0,
-        action_distribution: str = "layout",
+        action_distribution: str = DEFAULT_ACTION_DISTRIBUTION,
         ortho_init: bool = False,
         **kwargs: Any,
     ):

@@ -48,7 +48,7 @@ from stable_baselines3.common.utils import set_random_seed
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv
 
 from agents.ppo.buffers import GroupRolloutBuffer
-from agents.ppo.policy import SoundMatcherPolicy
+from agents.ppo.policy import DEFAULT_ACTION_DISTRIBUTION, SoundMatcherPolicy
 from agents.ppo.refine import RefinePolicy
 from agents.ppo.start import START_CHOICES, MatcherStart
 from agents.supervised.checkpoint import read_config, without_encoder_file
@@ -110,7 +110,7 @@ class RLConfig:
             raise ValueError(f"group_size={self.group_size} must be at least 1 and divide n_envs={self.n_envs}")
         if self.group_size > 1 and self.refine:
             raise ValueError("group_size > 1 needs one-step episodes: env_kwargs mode 'one_shot'")
-        if self.algo == "trpo" and self.policy_kwargs.get("action_distribution") == "hypotheses":
+        if self.algo == "trpo" and self.policy_kwargs.get("action_distribution", DEFAULT_ACTION_DISTRIBUTION) == "hypotheses":
             raise ValueError("TRPO's trust region needs a closed-form KL divergence: action_distribution 'hypotheses' has none (use 'layout')")
         if self.start_choice not in START_CHOICES:
             raise ValueError(f"start_choice {self.start_choice!r}: one of {START_CHOICES}")

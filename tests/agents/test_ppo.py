@@ -123,7 +123,8 @@ def test_ppo_starts_from_the_best_scored_hypothesis_and_its_spread(tiny_env, tin
         for head in network.decoder.spread_heads:
             head.weight.normal_(0.0, 0.5)
     folder = save_checkpoint(tmp_path / "k3", network, TINY_SPACE)
-    model = PPO(SoundMatcherPolicy, tiny_env, policy_kwargs={"checkpoint": str(folder), "midi_note": 60}, n_steps=4, batch_size=4, device="cpu")
+    kwargs = {"checkpoint": str(folder), "midi_note": 60, "action_distribution": "layout"}
+    model = PPO(SoundMatcherPolicy, tiny_env, policy_kwargs=kwargs, n_steps=4, batch_size=4, device="cpu")
     supervised, _, _ = load_model(folder)
     obs = torch.stack([torch.from_numpy(tiny_env.reset(seed=s)[0]) for s in range(3)])
     with torch.no_grad():

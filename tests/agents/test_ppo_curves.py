@@ -19,8 +19,20 @@ def test_curves_png_and_table(tmp_path, capsys):
     assert cli(["curves", "--run", f"warm={tmp_path / 'warm'}", "--run", f"scratch={tmp_path / 'scratch'}", "--out", str(out)]) == 0
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     printed = capsys.readouterr().out
-    assert "| warm | 1024 | -1.0000 | -0.8000 (at 512) | -0.9000 |" in printed
-    assert "| scratch | 1024 | -3.0000 | -2.0000 (at 1024) | -2.0000 |" in printed
+    assert "| warm | 1 | 1024 | -1.0000 | -0.8000 (at 512) | -0.9000 |" in printed
+    assert "| scratch | 1 | 1024 | -3.0000 | -2.0000 (at 1024) | -2.0000 |" in printed
+
+
+def test_runs_of_one_label_are_seeds_drawn_as_mean_and_range(tmp_path, capsys):
+    from agents.ppo.curves import curves, read_history
+
+    write_run(tmp_path / "s0", [-1.0, -0.8, -0.6])
+    write_run(tmp_path / "s1", [-1.0, -0.6, -0.4, -0.3])  # evaluated once more: only the common steps are drawn
+    out = tmp_path / "seeds.png"
+    assert cli(["curves", "--run", f"ppo={tmp_path / 's0'}", "--run", f"ppo={tmp_path / 's1'}", "--out", str(out)]) == 0
+    assert "| ppo | 2 | 1536 | -1.0000 ± 0.0000 | -0.4500 ± 0.2121 | -0.4500 ± 0.2121 |" in capsys.readouterr().out
+    steps, values = curves([read_history(tmp_path / "s0"), read_history(tmp_path / "s1")], "mean_reward")
+    assert steps.tolist() == [0, 512, 1024] and values.shape == (2, 3)
 
 
 @pytest.mark.parametrize("run", ["warm", "warm=", "=folder"])

@@ -76,6 +76,7 @@ def test_ppo_from_scratch_and_trpo_run(tmp_path, tiny_space_file):
     assert json.loads((tmp_path / "a" / "run" / "last" / "config.json").read_text())["warm_start"] is None
     config = rl_config(tmp_path / "b", tiny_space_file, None, "random")
     config.algo, config.hyperparams = "trpo", {"n_steps": 4, "batch_size": 4, "n_critic_updates": 1}
+    config.policy_kwargs["action_distribution"] = "layout"  # TRPO's trust region needs the layout's closed-form KL
     assert np.isfinite(train(config, log=lambda *_: None)["after"]["mean_reward"])
 
 
